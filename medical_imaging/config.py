@@ -1,0 +1,67 @@
+"""Training configuration of the imaging classifier (YAML -> this pydantic model)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from shared.config import StrictModel
+from shared.training import TrainerConfig
+
+
+class AugmentConfig(StrictModel):
+    """Augmentations that keep a finding's meaning: small geometry and intensity changes only.
+
+    Horizontal flips are off by default because laterality matters in many studies (a left-sided
+    finding is not a right-sided one); turn them on for images where it does not (dermoscopy).
+    """
+
+    enabled: bool = True
+    rotation_deg: float = Field(10.0, ge=0, le=45)
+    translate: float = Field(0.05, ge=0, le=0.3)
+    scale: tuple[float, float] = (0.9, 1.1)
+    brightness: float = Field(0.1, ge=0, le=1)
+    contrast: float = Field(0.1, ge=0, le=1)
+    hflip: bool = False
+
+
+class CalibrationConfig(StrictModel):
+    """How the operating point is chosen on validation data."""
+
+    temperature: bool = True
+    threshold_method: Literal["sensitivity", "youden"] = "sensitivity"
+    target_sensitivity: float = Field(0.95, gt=0, le=1)
+    low_confidence_margin: float = Field(0.1, ge=0, le=0.5)
+
+
+class MedicalImagingConfig(StrictModel):
+    """Everything `verticals train medical_imaging` needs.
+
+    Attributes:
+        backbone: Packaged `efficientnet_lite0`, any timm name (online), or `random:<timm name>`.
+        image_size: Side of the square model input; images are resized to it.
+        in_chans: 1 folds the pretrained RGB stem for grayscale input; 3 repeats gray to RGB.
+        positive_label: Class the threshold applies to (binary tasks); defaults to the last label.
+        class_balance: Weighted cross-entropy, a weighted sampler, or nothing.
+        tta: Average predictions over small shifts (and flips when `augment.hflip` allows them).
+        val_fraction, test_fraction: Held-out shares when the data has no split of its own.
+        max_images: Optional cap on training images (quick experiments; val/test untouched).
+    """
+
+    backbone: str = "efficientnet_lite0"
+    image_size: int = Field(64, ge=16, le=1024)
+    in_chans: Literal[1, 3] = 3
+    drop_rate: float = Field(0.2, ge=0, lt=1)
+    positive_label: str | None = None
+    class_balance: Literal["weighted_loss", "sampler", "none"] = "weighted_loss"
+    tta: bool = False
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.15, ge=0, lt=0.5)
+    max_images: int | None = Field(None, ge=4)
+    augment: AugmentConfig = AugmentConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
+    trainer: TrainerConfig = TrainerConfig(
+        epochs=6, batch_size=32, lr=1e-3, backbone_lr=2e-4, weight_decay=1e-4, freeze_backbone_epochs=1,
+        schedule="cosine", monitor="auc", monitor_mode="max", early_stopping_patience=3,
+    )

@@ -1,0 +1,93 @@
+"""The classifier: a timm backbone (pooled features) plus a linear head, wrapped as a training task.
+
+The task normalises [0, 1] pixels with ImageNet statistics, so augmentation, inference and
+Grad-CAM all feed it the same kind of tensor. Its `backbone` attribute lets the shared loop
+freeze the pretrained features for the first epochs and give them a lower learning rate.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from shared.models import EFFICIENTNET_ALIASES, EFFICIENTNET_TIMM_ARCH, load_model
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImagingTask(nn.Module):
+    """Backbone + head; `forward(batch)` returns logits and, with labels, the class-weighted loss.
+
+    Args:
+        backbone: timm model built with `num_classes=0` (returns pooled features).
+        n_classes: Number of labels.
+        in_chans: 1 or 3 input channels.
+        class_weights: Optional (n_classes,) weights of the cross-entropy (class imbalance).
+        drop_rate: Dropout before the head.
+    """
+
+    def __init__(self, backbone: nn.Module, n_classes: int, in_chans: int,
+                 class_weights: torch.Tensor | None = None, drop_rate: float = 0.2) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(backbone.num_features, n_classes))
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        if in_chans == 1:  # the folded stem sums the RGB filters, so gray pixels see one mean/std
+            mean, std = mean.mean(0, keepdim=True), std.mean(0, keepdim=True)
+        self.register_buffer("mean", mean.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", std.view(1, -1, 1, 1), persistent=False)
+        weights = torch.ones(n_classes) if class_weights is None else class_weights.float()
+        self.register_buffer("class_weights", weights, persistent=False)
+
+    def logits(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) pixels in [0, 1] -> (B, n_classes) logits."""
+        return self.head(self.backbone((pixels.float() - self.mean) / self.std))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        logits = self.logits(batch["pixels"])
+        out = {"logits": logits}
+        if "labels" in batch:
+            out["loss"] = F.cross_entropy(logits, batch["labels"], weight=self.class_weights.to(logits.dtype))
+        return out
+
+
+class LogitsView(nn.Module):
+    """`forward(pixels) -> logits`: the plain classifier interface Grad-CAM and quantization expect."""
+
+    def __init__(self, task: ImagingTask) -> None:
+        super().__init__()
+        self.task = task
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.task.logits(pixels)
+
+
+def timm_arch(name: str) -> str:
+    """The timm architecture behind a backbone name (packaged alias or `random:` prefix)."""
+    if name.lower() in EFFICIENTNET_ALIASES:
+        return EFFICIENTNET_TIMM_ARCH
+    return name.removeprefix("random:")
+
+
+def build_backbone(name: str, in_chans: int, pretrained: bool = True) -> nn.Module:
+    """A timm backbone returning pooled features; pretrained weights come through `load_model`."""
+    if pretrained:
+        return load_model(name, "image-classifier", num_classes=0, in_chans=in_chans)
+    import timm
+
+    return timm.create_model(timm_arch(name), pretrained=False, num_classes=0, in_chans=in_chans)
+
+
+def build_task(backbone_name: str, n_classes: int, in_chans: int, *, drop_rate: float = 0.2,
+               class_weights: torch.Tensor | None = None, pretrained: bool = True) -> ImagingTask:
+    """The training task for `backbone_name` with a fresh head of `n_classes`."""
+    backbone = build_backbone(backbone_name, in_chans, pretrained)
+    return ImagingTask(backbone, n_classes, in_chans, class_weights, drop_rate)
+
+
+def balanced_class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights n / (C * n_c), so every class carries the same total weight."""
+    counts = torch.bincount(labels, minlength=n_classes).float().clamp(min=1)
+    return counts.sum() / (n_classes * counts)

@@ -1,0 +1,108 @@
+"""A loaded artifact: decode -> calibrated prediction with the stored threshold, and Grad-CAM."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from medical_imaging.calibration import softmax
+from medical_imaging.config import MedicalImagingConfig
+from medical_imaging.explain import gradcam, overlay_png
+from medical_imaging.io import decode_image, read_image_file
+from medical_imaging.model import build_task
+from medical_imaging.transforms import to_model_input, tta_views
+from shared.artifacts import load_json, load_weights, read_manifest
+from shared.devices import resolve_device
+from shared.engine import InferenceEngine
+from shared.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+class MedicalImagingRuntime:
+    """Serves one artifact. Engine items are (C, S, S) pixel tensors; decoding happens per request.
+
+    Args:
+        artifact_dir: Folder written by `verticals train medical_imaging`.
+        device: `auto`, `cpu`, `cuda`, ...
+    """
+
+    def __init__(self, artifact_dir: str | Path, device: str = "auto") -> None:
+        artifact_dir = Path(artifact_dir)
+        self.manifest = read_manifest(artifact_dir)
+        self.cfg = MedicalImagingConfig.model_validate(self.manifest["config"])
+        self.labels: list[str] = list(self.manifest["label_map"])
+        self.calibration: dict[str, Any] = load_json(artifact_dir / "calibration.json")
+        self.device = resolve_device(device)
+        self.task = build_task(self.cfg.backbone, len(self.labels), self.cfg.in_chans, pretrained=False)
+        self.task.load_state_dict(load_weights(artifact_dir / "model.safetensors"))
+        self.task.to(self.device).eval()
+        blank = torch.zeros(self.cfg.in_chans, self.cfg.image_size, self.cfg.image_size)
+        self.engine = InferenceEngine(self._batch, warmup_items=[blank])
+
+    def prepare(self, data: bytes, name: str = "upload") -> torch.Tensor:
+        """Image bytes -> model input; raises InputError (4xx) for anything that is not a usable image."""
+        return to_model_input(decode_image(data, name), self.cfg.image_size, self.cfg.in_chans)
+
+    def _batch(self, items: list[torch.Tensor]) -> list[dict[str, Any]]:
+        pixels = torch.stack(items).to(self.device)
+        views = tta_views(pixels, self.cfg.augment.hflip) if self.cfg.tta else [pixels]
+        logits = torch.stack([self.task.logits(v).float() for v in views]).mean(0).cpu().numpy()
+        return [self._decide(p) for p in softmax(logits, self.calibration["temperature"])]
+
+    def _decide(self, probs: np.ndarray) -> dict[str, Any]:
+        """Label by the stored threshold (binary) or argmax; low confidence near the decision."""
+        margin = float(self.calibration["low_confidence_margin"])
+        positive, threshold = self.calibration["positive_index"], self.calibration["threshold"]
+        if positive is not None and threshold is not None:
+            score = float(probs[positive])
+            index = positive if score >= threshold else 1 - positive
+            low = abs(score - threshold) < margin
+        else:
+            index = int(probs.argmax())
+            ranked = np.sort(probs)
+            low = float(ranked[-1] - ranked[-2]) < 2 * margin
+        return {
+            "label": self.labels[index],
+            "probabilities": {name: float(p) for name, p in zip(self.labels, probs, strict=True)},
+            "threshold": threshold,
+            "calibrated": True,
+            "low_confidence": bool(low),
+        }
+
+    def predict(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows with `path` (and optional `heatmap_path`, where a Grad-CAM overlay PNG is written)."""
+        pixels = []
+        for i, row in enumerate(rows):
+            if not row.get("path"):
+                raise InputError(f"row {i + 1}: missing 'path' to an image", 422)
+            image = read_image_file(row["path"])
+            pixels.append(to_model_input(image, self.cfg.image_size, self.cfg.in_chans))
+        results = self.engine.run(pixels)
+        for row, tensor, result in zip(rows, pixels, results, strict=True):
+            target = row.get("heatmap_path")
+            if isinstance(target, str) and target.strip():
+                png, _ = self.explain(tensor, result)
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                Path(target).write_bytes(png)
+                result["heatmap_path"] = target
+        return results
+
+    def explain(self, pixels: torch.Tensor, result: dict[str, Any] | None = None) -> tuple[bytes, dict[str, Any]]:
+        """Grad-CAM overlay PNG for the predicted label, and the prediction itself."""
+        if result is None:
+            with torch.inference_mode():
+                result = self._batch([pixels])[0]
+        heatmap = gradcam(self.task, pixels, self.labels.index(result["label"]), self.cfg.image_size)
+        return overlay_png(pixels, heatmap), result
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "model": self.manifest["model_name"], "labels": self.labels, "image_size": self.cfg.image_size,
+            "threshold": self.calibration["threshold"], "temperature": self.calibration["temperature"],
+            "positive_label": self.calibration["positive_label"], "metrics": self.manifest["metrics"],
+        }
