@@ -1,0 +1,90 @@
+"""finance_sentiment: a financial sentiment monitor with per-topic trends and surge alerts.
+
+Fine-tunes a sentiment classifier (MiniLM by default) on labelled financial text, scores a live
+stream of news and posts with it, follows sentiment per topic and entity over time windows, and
+raises alerts when negativity or volume surges. Heavy modules load lazily inside the wrappers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from shared.registry import Vertical
+
+from .config import FinanceConfig
+from .schemas import LABELLED, STREAM
+
+
+def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
+    from .training import train as _train
+
+    return _train(cfg, Path(data_path), Path(out_dir))
+
+
+def load(artifact_dir: Path, device: str = "auto"):
+    from .runtime import load as _load
+
+    return _load(Path(artifact_dir), device)
+
+
+def build_router():
+    from .service import build_router as _build
+
+    return _build()
+
+
+def demo(workdir: Path) -> dict[str, Any]:
+    from .demo import run_demo
+
+    return run_demo(Path(workdir))
+
+
+def example_data(folder: Path) -> Path:
+    """A tiny generated labelled set (`labelled.csv`) for smoke tests."""
+    from .generate import make_labelled
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    make_labelled(n_per_template=2, seed=0).to_csv(folder / "labelled.csv", index=False)
+    return folder / "labelled.csv"
+
+
+def example_inputs(data_path: Path) -> list[dict[str, Any]]:
+    return [{"text": "Norvale Bank shares plunge 12% after profit warning"},
+            {"text": "Quillon Systems raises full-year guidance on robust cloud revenue"}]
+
+
+def evaluate(runtime, data_path: Path) -> dict[str, float]:
+    """Accuracy and macro-F1 of an artifact on a labelled table."""
+    from .training import load_labelled
+    from shared.evaluation import classification_metrics
+
+    df = load_labelled(Path(data_path))
+    results = runtime.predict(df.to_dict(orient="records"))
+    order = ["negative", "neutral", "positive"]
+    probs = [[r["probs"][name] for name in order] for r in results]
+    full = classification_metrics(df["sentiment"].map(order.index).to_numpy(), probs, order)
+    return {k: float(full[k]) for k in ("accuracy", "macro_f1", "ece")}
+
+
+def smoke_request(client, data_path: Path):
+    return client.post("/v1/finance_sentiment/score", json={"texts": ["Halcrest Financial cuts outlook", ""]})
+
+
+VERTICAL = Vertical(
+    name="finance_sentiment",
+    summary="Financial sentiment monitor: fine-tuned scoring, per-topic trends and surge alerts.",
+    config_cls=FinanceConfig,
+    train=train,
+    load=load,
+    build_router=build_router,
+    demo=demo,
+    example_data=example_data,
+    example_inputs=example_inputs,
+    smoke_overrides={"model": "random:bert-tiny",
+                     "trainer": {"max_steps": 2, "epochs": 1, "batch_size": 8, "progress": False}},
+    smoke_request=smoke_request,
+    evaluate=evaluate,
+    schemas={"labelled_text": LABELLED, "stream_items": STREAM},
+)

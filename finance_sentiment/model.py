@@ -1,0 +1,158 @@
+"""The sentiment model: a sequence classifier with an optional topic head, and the scorer.
+
+Sentiment is `AutoModelForSequenceClassification` (3 labels) so the saved model is a plain
+transformers folder that `pipeline("text-classification")` also opens. When the training data has
+topics, a linear topic head on the mean-pooled last hidden state is trained jointly.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9$@])")
+IGNORE = -100
+
+
+class SentimentTask(nn.Module):
+    """Sentiment classifier plus optional topic head; `forward(batch)` returns logits and loss.
+
+    Batch keys: `input_ids`, `attention_mask` (B, T); optional `labels` (B,) and `topics` (B,)
+    with -100 where a row has no topic.
+    """
+
+    def __init__(self, model: nn.Module, n_topics: int = 0, topic_loss_weight: float = 0.5) -> None:
+        super().__init__()
+        self.model = model
+        hidden = model.config.hidden_size
+        self.topic_head = nn.Linear(hidden, n_topics) if n_topics else None
+        self.topic_loss_weight = topic_loss_weight
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The transformer body (for freezing and its own learning rate in the shared loop)."""
+        return self.model.base_model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        want_hidden = self.topic_head is not None
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         output_hidden_states=want_hidden)
+        result = {"logits": out.logits}
+        if want_hidden:
+            mask = batch["attention_mask"].unsqueeze(-1).to(out.hidden_states[-1].dtype)
+            pooled = (out.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            result["topic_logits"] = self.topic_head(pooled)
+        if "labels" in batch:
+            loss = nn.functional.cross_entropy(out.logits.float(), batch["labels"])
+            topics = batch.get("topics")
+            if want_hidden and topics is not None and bool((topics != IGNORE).any()):
+                topic_loss = nn.functional.cross_entropy(result["topic_logits"].float(), topics, ignore_index=IGNORE)
+                loss = loss + self.topic_loss_weight * topic_loss
+            result["loss"] = loss
+        return result
+
+
+def make_collate(tokenizer, max_length: int):
+    """Collate for `(text, label_id, topic_id)` tuples into a tokenised batch."""
+
+    def collate(rows: list[tuple[str, int, int]]) -> dict[str, torch.Tensor]:
+        enc = tokenizer([r[0] for r in rows], padding=True, truncation=True, max_length=max_length,
+                        return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                "labels": torch.tensor([r[1] for r in rows]), "topics": torch.tensor([r[2] for r in rows])}
+
+    return collate
+
+
+def split_sentences(text: str, max_sentences: int = 64) -> list[str]:
+    """Splits on sentence-ending punctuation followed by a capital, digit, `$` or `@`."""
+    parts = [p.strip() for p in SENTENCE_END.split(text.strip()) if p.strip()]
+    return parts[:max_sentences] or [text]
+
+
+def aggregate(probs: np.ndarray) -> np.ndarray:
+    """The long-text rule: sentence probabilities averaged with weights `1 - P(neutral) + 0.05`.
+
+    Args:
+        probs: (S, 3) sentence probabilities in the order negative, neutral, positive.
+    """
+    weights = 1.0 - probs[:, 1] + 0.05
+    return (probs * weights[:, None]).sum(0) / weights.sum()
+
+
+class Scorer:
+    """Scores texts: class probabilities, score = P(positive) - P(negative), and a topic."""
+
+    def __init__(self, tokenizer, task: SentimentTask, labels: list[str], topics: list[str],
+                 text_cfg, device: torch.device, zero_shot=None) -> None:
+        self.tokenizer, self.task, self.labels, self.topics = tokenizer, task.eval(), labels, topics
+        self.text_cfg, self.device, self.zero_shot = text_cfg, device, zero_shot
+        self._order = [labels.index(name) for name in ("negative", "neutral", "positive")]
+
+    @torch.inference_mode()
+    def forward(self, texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, 3) probabilities in negative/neutral/positive order and (N, K) topic probabilities."""
+        probs, topic_probs = [], []
+        for start in range(0, len(texts), batch_size):
+            enc = self.tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
+                                 max_length=self.text_cfg.max_length, return_tensors="pt").to(self.device)
+            out = self.task({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
+            probs.append(out["logits"].float().softmax(-1)[:, self._order].cpu().numpy())
+            if "topic_logits" in out:
+                topic_probs.append(out["topic_logits"].float().softmax(-1).cpu().numpy())
+        return np.concatenate(probs), (np.concatenate(topic_probs) if topic_probs else None)
+
+    def score(self, texts: list[str]) -> list[dict[str, Any]]:
+        """One result per text; long texts are split into sentences and aggregated (see `aggregate`)."""
+        pieces, owner = [], []
+        for i, text in enumerate(texts):
+            sentences = [text]
+            if len(text) > self.text_cfg.long_text_chars:
+                sentences = split_sentences(text, self.text_cfg.max_sentences)
+            pieces.extend(sentences)
+            owner.extend([i] * len(sentences))
+        probs, topic_probs = self.forward(pieces)
+        if topic_probs is None and self.zero_shot is not None:
+            topic_probs = self.zero_shot.probabilities(pieces)
+        owner_arr = np.asarray(owner)
+        results = []
+        for i in range(len(texts)):
+            rows = np.flatnonzero(owner_arr == i)
+            p = aggregate(probs[rows]) if len(rows) > 1 else probs[rows[0]]
+            item = {"label": ("negative", "neutral", "positive")[int(p.argmax())],
+                    "score": float(p[2] - p[0]),
+                    "probs": {"negative": float(p[0]), "neutral": float(p[1]), "positive": float(p[2])},
+                    "topic": None, "sentences": int(len(rows))}
+            if topic_probs is not None:
+                item["topic"] = self.topics[int(topic_probs[rows].mean(0).argmax())]
+            results.append(item)
+        return results
+
+
+def load_scorer(artifact: Path, device: torch.device, text_cfg, base_model: str) -> Scorer:
+    """Loads the scorer from an artifact's `model/`, `topic_head.safetensors` and `finance.json`."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from shared.artifacts import load_json, load_weights
+
+    meta = load_json(artifact / "finance.json")
+    tokenizer = AutoTokenizer.from_pretrained(str(artifact / "model"))
+    model = AutoModelForSequenceClassification.from_pretrained(str(artifact / "model"))
+    topics = meta["topics"]
+    task = SentimentTask(model, len(topics) if meta["topic_mode"] == "classifier" else 0)
+    if task.topic_head is not None:
+        task.topic_head.load_state_dict(load_weights(artifact / "topic_head.safetensors"))
+    zero_shot = None
+    if meta["topic_mode"] == "zero-shot":
+        from .topics import ZeroShotTopics
+
+        zero_shot = ZeroShotTopics(base_model, meta["topic_descriptions"], device=str(device))
+    return Scorer(tokenizer, task.to(device), meta["labels"], topics, text_cfg, device, zero_shot)

@@ -1,0 +1,174 @@
+"""Windows per topic and entity, and the surge alert rules (see `MonitorConfig`).
+
+Alerts go to the log, to the `alerts` table and, when a webhook URL is set, to an HTTP POST.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shared.errors import InputError
+
+from .config import MonitorConfig
+from .store import Store
+
+log = logging.getLogger(__name__)
+SCOPES = ("topic", "entity")
+
+
+def parse_window(window: str) -> pd.Timedelta:
+    """`"6h"`, `"1D"`, `"30min"` -> Timedelta; a 400 naming the value when it is not one."""
+    try:
+        delta = pd.Timedelta(window)
+    except (ValueError, TypeError):
+        raise InputError(f"window {window!r} is not a duration such as '1h', '6h' or '1D'", 400) from None
+    if delta < pd.Timedelta("1min"):
+        raise InputError(f"window {window!r} is shorter than one minute", 400)
+    return delta
+
+
+def window_table(df: pd.DataFrame, scope: str, window: pd.Timedelta,
+                 start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Per key and window: `volume`, `negatives`, `mean_score`, `negative_share` on a full grid.
+
+    Windows with no items are present with volume 0 (a volume baseline needs its quiet windows).
+    """
+    columns = ["key", "window_start", "volume", "negatives", "mean_score", "negative_share"]
+    df = df[df[scope].notna() & (df[scope] != "")] if len(df) else df
+    if not len(df):
+        return pd.DataFrame(columns=columns)
+    origin = pd.Timestamp(0, tz="UTC")
+    buckets = origin + ((df["ts"] - origin) // window) * window
+    grouped = df.assign(window_start=buckets, neg=(df["label"] == "negative").astype(int)).groupby(
+        [scope, "window_start"]).agg(volume=("score", "size"), negatives=("neg", "sum"), mean_score=("score", "mean"))
+    first = origin + ((start if start is not None else buckets.min()) - origin) // window * window
+    last = end if end is not None else buckets.max()
+    grid = pd.date_range(first, last, freq=window)
+    keys = sorted(df[scope].unique())
+    full = grouped.reindex(pd.MultiIndex.from_product([keys, grid], names=[scope, "window_start"]))
+    full[["volume", "negatives"]] = full[["volume", "negatives"]].fillna(0).astype(int)
+    full["negative_share"] = full["negatives"] / full["volume"].replace(0, np.nan)
+    return full.reset_index().rename(columns={scope: "key"})[columns]
+
+
+def trends(store: Store, window: str = "1D", topic: str | None = None, entity: str | None = None,
+           since: float | None = None) -> list[dict[str, Any]]:
+    """Series per topic (or per entity when `entity` is given) with alerts, for charts and the API."""
+    delta = parse_window(window)
+    df = store.scored_frame(start=since)
+    scope, key = ("entity", entity) if entity else ("topic", topic)
+    table = window_table(df, scope, delta)
+    if key:
+        table = table[table["key"] == key]
+    series = []
+    for name, part in table.groupby("key", sort=True):
+        points = [{"t": ws.isoformat(), "volume": int(v), "mean_score": _num(m), "negative_share": _num(s)}
+                  for ws, v, m, s in zip(part["window_start"], part["volume"], part["mean_score"],
+                                         part["negative_share"], strict=True)]
+        alerts = [a for a in store.alerts(scope=scope, key=str(name))]
+        series.append({"scope": scope, "key": str(name), "window": window, "points": points, "alerts": alerts})
+    return series
+
+
+def _num(value: float) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), 4)
+
+
+def detect(store: Store, cfg: MonitorConfig, touched: Iterable[pd.Timestamp]) -> list[dict[str, Any]]:
+    """Evaluates the rules for every window touched by new items; stores and returns new alerts."""
+    window = parse_window(cfg.window)
+    touched = sorted(set(touched))
+    if not touched:
+        return []
+    origin = pd.Timestamp(0, tz="UTC")
+    first_ws = origin + (touched[0] - origin) // window * window
+    last_ws = origin + (touched[-1] - origin) // window * window
+    df = store.scored_frame(start=(first_ws - window * cfg.baseline_windows).timestamp(),
+                            end=(last_ws + window).timestamp())
+    if not len(df):
+        return []
+    history_start = pd.Timestamp(store.first_epoch(), unit="s", tz="UTC")
+    wanted = {origin + (t - origin) // window * window for t in touched}
+    new = []
+    for scope in SCOPES:
+        table = window_table(df, scope, window, end=last_ws)
+        for key, part in table.groupby("key", sort=True):
+            part = part.set_index("window_start").sort_index()
+            for ws in sorted(wanted & set(part.index)):
+                base = part.loc[(part.index < ws) & (part.index >= ws - window * cfg.baseline_windows)]
+                base = base[base.index >= history_start - window]
+                if len(base) < cfg.min_baseline_windows:
+                    continue
+                items = df[(df[scope] == key) & (df["ts"] >= ws) & (df["ts"] < ws + window)]
+                for alert in _rules(cfg, scope, str(key), ws, window, items, base):
+                    if not _cooling(store, alert, window, cfg.cooldown_windows) and store.add_alert(alert):
+                        new.append(alert)
+    return new
+
+
+def _rules(cfg: MonitorConfig, scope: str, key: str, ws: pd.Timestamp, window: pd.Timedelta,
+           items: pd.DataFrame, base: pd.DataFrame) -> list[dict[str, Any]]:
+    """Alerts of both rules for one window; each at the first item where its rule held."""
+    n = np.arange(1, len(items) + 1)
+    k = np.cumsum((items["label"] == "negative").to_numpy())
+    out = []
+    if base["volume"].sum() > 0:
+        p0 = float(np.clip(base["negatives"].sum() / base["volume"].sum(), 0.02, 0.98))
+        z = (k - n * p0) / np.sqrt(n * p0 * (1 - p0))
+        hit = (n >= cfg.min_volume) & (z >= cfg.z_threshold) & (k / n >= cfg.min_negative_share)
+        out += _alert("negative_share", scope, key, ws, window, items, hit, k / n, p0, z)
+    if cfg.volume_alerts:
+        mean, std = float(base["volume"].mean()), float(base["volume"].std(ddof=0))
+        z = (n - mean) / max(std, math.sqrt(mean), cfg.min_std_volume)
+        hit = (n >= cfg.min_volume) & (z >= cfg.z_threshold)
+        out += _alert("volume", scope, key, ws, window, items, hit, n.astype(float), mean, z)
+    return out
+
+
+def _alert(rule, scope, key, ws, window, items, hit, values, baseline, z) -> list[dict[str, Any]]:
+    if not hit.any():
+        return []
+    i = int(np.flatnonzero(hit)[0])
+    what = "negative share" if rule == "negative_share" else "volume"
+    value = float(values[i])
+    message = (f"{what} surge for {scope} {key!r}: {value:.2f} vs baseline {baseline:.2f} "
+               f"(z={float(z[i]):.1f}, {i + 1} items) in window starting {ws.isoformat()}")
+    return [{"rule": rule, "scope": scope, "key": key, "window_start": ws.isoformat(),
+             "window_end": (ws + window).isoformat(), "detected_at": items["ts"].iloc[i].isoformat(),
+             "value": round(value, 4), "baseline": round(float(baseline), 4), "z": round(float(z[i]), 3),
+             "volume": i + 1, "message": message}]
+
+
+def _cooling(store: Store, alert: dict[str, Any], window: pd.Timedelta, cooldown: int) -> bool:
+    """Whether the same rule fired for the same key within `cooldown` windows before this one."""
+    if cooldown <= 0:
+        return False
+    ws = pd.Timestamp(alert["window_start"])
+    for past in store.alerts(scope=alert["scope"], key=alert["key"], limit=50):
+        start = pd.Timestamp(past["window_start"])
+        if past["rule"] == alert["rule"] and ws - window * cooldown <= start < ws:
+            return True
+    return False
+
+
+def dispatch(alerts: list[dict[str, Any]], webhook_url: str | None, timeout_s: float = 2.0) -> int:
+    """Sends alerts to the log and, if set, POSTs each to the webhook; returns webhook successes."""
+    sent = 0
+    for alert in alerts:
+        log.warning("ALERT %s", alert["message"])
+        if not webhook_url:
+            continue
+        import httpx
+
+        try:
+            httpx.post(webhook_url, json={"alert": alert}, timeout=timeout_s).raise_for_status()
+            sent += 1
+        except httpx.HTTPError as exc:  # a dead webhook must not stop ingestion; the table keeps the alert
+            log.error("webhook %s failed for alert %s: %s", webhook_url, alert["key"], exc)
+    return sent

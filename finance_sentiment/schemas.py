@@ -1,0 +1,87 @@
+"""Table schemas of the input files and the service's request and response models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shared.data import Column, TableSchema
+
+SENTIMENTS = ("negative", "neutral", "positive")
+
+LABELLED = TableSchema(
+    "labelled_text",
+    (
+        Column("text"),
+        Column("sentiment", choices=SENTIMENTS),
+        Column("topic", required=False),
+    ),
+)
+
+STREAM = TableSchema(
+    "stream_items",
+    (
+        Column("id"),
+        Column("ts", "datetime"),
+        Column("source"),
+        Column("text"),
+        Column("entity", required=False, nonempty=False),
+    ),
+)
+
+
+class ScoreRequest(BaseModel):
+    """A batch of texts to score."""
+
+    texts: list[str] = Field(min_length=1, max_length=1024)
+
+
+class ScoreItem(BaseModel):
+    label: str
+    score: float
+    probs: dict[str, float]
+    topic: str | None = None
+    sentences: int = 1
+
+
+class Rejection(BaseModel):
+    row: int
+    id: str | None = None
+    reason: str
+
+
+class ScoreResponse(BaseModel):
+    """One result per input text, in order; `None` where the text was rejected (see `rejected`)."""
+
+    results: list[ScoreItem | None]
+    rejected: list[Rejection]
+
+
+class StreamItem(BaseModel):
+    """One stream item. Fields are checked row by row server-side (a bad row is rejected alone)."""
+
+    id: str | int | None = None
+    ts: str | None = None
+    source: str = "api"
+    text: str | None = None
+    entity: str | None = None
+
+
+class IngestRequest(BaseModel):
+    items: list[StreamItem] = Field(min_length=1, max_length=5000)
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: list[Rejection]
+    alerts: list[dict[str, Any]]
+
+
+class TrendsResponse(BaseModel):
+    series: list[dict[str, Any]]
+
+
+class AlertsResponse(BaseModel):
+    alerts: list[dict[str, Any]]

@@ -1,0 +1,123 @@
+"""Fine-tuning through the shared loop, held-out evaluation, and the artifact."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from shared.artifacts import save_json, save_weights, write_artifact
+from shared.data import fingerprint, load_table, split_indices
+from shared.devices import resolve_device
+from shared.errors import DataError
+from shared.evaluation import classification_metrics
+from shared.training import fit
+
+from .config import FinanceConfig
+from .model import IGNORE, SentimentTask, make_collate
+from .schemas import LABELLED
+
+log = logging.getLogger(__name__)
+
+
+def load_labelled(path: Path) -> pd.DataFrame:
+    """Reads and validates the labelled table (text, sentiment, optional topic and group)."""
+    df = load_table(path, LABELLED)
+    if "topic" in df.columns:
+        df["topic"] = df["topic"].fillna("").astype(str).str.strip()
+    return df
+
+
+def predict_probs(task: SentimentTask, collate, rows: list[tuple[str, int, int]], batch_size: int = 64
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sentiment (N, C) and topic (N, K) probabilities for `rows`, in the task's device."""
+    device = next(task.parameters()).device
+    probs, topic_probs = [], []
+    for start in range(0, len(rows), batch_size):
+        batch = collate(rows[start:start + batch_size])
+        out = task({k: batch[k].to(device) for k in ("input_ids", "attention_mask")})
+        probs.append(out["logits"].float().softmax(-1).cpu().numpy())
+        if "topic_logits" in out:
+            topic_probs.append(out["topic_logits"].float().softmax(-1).cpu().numpy())
+    return np.concatenate(probs), (np.concatenate(topic_probs) if topic_probs else None)
+
+
+def evaluate_rows(task, collate, rows, labels: list[str]) -> dict[str, float]:
+    """Accuracy, macro-F1 and ECE of sentiment (and topic accuracy when there is a topic head)."""
+    if not rows:
+        return {}
+    was_training = task.training
+    task.eval()
+    with torch.inference_mode():
+        probs, topic_probs = predict_probs(task, collate, rows)
+    task.train(was_training)
+    y = np.array([r[1] for r in rows])
+    full = classification_metrics(y, probs, labels)
+    metrics = {k: float(full[k]) for k in ("accuracy", "macro_f1", "ece")}
+    topics = np.array([r[2] for r in rows])
+    if topic_probs is not None and (topics != IGNORE).any():
+        known = topics != IGNORE
+        metrics["topic_accuracy"] = float((topic_probs.argmax(1)[known] == topics[known]).mean())
+    return metrics
+
+
+def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
+    """Fine-tunes the sentiment (and topic) model on `data_path`; writes `out_dir/artifact`.
+
+    Split: 80/10/10 stratified by sentiment (by `group` when the table has one, so rows of one
+    group, e.g. one template or article, never straddle splits). The best epoch by validation
+    `trainer.monitor` is kept; test metrics go into the manifest.
+    """
+    from shared.models import load_model
+
+    data_path, out_dir = Path(data_path), Path(out_dir)
+    df = load_labelled(data_path)
+    if set(df["sentiment"]) - set(cfg.labels):
+        raise DataError(f"{data_path}: sentiments {sorted(set(df['sentiment']) - set(cfg.labels))} not in labels")
+    label_ids = df["sentiment"].map({name: i for i, name in enumerate(cfg.labels)}).to_numpy()
+    has_topics = "topic" in df.columns and bool(df["topic"].ne("").any())
+    topics = sorted(t for t in df["topic"].unique() if t) if has_topics else list(cfg.topics)
+    topic_ids = (df["topic"].map({t: i for i, t in enumerate(topics)}).fillna(IGNORE).astype(int).to_numpy()
+                 if has_topics else np.full(len(df), IGNORE))
+    groups = df["group"].astype(str).tolist() if "group" in df.columns else None
+    tr, va, te = split_indices(len(df), labels=label_ids, groups=groups, seed=cfg.trainer.seed)
+    rows = [(str(t), int(y), int(k)) for t, y, k in zip(df["text"], label_ids, topic_ids, strict=True)]
+
+    tokenizer, model = load_model(cfg.model, "text-classifier", num_labels=len(cfg.labels))
+    model.config.id2label = dict(enumerate(cfg.labels))
+    model.config.label2id = {name: i for i, name in enumerate(cfg.labels)}
+    task = SentimentTask(model, len(topics) if has_topics else 0, cfg.topic_loss_weight)
+    collate = make_collate(tokenizer, cfg.text.max_length)
+    val_rows, test_rows = [rows[i] for i in va], [rows[i] for i in te]
+    result = fit(task, [rows[i] for i in tr], collate, cfg.trainer, out_dir / "run",
+                 evaluate=(lambda t: evaluate_rows(t, collate, val_rows, cfg.labels)) if val_rows else None)
+    metrics: dict[str, Any] = {f"val_{k}": v for k, v in evaluate_rows(task, collate, val_rows, cfg.labels).items()}
+    metrics.update({f"test_{k}": v for k, v in evaluate_rows(task, collate, test_rows, cfg.labels).items()})
+    metrics.update({"train_rows": len(tr), "val_rows": len(va), "test_rows": len(te),
+                    "best_epoch": result.best_epoch, "steps": result.steps})
+    log.info("held-out metrics: %s", metrics)
+    return write_finance_artifact(out_dir / "artifact", cfg, task, tokenizer, topics, has_topics, metrics,
+                                  fingerprint(data_path))
+
+
+def write_finance_artifact(final: Path, cfg: FinanceConfig, task: SentimentTask, tokenizer, topics: list[str],
+                           has_topics: bool, metrics: dict[str, Any], data_fingerprint: str) -> Path:
+    """Writes the model folder (safetensors), the topic head and `finance.json` atomically."""
+    topic_mode = "classifier" if has_topics else ("zero-shot" if cfg.topics else "none")
+    with write_artifact(final, vertical="finance_sentiment", model_name=cfg.model, config=cfg.model_dump(),
+                        metrics=metrics, label_map=cfg.labels, data_fingerprint=data_fingerprint) as tmp:
+        task.model.to("cpu").save_pretrained(tmp / "model", safe_serialization=True)
+        tokenizer.save_pretrained(tmp / "model")
+        if task.topic_head is not None:
+            save_weights(tmp / "topic_head.safetensors", task.topic_head.state_dict())
+        save_json(tmp / "finance.json", {
+            "labels": cfg.labels, "topics": topics if topic_mode != "none" else [], "topic_mode": topic_mode,
+            "topic_descriptions": cfg.topics if topic_mode == "zero-shot" else {},
+            "score": "P(positive) - P(negative)",
+        })
+    task.model.to(resolve_device(cfg.trainer.device))
+    return final
