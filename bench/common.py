@@ -27,7 +27,9 @@ def hardware() -> str:
 
 def git_commit() -> str:
     try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True).strip()
+        return subprocess.check_output(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True
+        ).strip()
     except Exception:
         return "unknown"
 
@@ -47,14 +49,24 @@ def write_result(
     """Writes `bench/results/<name>.json` in the format BENCHMARKS.md asks for and prints it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
-        "benchmark": name, "dataset": dataset, "protocol": protocol, "metrics": metrics,
-        "baselines": baselines or {}, "anchors": anchors or {}, "seconds": round(seconds, 1),
-        "hardware": hardware(), "versions": library_versions(), "commit": git_commit(), "seed": seed,
+        "benchmark": name,
+        "dataset": dataset,
+        "protocol": protocol,
+        "metrics": metrics,
+        "baselines": baselines or {},
+        "anchors": anchors or {},
+        "seconds": round(seconds, 1),
+        "hardware": hardware(),
+        "versions": library_versions(),
+        "commit": git_commit(),
+        "seed": seed,
         "notes": notes,
     }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    print(json.dumps({"benchmark": name, "metrics": metrics, "baselines": baselines or {}}, indent=2))
+    print(
+        json.dumps({"benchmark": name, "metrics": metrics, "baselines": baselines or {}}, indent=2)
+    )
     return path
 
 

@@ -22,8 +22,17 @@ from typing import Any
 from shared.errors import ArtifactError
 
 MANIFEST = "manifest.json"
-TRACKED_LIBRARIES = ("verticals", "torch", "transformers", "sentence-transformers", "timm", "faiss-cpu",
-                     "scikit-learn", "pandas", "numpy")
+TRACKED_LIBRARIES = (
+    "verticals",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "timm",
+    "faiss-cpu",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -102,7 +111,9 @@ def read_manifest(artifact_dir: str | Path) -> dict[str, Any]:
     """
     path = Path(artifact_dir) / MANIFEST
     if not path.is_file():
-        raise ArtifactError(f"{artifact_dir} is not a verticals artifact (no {MANIFEST}); train one first")
+        raise ArtifactError(
+            f"{artifact_dir} is not a verticals artifact (no {MANIFEST}); train one first"
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -139,15 +150,20 @@ def load_json(path: str | Path) -> Any:
 def model_card(manifest: dict[str, Any]) -> str:
     """A Markdown model card generated from the manifest."""
     metrics = manifest.get("metrics") or {}
-    rows = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
+    rows = "\n".join(
+        f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
+        for k, v in metrics.items()
+    )
     labels = manifest.get("label_map")
-    label_text = ", ".join(labels if isinstance(labels, list) else list(labels)) if labels else "n/a"
+    label_text = (
+        ", ".join(labels if isinstance(labels, list) else list(labels)) if labels else "n/a"
+    )
     versions = ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())
-    return f"""# Model card: {manifest['vertical']}
+    return f"""# Model card: {manifest["vertical"]}
 
-- **Base model:** `{manifest['model_name']}`
-- **Created:** {manifest['created']}
-- **Training data fingerprint:** `{manifest.get('data_fingerprint')}`
+- **Base model:** `{manifest["model_name"]}`
+- **Created:** {manifest["created"]}
+- **Training data fingerprint:** `{manifest.get("data_fingerprint")}`
 - **Labels:** {label_text}
 - **Libraries:** {versions}
 
@@ -155,16 +171,16 @@ def model_card(manifest: dict[str, Any]) -> str:
 
 | metric | value |
 |---|---|
-{rows or '| (none) | |'}
+{rows or "| (none) | |"}
 
 ## Intended use and limits
 
-Fine-tuned with `verticals train {manifest['vertical']}` on the data fingerprinted above. The
+Fine-tuned with `verticals train {manifest["vertical"]}` on the data fingerprinted above. The
 metrics hold for data like that; check them on your own held-out data before relying on them.
 
 ## Configuration
 
 ```json
-{json.dumps(manifest.get('config', {}), indent=2, default=str)}
+{json.dumps(manifest.get("config", {}), indent=2, default=str)}
 ```
 """

@@ -33,7 +33,10 @@ def _fail(exc: Exception) -> None:
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 @app.command("list")
@@ -45,13 +48,21 @@ def list_verticals() -> None:
     from shared.registry import get_vertical, vertical_names
 
     for name in vertical_names():
-        typer.echo(f"{name:20s} {get_vertical(name).summary}")
+        try:
+            summary = get_vertical(name).summary
+        except Exception as exc:  # one broken vertical must not hide the others
+            summary = f"(cannot be loaded: {type(exc).__name__}: {exc})"
+        typer.echo(f"{name:20s} {summary}")
 
 
 @app.command()
 def demo(
-    verticals: Annotated[list[str] | None, typer.Argument(help="Verticals to demo; all when omitted.")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the demos' data, models and reports.")] = Path("demo_output"),
+    verticals: Annotated[
+        list[str] | None, typer.Argument(help="Verticals to demo; all when omitted.")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Folder for the demos' data, models and reports.")
+    ] = Path("demo_output"),
     verbose: bool = False,
 ) -> None:
     """Run the demo of each vertical on embedded, generated data.
@@ -74,11 +85,19 @@ def demo(
 @app.command()
 def train(
     vertical: Annotated[str, typer.Argument(help="Vertical name (see `verticals list`).")],
-    data: Annotated[Path, typer.Option(help="Training data: a file or folder in the vertical's schema.")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="Config overrides such as trainer.lr=3e-5.")] = None,
+    data: Annotated[
+        Path, typer.Option(help="Training data: a file or folder in the vertical's schema.")
+    ],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Config overrides such as trainer.lr=3e-5.")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config file.")] = None,
-    out: Annotated[Path, typer.Option(help="Output folder; the artifact lands in OUT/artifact.")] = Path("runs/model"),
-    resume: Annotated[bool, typer.Option(help="Continue a killed run from OUT's last checkpoint.")] = False,
+    out: Annotated[
+        Path, typer.Option(help="Output folder; the artifact lands in OUT/artifact.")
+    ] = Path("runs/model"),
+    resume: Annotated[
+        bool, typer.Option(help="Continue a killed run from OUT's last checkpoint.")
+    ] = False,
     verbose: bool = False,
 ) -> None:
     """Fine-tune a vertical's model on your data and write an artifact folder.
@@ -157,7 +176,9 @@ def serve(
     artifact: Annotated[Path, typer.Option(help="Artifact folder to serve.")],
     host: str = "127.0.0.1",
     port: int = 8000,
-    workers: Annotated[int, typer.Option(help="Uvicorn worker processes (each loads the model).")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Uvicorn worker processes (each loads the model).")
+    ] = 1,
 ) -> None:
     """Serve a vertical's artifact over HTTP (FastAPI + uvicorn); docs at /docs.
 
@@ -180,7 +201,9 @@ def app_from_env():
     from shared.registry import get_vertical
     from shared.serving import create_app
 
-    return create_app(get_vertical(os.environ["VERTICALS_SERVE_VERTICAL"]), os.environ["VERTICALS_SERVE_ARTIFACT"])
+    return create_app(
+        get_vertical(os.environ["VERTICALS_SERVE_VERTICAL"]), os.environ["VERTICALS_SERVE_ARTIFACT"]
+    )
 
 
 if __name__ == "__main__":

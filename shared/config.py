@@ -76,6 +76,7 @@ def load_config(
         return config_cls.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
         )
         raise VerticalsError(f"invalid {config_cls.__name__} from {source}: {problems}") from None

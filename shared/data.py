@@ -20,7 +20,13 @@ import pandas as pd
 from shared.errors import DataError
 
 DType = Literal["str", "int", "float", "datetime", "any"]
-TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "json", ".parquet": "parquet"}
+TABLE_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm"}
 MAX_REPORTED_PROBLEMS = 20
 
@@ -68,11 +74,16 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: file not found")
     kind = TABLE_SUFFIXES.get(path.suffix.lower())
     if kind is None:
-        raise DataError(f"{path}: unknown table format {path.suffix!r}; use .csv, .jsonl or .parquet")
+        raise DataError(
+            f"{path}: unknown table format {path.suffix!r}; use .csv, .jsonl or .parquet"
+        )
     try:
         if kind in ("csv", "tsv"):
             return pd.read_csv(
-                path, sep="," if kind == "csv" else "\t", dtype=str, keep_default_na=False,
+                path,
+                sep="," if kind == "csv" else "\t",
+                dtype=str,
+                keep_default_na=False,
                 encoding="utf-8",
             )
         if kind in ("jsonl", "json"):
@@ -102,7 +113,9 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def validate_table(df: pd.DataFrame, schema: TableSchema, source: str | Path = "<table>") -> pd.DataFrame:
+def validate_table(
+    df: pd.DataFrame, schema: TableSchema, source: str | Path = "<table>"
+) -> pd.DataFrame:
     """Checks `df` against `schema` and returns a copy with values coerced to the schema's types.
 
     Rows are reported 1-based, counting data rows (a CSV's header is not a row).
@@ -129,7 +142,9 @@ def validate_table(df: pd.DataFrame, schema: TableSchema, source: str | Path = "
         if key in out.columns:
             dup = out[key].duplicated(keep="first")
             for idx in np.flatnonzero(dup.to_numpy()):
-                problems.append(f"{source}: row {idx + 1}, column {key!r}: duplicate value {out[key].iloc[idx]!r}")
+                problems.append(
+                    f"{source}: row {idx + 1}, column {key!r}: duplicate value {out[key].iloc[idx]!r}"
+                )
     if problems:
         shown = problems[:MAX_REPORTED_PROBLEMS]
         more = f"\n... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
@@ -148,20 +163,29 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[tuple[int, 
     elif col.dtype in ("int", "float"):
         values = pd.to_numeric(raw.where(~empty), errors="coerce")
         failed = values.isna() & ~empty
-        bad.extend((int(i), f"{raw.iloc[i]!r} is not a number") for i in np.flatnonzero(failed.to_numpy()))
+        bad.extend(
+            (int(i), f"{raw.iloc[i]!r} is not a number") for i in np.flatnonzero(failed.to_numpy())
+        )
         if col.dtype == "int" and not failed.any() and not (empty.any() and not col.nonempty):
             fractional = values.notna() & (values % 1 != 0)
-            bad.extend((int(i), f"{raw.iloc[i]!r} is not an integer") for i in np.flatnonzero(fractional.to_numpy()))
+            bad.extend(
+                (int(i), f"{raw.iloc[i]!r} is not an integer")
+                for i in np.flatnonzero(fractional.to_numpy())
+            )
     elif col.dtype == "datetime":
         values = pd.to_datetime(raw.where(~empty), errors="coerce", utc=True, format="mixed")
         failed = values.isna() & ~empty
-        bad.extend((int(i), f"{raw.iloc[i]!r} is not a timestamp") for i in np.flatnonzero(failed.to_numpy()))
+        bad.extend(
+            (int(i), f"{raw.iloc[i]!r} is not a timestamp")
+            for i in np.flatnonzero(failed.to_numpy())
+        )
     else:
         values = raw
     if col.choices is not None:
         outside = ~empty & ~raw.astype(str).isin([str(c) for c in col.choices])
         bad.extend(
-            (int(i), f"{raw.iloc[i]!r} is not one of {list(col.choices)}") for i in np.flatnonzero(outside.to_numpy())
+            (int(i), f"{raw.iloc[i]!r} is not one of {list(col.choices)}")
+            for i in np.flatnonzero(outside.to_numpy())
         )
     return values, sorted(bad)
 
@@ -213,7 +237,9 @@ def split_indices(
             _, counts = np.unique(y, return_counts=True)
             if counts.min() < 2 or round(len(pool) * fraction) < len(counts):
                 y = None
-        keep, held = train_test_split(pool, test_size=fraction, random_state=seed + salt, stratify=y)
+        keep, held = train_test_split(
+            pool, test_size=fraction, random_state=seed + salt, stratify=y
+        )
         return np.sort(keep), np.sort(held)
 
     rest, test = two_way(idx, test_fraction, 0)
@@ -257,7 +283,9 @@ def read_image_folder(root: str | Path) -> tuple[list[Path], list[str]]:
                 paths.append(file)
                 labels.append(class_dir.name)
     if not paths:
-        raise DataError(f"{root}: no images found in class subfolders (expected root/<class>/<image>)")
+        raise DataError(
+            f"{root}: no images found in class subfolders (expected root/<class>/<image>)"
+        )
     return paths, labels
 
 
@@ -277,8 +305,12 @@ def read_npz_splits(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]
         if ik in archive and lk in archive:
             images, labels = archive[ik], archive[lk].reshape(len(archive[lk]), -1)[:, 0]
             if images.ndim not in (3, 4) or len(images) != len(labels):
-                raise DataError(f"{path}: {ik} has shape {images.shape}, expected (N, H, W[, C]) matching {lk}")
+                raise DataError(
+                    f"{path}: {ik} has shape {images.shape}, expected (N, H, W[, C]) matching {lk}"
+                )
             splits[split] = (images, labels)
     if not splits:
-        raise DataError(f"{path}: no <split>_images / <split>_labels arrays (keys: {list(archive.keys())})")
+        raise DataError(
+            f"{path}: no <split>_images / <split>_labels arrays (keys: {list(archive.keys())})"
+        )
     return splits

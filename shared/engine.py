@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import torch
 
@@ -34,7 +34,12 @@ class EngineStats:
 
     def as_dict(self) -> dict[str, float]:
         mean = self.items / self.batches if self.batches else 0.0
-        return {"batches": self.batches, "items": self.items, "mean_batch_size": mean, "busy_s": self.busy_s}
+        return {
+            "batches": self.batches,
+            "items": self.items,
+            "mean_batch_size": mean,
+            "busy_s": self.busy_s,
+        }
 
 
 class InferenceEngine(Generic[T, R]):
@@ -75,7 +80,9 @@ class InferenceEngine(Generic[T, R]):
         with torch.inference_mode():
             results = list(self.batch_fn(items))
         if len(results) != len(items):
-            raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
+            raise RuntimeError(
+                f"batch function returned {len(results)} results for {len(items)} items"
+            )
         self.stats.batches += 1
         self.stats.items += len(items)
         self.stats.busy_s += time.perf_counter() - started

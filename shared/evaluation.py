@@ -27,7 +27,11 @@ def classification_metrics(
         A flat dict of floats (`accuracy`, `macro_f1`, `roc_auc`, `ece`, ...) plus `report`,
         the text classification report.
     """
-    from sklearn.metrics import accuracy_score, classification_report, precision_recall_fscore_support
+    from sklearn.metrics import (
+        accuracy_score,
+        classification_report,
+        precision_recall_fscore_support,
+    )
 
     y_true = np.asarray(y_true)
     probs = np.asarray(probs, dtype=np.float64)
@@ -40,9 +44,17 @@ def classification_metrics(
             y_true, y_pred, labels=range(n_classes), average=avg, zero_division=0
         )
         out.update({f"{avg}_precision": float(p), f"{avg}_recall": float(r), f"{avg}_f1": float(f)})
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=range(n_classes), zero_division=0)
+    p, r, f, s = precision_recall_fscore_support(
+        y_true, y_pred, labels=range(n_classes), zero_division=0
+    )
     for i, name in enumerate(names):
-        out.update({f"{name}/precision": float(p[i]), f"{name}/recall": float(r[i]), f"{name}/f1": float(f[i])})
+        out.update(
+            {
+                f"{name}/precision": float(p[i]),
+                f"{name}/recall": float(r[i]),
+                f"{name}/f1": float(f[i]),
+            }
+        )
     auc = roc_auc(y_true, probs)
     if auc is not None:
         out["roc_auc"] = auc
@@ -97,9 +109,16 @@ def plot_confusion_matrix(
     size = max(4.0, 0.35 * len(labels))
     fig, ax = plt.subplots(figsize=(size, size))
     ConfusionMatrixDisplay.from_predictions(
-        y_true, y_pred, labels=list(range(len(labels))), display_labels=list(labels), normalize="true",
-        ax=ax, colorbar=False, values_format=".2f" if len(labels) <= 12 else None,
-        include_values=len(labels) <= 12, xticks_rotation="vertical",
+        y_true,
+        y_pred,
+        labels=list(range(len(labels))),
+        display_labels=list(labels),
+        normalize="true",
+        ax=ax,
+        colorbar=False,
+        values_format=".2f" if len(labels) <= 12 else None,
+        include_values=len(labels) <= 12,
+        xticks_rotation="vertical",
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -130,7 +149,9 @@ def retrieval_metrics(ranks: Sequence[int], ks: Sequence[int] = (1, 5, 10)) -> d
     for k in ks:
         hit = ranks <= k
         out[f"recall_at_{k}"] = float(hit.mean()) if len(ranks) else 0.0
-        out[f"ndcg_at_{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 1), 0.0).mean()) if len(ranks) else 0.0
+        out[f"ndcg_at_{k}"] = (
+            float(np.where(hit, 1.0 / np.log2(ranks + 1), 0.0).mean()) if len(ranks) else 0.0
+        )
     return out
 
 

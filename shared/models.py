@@ -11,6 +11,7 @@ A name can be
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from functools import lru_cache
@@ -30,8 +31,13 @@ OFFLINE_CHOICES = (
     "offline choices: 'minilm' (all-MiniLM-L6-v2, text), 'efficientnet_lite0' (ImageNet, images), "
     "a local folder, or 'random:bert-tiny' / 'random:<timm name>' for untrained test models"
 )
-TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                 max_position_embeddings=512)
+TINY_BERT = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=512,
+)
 
 
 def minilm_path() -> Path:
@@ -81,7 +87,11 @@ def load_model(name: str, kind: Kind, **kwargs: Any) -> Any:
     except ModelUnavailableError:
         raise
     except Exception as exc:  # hub, network and format errors all become one clear message
-        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        reason = (
+            str(exc).strip().splitlines()[0][:300].rstrip(".")
+            if str(exc).strip()
+            else type(exc).__name__
+        )
         raise ModelUnavailableError(
             f"cannot load model {name!r} as {kind}: {reason}. If you are offline, use a packaged "
             f"default; {OFFLINE_CHOICES}."
@@ -106,7 +116,9 @@ def _load_text(source: str, kind: Kind, **kwargs: Any) -> Any:
     if kind == "sentence-encoder":
         from sentence_transformers import SentenceTransformer
 
-        return SentenceTransformer(source, device=kwargs.get("device", "cpu"), local_files_only=offline)
+        return SentenceTransformer(
+            source, device=kwargs.get("device", "cpu"), local_files_only=offline
+        )
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
@@ -120,7 +132,27 @@ def _load_text(source: str, kind: Kind, **kwargs: Any) -> Any:
 
 
 def _looks_offline(source: str) -> bool:
-    return Path(source).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1"
+    """True when the hub must not be asked: a local folder, offline mode, or no network.
+
+    Without a network the hub clients retry for minutes; probing once lets us fall back to the
+    local cache at once and, failing that, say clearly what is wrong.
+    """
+    return Path(source).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1" or not hub_reachable()
+
+
+@lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (or `HF_ENDPOINT`) accepts a TCP connection."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        log.info("the model hub at %s is unreachable; using local files only", url.hostname)
+        return False
 
 
 @lru_cache(maxsize=1)
@@ -129,7 +161,9 @@ def _tiny_bert_folder() -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    folder = Path(os.environ.get("VERTICALS_CACHE", Path.home() / ".cache" / "verticals")) / "bert-tiny"
+    folder = (
+        Path(os.environ.get("VERTICALS_CACHE", Path.home() / ".cache" / "verticals")) / "bert-tiny"
+    )
     if not (folder / "config.json").exists():
         tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
         torch.manual_seed(0)
@@ -145,8 +179,12 @@ def _load_timm(name: str, num_classes: int = 1000, in_chans: int = 3, **_: Any):
     import timm
 
     if name.startswith("random:"):
-        return timm.create_model(name.removeprefix("random:"), pretrained=False, num_classes=num_classes,
-                                 in_chans=in_chans)
+        return timm.create_model(
+            name.removeprefix("random:"),
+            pretrained=False,
+            num_classes=num_classes,
+            in_chans=in_chans,
+        )
     if name.lower() in EFFICIENTNET_ALIASES:
         model = timm.create_model(EFFICIENTNET_TIMM_ARCH, pretrained=False, num_classes=1000)
         model.load_state_dict(map_efficientnet_lite0(efficientnet_lite0_weights_path()))
@@ -156,7 +194,20 @@ def _load_timm(name: str, num_classes: int = 1000, in_chans: int = 3, **_: Any):
         raise ModelUnavailableError(
             f"{name} is a folder: load a trained image model through its artifact, not as a backbone"
         )
-    return timm.create_model(name, pretrained=True, num_classes=num_classes, in_chans=in_chans)
+    with _hub_offline(not hub_reachable()):  # the local cache only, instead of minutes of retries
+        return timm.create_model(name, pretrained=True, num_classes=num_classes, in_chans=in_chans)
+
+
+@contextlib.contextmanager
+def _hub_offline(offline: bool):
+    from huggingface_hub import constants
+
+    previous = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = previous or offline
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = previous
 
 
 def _adapt_timm(model, num_classes: int, in_chans: int) -> None:
@@ -193,6 +244,8 @@ def map_efficientnet_lite0(path: str | Path) -> dict[str, Any]:
     mapped = {}
     for (src_key, tensor), (tgt_key, like) in zip(source.items(), target.items(), strict=True):
         if tuple(tensor.shape) != tuple(like.shape):
-            raise ModelUnavailableError(f"{path}: {src_key} {tuple(tensor.shape)} does not fit {tgt_key}")
+            raise ModelUnavailableError(
+                f"{path}: {src_key} {tuple(tensor.shape)} does not fit {tgt_key}"
+            )
         mapped[tgt_key] = tensor
     return mapped

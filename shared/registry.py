@@ -88,7 +88,9 @@ def get_vertical(name: str) -> Vertical:
             if not isinstance(vertical, Vertical):
                 raise TypeError(f"entry point {ep.value!r} is not a shared.registry.Vertical")
             return vertical
-    raise KeyError(f"unknown vertical {name!r}; registered: {', '.join(vertical_names()) or 'none'}")
+    raise KeyError(
+        f"unknown vertical {name!r}; registered: {', '.join(vertical_names()) or 'none'}"
+    )
 
 
 def all_verticals() -> list[Vertical]:

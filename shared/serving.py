@@ -102,12 +102,15 @@ class BodyLimitMiddleware:
 
     async def _reject(self, send) -> None:
         response = JSONResponse(
-            status_code=413, content={"detail": f"request body exceeds the limit of {self.max_bytes} bytes"}
+            status_code=413,
+            content={"detail": f"request body exceeds the limit of {self.max_bytes} bytes"},
         )
         await response({"type": "http"}, None, send)
 
 
-def create_app(vertical: Vertical, artifact_dir: str | Path | None, settings: ServeSettings | None = None) -> FastAPI:
+def create_app(
+    vertical: Vertical, artifact_dir: str | Path | None, settings: ServeSettings | None = None
+) -> FastAPI:
     """Builds the service app for `vertical`, serving the artifact at `artifact_dir`."""
     settings = settings or ServeSettings()
 
@@ -120,7 +123,10 @@ def create_app(vertical: Vertical, artifact_dir: str | Path | None, settings: Se
             runtime = vertical.load(Path(artifact_dir), settings.device)
             engine = getattr(runtime, "engine", None)
             if engine is not None:
-                engine.max_batch_size, engine.max_wait_ms = settings.max_batch_size, settings.max_wait_ms
+                engine.max_batch_size, engine.max_wait_ms = (
+                    settings.max_batch_size,
+                    settings.max_wait_ms,
+                )
                 await engine.start()
             app.state.runtime = runtime
         except Exception as exc:  # the service stays up and says why it is not ready
@@ -134,7 +140,10 @@ def create_app(vertical: Vertical, artifact_dir: str | Path | None, settings: Se
             runtime.close()
 
     app = FastAPI(
-        title=f"verticals: {vertical.name}", summary=vertical.summary, version=_version(), lifespan=lifespan
+        title=f"verticals: {vertical.name}",
+        summary=vertical.summary,
+        version=_version(),
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.vertical = vertical
@@ -164,7 +173,9 @@ def create_app(vertical: Vertical, artifact_dir: str | Path | None, settings: Se
         return {"vertical": vertical.name, "version": _version(), **details}
 
     app.include_router(
-        vertical.build_router(), prefix=f"/v1/{vertical.name}", tags=[vertical.name],
+        vertical.build_router(),
+        prefix=f"/v1/{vertical.name}",
+        tags=[vertical.name],
         dependencies=[Depends(require_api_key)],
     )
     return app
@@ -174,7 +185,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError):
         errors = [
-            {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg"), "type": err.get("type")}
+            {
+                "field": ".".join(str(p) for p in err.get("loc", ())),
+                "message": err.get("msg"),
+                "type": err.get("type"),
+            }
             for err in exc.errors()
         ]
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
@@ -190,7 +205,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UnicodeDecodeError)
     async def unicode_error(_: Request, exc: UnicodeDecodeError):
-        return JSONResponse(status_code=400, content={"detail": f"request is not valid UTF-8: {exc.reason}"})
+        return JSONResponse(
+            status_code=400, content={"detail": f"request is not valid UTF-8: {exc.reason}"}
+        )
 
 
 def _version() -> str:

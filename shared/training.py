@@ -78,7 +78,9 @@ def _param_groups(task: nn.Module, cfg: TrainerConfig) -> list[dict[str, Any]]:
     out = []
     for (is_backbone, no_decay), params in groups.items():
         lr = (cfg.backbone_lr or cfg.lr) if is_backbone else cfg.lr
-        out.append({"params": params, "lr": lr, "weight_decay": 0.0 if no_decay else cfg.weight_decay})
+        out.append(
+            {"params": params, "lr": lr, "weight_decay": 0.0 if no_decay else cfg.weight_decay}
+        )
     return out
 
 
@@ -103,7 +105,9 @@ def move_to(batch: Any, device: torch.device) -> Any:
 def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainerConfig, total_steps: int):
     from transformers import get_scheduler
 
-    name = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[cfg.schedule]
+    name = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[
+        cfg.schedule
+    ]
     warmup = int(math.ceil(cfg.warmup_ratio * total_steps))
     return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
 
@@ -147,8 +151,13 @@ def fit(
     task.to(device)
 
     loader = DataLoader(
-        train_data, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate_fn,
-        num_workers=cfg.num_workers, pin_memory=device.type == "cuda", drop_last=False,
+        train_data,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        collate_fn=collate_fn,
+        num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda",
+        drop_last=False,
         generator=torch.Generator(),
     )
     steps_per_epoch = max(1, math.ceil(len(loader) / cfg.grad_accum))
@@ -174,10 +183,26 @@ def fit(
         _set_backbone_trainable(task, epoch >= cfg.freeze_backbone_epochs)
         loader.generator.manual_seed(cfg.seed * 10_007 + epoch)
         train_loss, samples_per_s = _train_epoch(
-            task, loader, optimizer, scheduler, scaler, cfg, device, amp_dtype, result, total_steps, epoch, writer
+            task,
+            loader,
+            optimizer,
+            scheduler,
+            scaler,
+            cfg,
+            device,
+            amp_dtype,
+            result,
+            total_steps,
+            epoch,
+            writer,
         )
-        row: dict[str, float] = {"epoch": epoch + 1, "step": result.steps, "train_loss": train_loss,
-                                 "samples_per_s": samples_per_s, "lr": scheduler.get_last_lr()[0]}
+        row: dict[str, float] = {
+            "epoch": epoch + 1,
+            "step": result.steps,
+            "train_loss": train_loss,
+            "samples_per_s": samples_per_s,
+            "lr": scheduler.get_last_lr()[0],
+        }
         if evaluate is not None:
             task.eval()
             with torch.inference_mode():
@@ -190,7 +215,10 @@ def fit(
             torch.save(best_state, out_dir / "best.pt")
         else:
             bad_epochs += 1
-            if cfg.early_stopping_patience is not None and bad_epochs >= cfg.early_stopping_patience:
+            if (
+                cfg.early_stopping_patience is not None
+                and bad_epochs >= cfg.early_stopping_patience
+            ):
                 result.stopped_early = True
         _log_epoch(out_dir, row, writer)
         _save_checkpoint(ckpt_path, epoch + 1, task, optimizer, scheduler, scaler, result)
@@ -204,13 +232,27 @@ def fit(
     return result
 
 
-def _train_epoch(task, loader, optimizer, scheduler, scaler, cfg, device, amp_dtype, result, total_steps,
-                 epoch, writer) -> tuple[float, float]:
+def _train_epoch(
+    task,
+    loader,
+    optimizer,
+    scheduler,
+    scaler,
+    cfg,
+    device,
+    amp_dtype,
+    result,
+    total_steps,
+    epoch,
+    writer,
+) -> tuple[float, float]:
     from tqdm.auto import tqdm
 
     task.train()
     total_loss, seen, started = 0.0, 0, time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+    bar = tqdm(
+        loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False
+    )
     optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(bar):
         batch = move_to(batch, device)
@@ -244,11 +286,17 @@ def _batch_size(batch: Any) -> int:
     if isinstance(batch, dict) and batch:
         return _batch_size(next(iter(batch.values())))
     if isinstance(batch, list | tuple) and batch:
-        return _batch_size(batch[0]) if isinstance(batch[0], dict | list | tuple | torch.Tensor) else len(batch)
+        return (
+            _batch_size(batch[0])
+            if isinstance(batch[0], dict | list | tuple | torch.Tensor)
+            else len(batch)
+        )
     return 1
 
 
-def _save_checkpoint(path: Path, epoch: int, task, optimizer, scheduler, scaler, result: TrainResult) -> None:
+def _save_checkpoint(
+    path: Path, epoch: int, task, optimizer, scheduler, scaler, result: TrainResult
+) -> None:
     state = {
         "epoch": epoch,
         "model": task.state_dict(),
@@ -265,7 +313,9 @@ def _save_checkpoint(path: Path, epoch: int, task, optimizer, scheduler, scaler,
 
 
 def _load_checkpoint(path: Path, task, optimizer, scheduler, scaler) -> tuple[int, TrainResult]:
-    state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
+    state = torch.load(
+        path, map_location="cpu", weights_only=True
+    )  # never unpickle arbitrary objects
     task.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -289,7 +339,9 @@ def _tensorboard(out_dir: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        log.warning("tensorboard is not installed; `pip install verticals[tracking]` to log metrics there")
+        log.warning(
+            "tensorboard is not installed; `pip install verticals[tracking]` to log metrics there"
+        )
         return None
     return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
 
@@ -300,7 +352,11 @@ def _log_epoch(out_dir: Path, row: dict[str, float], writer) -> None:
     if writer is not None:
         for key, value in row.items():
             if key not in ("epoch", "step"):
-                writer.add_scalar(key.replace("val_", "val/").replace("train_", "train/"), value, int(row["epoch"]))
+                writer.add_scalar(
+                    key.replace("val_", "val/").replace("train_", "train/"),
+                    value,
+                    int(row["epoch"]),
+                )
 
 
 def plot_history(history: list[dict[str, float]], path: str | Path) -> Path | None:

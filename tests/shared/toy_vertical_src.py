@@ -1,8 +1,8 @@
-'''A complete, tiny vertical used by the registry and contract tests.
+"""A complete, tiny vertical used by the registry and contract tests.
 
 It lives in one folder, is registered by one entry-point line, and uses only the public core: the
 same shape a new vertical takes. Its task separates 2-D points with a small MLP.
-'''
+"""
 
 from __future__ import annotations
 
@@ -46,7 +46,10 @@ class ToyTask(nn.Module):
 
 
 def collate(rows):
-    return {"x": torch.tensor([r[0] for r in rows], dtype=torch.float32), "y": torch.tensor([r[1] for r in rows])}
+    return {
+        "x": torch.tensor([r[0] for r in rows], dtype=torch.float32),
+        "y": torch.tensor([r[1] for r in rows]),
+    }
 
 
 def train(cfg: ToyConfig, data: Path, out: Path) -> Path:
@@ -61,10 +64,24 @@ def train(cfg: ToyConfig, data: Path, out: Path) -> Path:
         logits = model({"x": torch.from_numpy(xy[va])})["logits"]
         return {"accuracy": float((logits.argmax(1).numpy() == ids[va]).mean())}
 
-    fit(task, [(xy[i].tolist(), int(ids[i])) for i in tr], collate, cfg.trainer, out / "run", evaluate=evaluate)
+    fit(
+        task,
+        [(xy[i].tolist(), int(ids[i])) for i in tr],
+        collate,
+        cfg.trainer,
+        out / "run",
+        evaluate=evaluate,
+    )
     metrics = evaluate(task.eval())
-    with write_artifact(out / "artifact", vertical="toy", model_name="mlp", config=cfg.model_dump(),
-                        metrics=metrics, label_map=labels, data_fingerprint=fingerprint(data)) as tmp:
+    with write_artifact(
+        out / "artifact",
+        vertical="toy",
+        model_name="mlp",
+        config=cfg.model_dump(),
+        metrics=metrics,
+        label_map=labels,
+        data_fingerprint=fingerprint(data),
+    ) as tmp:
         save_weights(tmp / "model.safetensors", task.state_dict())
     return out / "artifact"
 
@@ -81,7 +98,9 @@ class ToyRuntime:
     def _batch(self, rows):
         x = torch.tensor([[float(r["x"]), float(r["y"])] for r in rows])
         probs = self.model({"x": x})["logits"].softmax(-1)
-        return [{"label": self.labels[int(p.argmax())], "confidence": float(p.max())} for p in probs]
+        return [
+            {"label": self.labels[int(p.argmax())], "confidence": float(p.max())} for p in probs
+        ]
 
     def predict(self, rows):
         return self.engine.run(rows)

@@ -1,0 +1,111 @@
+"""The service factory: readiness, API key, body limit, 422 with field paths, batching engine."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fastapi.testclient import TestClient
+
+from shared.config import load_config
+from shared.engine import InferenceEngine
+from shared.registry import get_vertical
+from shared.serving import ServeSettings, create_app
+
+
+@pytest.fixture(scope="module")
+def toy_artifact(toy_vertical, tmp_path_factory):
+    vertical = get_vertical(toy_vertical)
+    tmp = tmp_path_factory.mktemp("toy")
+    cfg = load_config(vertical.config_cls, overrides={"trainer": {"epochs": 3}})
+    return vertical, vertical.train(cfg, vertical.example_data(tmp / "data"), tmp / "run")
+
+
+def test_health_ready_info_and_docs(toy_artifact):
+    vertical, artifact = toy_artifact
+    with TestClient(create_app(vertical, artifact, ServeSettings(device="cpu"))) as client:
+        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/ready").json() == {"ready": True}
+        info = client.get("/v1/info").json()
+        assert info["model"] == "mlp" and "accuracy" in info["metrics"] and "engine" in info
+        assert "/v1/toy/predict" in client.get("/openapi.json").json()["paths"]
+        assert client.post("/v1/toy/predict", json={"x": 2.0, "y": 0.0}).json()["label"] == "right"
+
+
+def test_model_that_fails_to_load_makes_ready_fail_and_say_why(toy_artifact, tmp_path):
+    vertical, _ = toy_artifact
+    with TestClient(
+        create_app(vertical, tmp_path / "nothing", ServeSettings(device="cpu"))
+    ) as client:
+        response = client.get("/ready")
+        assert (
+            response.status_code == 503 and "not a verticals artifact" in response.json()["reason"]
+        )
+        assert client.get("/health").status_code == 200
+        assert client.post("/v1/toy/predict", json={"x": 1.0, "y": 0.0}).status_code == 503
+
+
+def test_api_key_body_limit_and_validation(toy_artifact):
+    vertical, artifact = toy_artifact
+    settings = ServeSettings(device="cpu", api_key="s3cret", max_body_bytes=200)
+    with TestClient(create_app(vertical, artifact, settings)) as client:
+        assert client.post("/v1/toy/predict", json={"x": 1, "y": 0}).status_code == 401
+        assert client.get("/v1/info", headers={"X-API-Key": "wrong"}).status_code == 401
+        auth = {"X-API-Key": "s3cret"}
+        assert (
+            client.post("/v1/toy/predict", json={"x": 1, "y": 0}, headers=auth).status_code == 200
+        )
+        assert client.get("/health").status_code == 200  # probes need no key
+
+        big = client.post(
+            "/v1/toy/predict",
+            content=b"{" + b" " * 500 + b"}",
+            headers={**auth, "content-type": "application/json"},
+        )
+        assert big.status_code == 413 and "200 bytes" in big.json()["detail"]
+
+        bad = client.post("/v1/toy/predict", json={"x": "left", "y": 500}, headers=auth)
+        assert bad.status_code == 422
+        fields = {e["field"] for e in bad.json()["errors"]}
+        assert fields == {"body.x", "body.y"}
+        broken = client.post(
+            "/v1/toy/predict",
+            content=b"{not json",
+            headers={**auth, "content-type": "application/json"},
+        )
+        assert broken.status_code == 422
+
+
+def test_engine_gathers_concurrent_requests_into_batches():
+    sizes = []
+
+    def batch_fn(items):
+        sizes.append(len(items))
+        return [i * 2 for i in items]
+
+    engine = InferenceEngine(batch_fn, max_batch_size=8, max_wait_ms=20)
+
+    async def main():
+        await engine.start()
+        results = await asyncio.gather(*(engine.submit(i) for i in range(20)))
+        await engine.stop()
+        return results
+
+    assert asyncio.run(main()) == [i * 2 for i in range(20)]
+    assert max(sizes) == 8 and len(sizes) == 3
+    assert engine.run(list(range(10))) == [i * 2 for i in range(10)]
+
+
+def test_engine_passes_batch_errors_to_every_waiter():
+    def boom(items):
+        raise ValueError("bad batch")
+
+    engine = InferenceEngine(boom, max_batch_size=4, max_wait_ms=5)
+
+    async def main():
+        await engine.start()
+        results = await asyncio.gather(engine.submit(1), engine.submit(2), return_exceptions=True)
+        await engine.stop()
+        return results
+
+    assert all(isinstance(r, ValueError) for r in asyncio.run(main()))

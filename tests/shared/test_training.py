@@ -1,0 +1,145 @@
+"""The shared loop: resume is exact, early stopping and freezing work, logs are written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from shared.training import TrainerConfig, _param_groups, fit
+
+
+class Task(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.2))
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, batch):
+        logits = self.head(self.backbone(batch["x"]))
+        return {"loss": nn.functional.cross_entropy(logits, batch["y"]), "logits": logits}
+
+
+def make_data(n=64):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, 4, generator=g)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    return [(x[i], y[i]) for i in range(n)]
+
+
+def collate(rows):
+    return {"x": torch.stack([r[0] for r in rows]), "y": torch.stack([r[1] for r in rows])}
+
+
+def cfg(**kw):
+    base = dict(epochs=3, batch_size=8, lr=1e-2, progress=False, device="cpu", warmup_ratio=0.2)
+    return TrainerConfig(**{**base, **kw})
+
+
+def test_resume_continues_exactly_where_a_killed_run_stopped(tmp_path):
+    data = make_data()
+    reference = Task()
+    fit(reference, data, collate, cfg(), tmp_path / "full")
+
+    killed = Task()
+    calls = {"n": 0}
+
+    def crash_in_second_epoch(_task):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the process dies after epoch 2's steps, before its checkpoint
+        return {"score": 0.0}
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(
+            killed,
+            data,
+            collate,
+            cfg(monitor="loss"),
+            tmp_path / "killed",
+            evaluate=crash_in_second_epoch,
+        )
+    assert (
+        json.loads((tmp_path / "killed" / "history.jsonl").read_text().splitlines()[0])["epoch"]
+        == 1
+    )
+
+    resumed = Task()
+    result = fit(resumed, data, collate, cfg(resume=True), tmp_path / "killed")
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    for (name, a), b in zip(
+        reference.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path):
+    scores = iter([0.9, 0.5, 0.4, 0.3, 0.2])
+    task = Task()
+    result = fit(
+        task,
+        make_data(),
+        collate,
+        cfg(epochs=5, monitor="acc", monitor_mode="max", early_stopping_patience=2),
+        tmp_path,
+        evaluate=lambda _t: {"acc": next(scores)},
+    )
+    assert result.stopped_early and len(result.history) == 3
+    assert result.best == 0.9 and result.best_epoch == 1
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert all(torch.equal(best[k], v) for k, v in task.state_dict().items())
+
+
+def test_frozen_backbone_is_untouched_and_head_learns(tmp_path):
+    task = Task()
+    before = {k: v.clone() for k, v in task.state_dict().items()}
+    fit(task, make_data(), collate, cfg(epochs=1, freeze_backbone_epochs=1), tmp_path)
+    assert torch.equal(before["backbone.0.weight"], task.state_dict()["backbone.0.weight"])
+    assert not torch.equal(before["head.weight"], task.state_dict()["head.weight"])
+
+
+def test_backbone_gets_its_own_learning_rate_and_no_decay_on_biases():
+    groups = _param_groups(Task(), cfg(lr=1e-3, backbone_lr=1e-5, weight_decay=0.1))
+    lrs = {(g["lr"], g["weight_decay"]) for g in groups}
+    assert lrs == {(1e-5, 0.1), (1e-5, 0.0), (1e-3, 0.1), (1e-3, 0.0)}
+
+
+def test_accumulation_max_steps_and_logs(tmp_path):
+    result = fit(Task(), make_data(64), collate, cfg(epochs=2, grad_accum=4), tmp_path / "acc")
+    assert result.steps == 2 * 2  # 8 batches per epoch / 4 accumulated
+    limited = fit(Task(), make_data(64), collate, cfg(epochs=5, max_steps=3), tmp_path / "max")
+    assert limited.steps == 3
+    assert (tmp_path / "acc" / "training_curve.png").stat().st_size > 1000
+    rows = [
+        json.loads(line) for line in (tmp_path / "acc" / "history.jsonl").read_text().splitlines()
+    ]
+    assert {"train_loss", "samples_per_s", "lr"} <= set(rows[0])
+
+
+def test_training_actually_learns(tmp_path):
+    task = Task()
+    data = make_data(128)
+    fit(task, data, collate, cfg(epochs=8), tmp_path)
+    task.eval()
+    batch = collate(data)
+    accuracy = (task(batch)["logits"].argmax(1) == batch["y"]).float().mean()
+    assert accuracy > 0.9
+
+
+def test_same_seed_same_weights(tmp_path):
+    a, b = Task(), Task()
+    fit(a, make_data(), collate, cfg(epochs=1, seed=3), tmp_path / "a")
+    fit(b, make_data(), collate, cfg(epochs=1, seed=3), tmp_path / "b")
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
+
+
+def test_tensorboard_logging(tmp_path):
+    pytest.importorskip("tensorboard")
+    fit(Task(), make_data(16), collate, cfg(epochs=1, tensorboard=True), tmp_path)
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
