@@ -1,0 +1,85 @@
+"""customer_service: a dialogue retrieval bot that learns from past dialogues and knows when to hand off.
+
+Importing this package is light: models, indexes and FastAPI routes load inside the wrappers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from customer_service.config import CustomerServiceConfig
+from shared.registry import Vertical
+
+SMOKE_OVERRIDES = {"model": "random:bert-tiny", "trainer": {"max_steps": 2, "batch_size": 8}}
+
+
+def _train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
+    from customer_service.training import train
+
+    return train(cfg, Path(data_path), Path(out_dir))
+
+
+def _load(artifact_dir: Path, device: str) -> Any:
+    from customer_service.bot import CustomerServiceBot
+
+    return CustomerServiceBot(Path(artifact_dir), device)
+
+
+def _build_router() -> Any:
+    from customer_service.service import build_router
+
+    return build_router()
+
+
+def _demo(workdir: Path) -> dict[str, Any]:
+    from customer_service.demo import run_demo
+
+    return run_demo(Path(workdir))
+
+
+def _example_data(folder: Path) -> Path:
+    from customer_service.kb_data import write_demo_data
+
+    return write_demo_data(Path(folder))
+
+
+def _example_inputs(data_path: Path) -> list[dict[str, Any]]:
+    return [
+        {"session_id": "example", "message": "how do I freeze my credit card"},
+        {"session_id": "example", "message": "and for my debit card?"},
+        {"session_id": "other", "message": "what's the weather like in Paris tomorrow"},
+    ]
+
+
+def _smoke_request(client: Any, data_path: Path) -> Any:
+    return client.post("/v1/customer_service/chat", json={"session_id": "smoke", "message": "I lost my card"})
+
+
+def _evaluate(runtime: Any, data_path: Path) -> dict[str, float]:
+    from customer_service.bot import evaluate_runtime
+
+    return evaluate_runtime(runtime, Path(data_path))
+
+
+def _schemas() -> dict[str, Any]:
+    from customer_service.schemas import DIALOGUE_SCHEMA, KB_SCHEMA, OOS_SCHEMA, PAIRS_SCHEMA
+
+    return {"kb": KB_SCHEMA, "pairs": PAIRS_SCHEMA, "dialogues": DIALOGUE_SCHEMA, "out_of_scope": OOS_SCHEMA}
+
+
+VERTICAL = Vertical(
+    name="customer_service",
+    summary="Dialogue retrieval bot: answers from a KB, fills templates from context, hands off when unsure.",
+    config_cls=CustomerServiceConfig,
+    train=_train,
+    load=_load,
+    build_router=_build_router,
+    demo=_demo,
+    example_data=_example_data,
+    example_inputs=_example_inputs,
+    smoke_overrides=SMOKE_OVERRIDES,
+    smoke_request=_smoke_request,
+    evaluate=_evaluate,
+    schemas=_schemas(),
+)

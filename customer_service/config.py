@@ -1,0 +1,52 @@
+"""Training configuration of the customer-service bot (YAML -> this model -> builders)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from shared.config import StrictModel
+from shared.training import TrainerConfig
+
+
+def _default_trainer() -> TrainerConfig:
+    # The head learns from scratch (lr); the pretrained encoder moves gently (backbone_lr).
+    return TrainerConfig(
+        epochs=3, batch_size=32, lr=2e-3, backbone_lr=5e-5, monitor="accuracy", monitor_mode="max",
+        progress=False,
+    )
+
+
+class CustomerServiceConfig(StrictModel):
+    """What `verticals train customer_service` accepts.
+
+    Attributes:
+        model: Sentence encoder to fine-tune (`minilm` offline, a folder, or a hub id).
+        max_seq_length: Tokens kept per text; support questions are short.
+        mnrl_scale: Inverse temperature of the in-batch-negatives loss.
+        intent_loss_weight: Weight of the intent cross-entropy next to the retrieval loss.
+        hybrid: Fuse BM25 with dense scores: `auto` keeps it only if it helps on validation.
+        hybrid_weights: BM25 weights tried on validation when `hybrid` is `auto`.
+        target_oos_recall: Out-of-scope recall the handoff threshold aims for on validation.
+        fallback_handoff_rate: Without out-of-scope validation questions, the share of in-scope
+            validation questions allowed to hand off (sets the threshold).
+        val_fraction: Share of pairs held out for calibration and thresholds (without a split column).
+        test_fraction: Share of pairs held out for the reported metrics (without a split column).
+        session_ttl_s: Seconds a conversation is remembered after its last message.
+        max_sessions: Sessions kept in memory (least recently used are dropped first).
+    """
+
+    model: str = "minilm"
+    max_seq_length: int = Field(64, ge=8, le=512)
+    mnrl_scale: float = 20.0
+    intent_loss_weight: float = 1.0
+    hybrid: Literal["auto", "on", "off"] = "auto"
+    hybrid_weights: list[float] = [0.05, 0.1, 0.2, 0.3]
+    target_oos_recall: float = Field(0.8, gt=0, lt=1)
+    fallback_handoff_rate: float = Field(0.05, ge=0, lt=1)
+    val_fraction: float = Field(0.15, ge=0, lt=0.5)
+    test_fraction: float = Field(0.15, ge=0, lt=0.5)
+    session_ttl_s: float = 1800.0
+    max_sessions: int = 10_000
+    trainer: TrainerConfig = Field(default_factory=_default_trainer)

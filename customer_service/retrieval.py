@@ -1,0 +1,186 @@
+"""The bi-encoder and its index: training task, embedding, and hybrid (dense + BM25) search.
+
+Training: questions are pulled towards the text of the answer they resolve with in-batch
+negatives (`MultipleNegativesRankingLoss`), and, when intents exist, an intent head on the same
+question embedding learns with cross-entropy; one task, one pass through the shared loop.
+
+Search: FAISS inner product over normalised embeddings of every answer and every known paraphrase
+(a question seen in training); an answer scores as its best entry. BM25 (bm25s) scores are
+normalised per query and added with a weight chosen on validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def answer_text(title: str, answer: str) -> str:
+    """The text an answer is embedded as: its title and body, template slots made readable."""
+    body = answer.replace("{", "").replace("}", "").replace("_", " ")
+    return f"{title}. {body}" if title else body
+
+
+class BotTask(nn.Module):
+    """Bi-encoder + optional intent head; `forward(batch)` returns the summed loss.
+
+    Batch keys: `q` (tokenised questions, B), optionally `p` (tokenised positives, P <= B, unique
+    per batch so that no in-batch negative is a false one) with `p_rows` (their question rows),
+    and `y` (B intent ids, -100 where unknown).
+    """
+
+    def __init__(self, encoder: nn.Module, n_intents: int, scale: float = 20.0, intent_weight: float = 1.0):
+        super().__init__()
+        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+        self.backbone = encoder
+        dim = encoder.get_embedding_dimension()
+        self.head = nn.Linear(dim, n_intents) if n_intents > 1 else None
+        self.mnrl = MultipleNegativesRankingLoss(encoder, scale=scale)
+        self.intent_weight = intent_weight
+
+    def embed(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, D) L2-normalised sentence embeddings, with gradients when training."""
+        out = self.backbone(dict(features))["sentence_embedding"]
+        return nn.functional.normalize(out.float(), dim=-1)
+
+    def intent_logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        assert self.head is not None
+        return self.head(embeddings * 10.0)  # normalised inputs are small; rescale for the head
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        q = self.embed(batch["q"])
+        loss = q.new_zeros(())
+        if "p" in batch and len(batch["p_rows"]) > 1:
+            p = self.embed(batch["p"])
+            loss = loss + self.mnrl.compute_loss_from_embeddings([q[batch["p_rows"]], p], None)
+        out: dict[str, torch.Tensor] = {"embeddings": q}
+        if self.head is not None and "y" in batch:
+            logits = self.intent_logits(q)
+            out["logits"] = logits
+            if bool((batch["y"] >= 0).any()):
+                ce = nn.functional.cross_entropy(logits, batch["y"], ignore_index=-100)
+                loss = loss + self.intent_weight * ce
+        out["loss"] = loss
+        return out
+
+
+def make_collate(encoder: Any):
+    """Collate for `(question, positive_text, positive_key, intent_id)` rows.
+
+    Only the first row per positive key in a batch joins the in-batch-negatives loss, so two
+    paraphrases of the same answer never act as each other's negatives.
+    """
+
+    def collate(rows: Sequence[tuple[str, str, str, int]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        p_rows, positives = [], []
+        for i, (_, positive, key, _) in enumerate(rows):
+            if positive and key not in seen:
+                seen.add(key)
+                p_rows.append(i)
+                positives.append(positive)
+        batch: dict[str, Any] = {
+            "q": _tokenize(encoder, [r[0] for r in rows]),
+            "y": torch.tensor([r[3] for r in rows], dtype=torch.long),
+            "p_rows": torch.tensor(p_rows, dtype=torch.long),
+        }
+        if positives:
+            batch["p"] = _tokenize(encoder, positives)
+        return batch
+
+    return collate
+
+
+def _tokenize(encoder: Any, texts: list[str]) -> dict[str, torch.Tensor]:
+    features = encoder.preprocess(texts) if hasattr(encoder, "preprocess") else encoder.tokenize(texts)
+    return {k: v for k, v in features.items() if isinstance(v, torch.Tensor)}
+
+
+def encode(encoder: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """(N, D) float32 L2-normalised embeddings (inference mode, in the encoder's device)."""
+    if not texts:
+        return np.zeros((0, encoder.get_embedding_dimension()), dtype=np.float32)
+    vectors = encoder.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
+                             convert_to_numpy=True, show_progress_bar=False)
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+@dataclass
+class Hit:
+    """One answer found for a query: fused score and its dense part."""
+
+    answer_id: str
+    score: float
+    dense: float
+
+
+class KnowledgeIndex:
+    """Exact inner-product search over entries (answers and paraphrases), max-pooled per answer.
+
+    Args:
+        entry_ids: (E,) the answer id each entry belongs to.
+        entry_texts: (E,) entry texts (for BM25).
+        vectors: (E, D) normalised embeddings.
+        bm25_weight: Weight of the per-query normalised BM25 score; 0 disables BM25.
+    """
+
+    def __init__(self, entry_ids: Sequence[str], entry_texts: Sequence[str], vectors: np.ndarray,
+                 bm25_weight: float = 0.0) -> None:
+        import faiss
+
+        self.entry_ids = np.asarray(entry_ids, dtype=object)
+        self.entry_texts = list(entry_texts)
+        self.bm25_weight = bm25_weight
+        self.index = faiss.IndexFlatIP(vectors.shape[1])
+        if len(vectors):
+            self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self.bm25 = self._build_bm25() if len(self.entry_texts) else None
+
+    def _build_bm25(self):
+        import bm25s
+
+        retriever = bm25s.BM25()
+        retriever.index(bm25s.tokenize(self.entry_texts, stopwords="en", show_progress=False), show_progress=False)
+        return retriever
+
+    def bm25_scores(self, query: str) -> np.ndarray:
+        """(E,) BM25 scores of every entry, divided by the best one (0 when nothing matches)."""
+        import bm25s
+
+        if self.bm25 is None:
+            return np.zeros(0, dtype=np.float32)
+        tokens = bm25s.tokenize([query], stopwords="en", show_progress=False, return_ids=False)[0]
+        scores = np.asarray(self.bm25.get_scores(tokens), dtype=np.float32) if tokens else np.zeros(
+            len(self.entry_texts), dtype=np.float32)
+        top = scores.max() if len(scores) else 0.0
+        return scores / top if top > 0 else scores
+
+    def search(self, vector: np.ndarray, query: str = "", k: int = 10, bm25_weight: float | None = None,
+               depth: int = 200) -> list[Hit]:
+        """Top-`k` answers for one query, best first."""
+        n = self.index.ntotal
+        if n == 0:
+            return []
+        weight = self.bm25_weight if bm25_weight is None else bm25_weight
+        sims, idx = self.index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), min(depth, n))
+        candidates = {int(i): float(s) for i, s in zip(idx[0], sims[0], strict=True) if i >= 0}
+        if weight > 0 and query:
+            lexical = self.bm25_scores(query)
+            for i in np.argsort(-lexical)[:depth]:
+                if lexical[i] > 0 and int(i) not in candidates:
+                    candidates[int(i)] = float(self.index.reconstruct(int(i)) @ vector)
+        else:
+            lexical = None
+        best: dict[str, Hit] = {}
+        for i, dense in candidates.items():
+            fused = dense + (weight * float(lexical[i]) if lexical is not None else 0.0)
+            aid = self.entry_ids[i]
+            if aid not in best or fused > best[aid].score:
+                best[aid] = Hit(aid, fused, dense)
+        return sorted(best.values(), key=lambda h: -h.score)[:k]

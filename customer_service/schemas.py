@@ -1,0 +1,162 @@
+"""Input files of the customer-service vertical, validated against schemas, and how they combine.
+
+A data folder holds:
+
+- `kb.csv` (required): `answer_id, answer` and optionally `intent, title, tags`. An answer may be
+  a template with `{slot}` placeholders.
+- `pairs.csv` (optional): `question` with `answer_id` and/or `intent`; an optional `split`
+  column (`train|val|test`) fixes the split, otherwise it is drawn stratified.
+- `dialogues.jsonl` (optional): `session_id, turn, role (user|agent), text, ts`; each agent reply
+  becomes a training pair with the user turn before it.
+- `out_of_scope.csv` (optional): `question` (and optional `split`): questions the bot must hand off.
+- `slots.json` (optional): `{slot: [values]}` for filling templates from the conversation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from customer_service.cleaning import mask_pii, normalise
+from shared.data import Column, TableSchema, load_table, read_table, validate_table
+from shared.errors import DataError
+
+SPLITS = ("train", "val", "test")
+KB_SCHEMA = TableSchema(
+    "knowledge_base",
+    (
+        Column("answer_id"), Column("answer"), Column("intent", required=False, nonempty=False),
+        Column("title", required=False, nonempty=False), Column("tags", required=False, nonempty=False),
+    ),
+    unique=("answer_id",),
+)
+PAIRS_SCHEMA = TableSchema(
+    "training_pairs",
+    (
+        Column("question"), Column("answer_id", required=False, nonempty=False),
+        Column("intent", required=False, nonempty=False),
+        Column("split", required=False, nonempty=False, choices=("", *SPLITS)),
+    ),
+)
+DIALOGUE_SCHEMA = TableSchema(
+    "dialogues",
+    (
+        Column("session_id"), Column("turn", "int"), Column("role", choices=("user", "agent")),
+        Column("text"), Column("ts", "datetime", required=False, nonempty=False),
+    ),
+)
+OOS_SCHEMA = TableSchema(
+    "out_of_scope",
+    (Column("question"), Column("split", required=False, nonempty=False, choices=("", *SPLITS))),
+)
+
+
+@dataclass
+class Dataset:
+    """A validated, PII-masked data folder: the KB and the questions pointing into it."""
+
+    kb: pd.DataFrame
+    pairs: pd.DataFrame  # question, answer_id, intent, split ("" when not fixed)
+    out_of_scope: pd.DataFrame  # question, split
+    slots: dict[str, list[str]] = field(default_factory=dict)
+
+
+def load_kb(path: str | Path) -> pd.DataFrame:
+    """Reads and validates a KB table; fills the optional columns and masks PII in answers."""
+    kb = load_table(path, KB_SCHEMA)
+    for col in ("intent", "title", "tags"):
+        kb[col] = kb[col].fillna("").astype(str) if col in kb.columns else ""
+    kb["answer"] = kb["answer"].map(mask_pii)
+    return kb[["answer_id", "answer", "intent", "title", "tags"]]
+
+
+def load_dataset(folder: str | Path) -> Dataset:
+    """Reads a data folder (see the module doc); every error names the file, row and column.
+
+    Raises:
+        DataError: when `kb.csv` is missing, a file breaks its schema, or a pair points nowhere.
+    """
+    folder = Path(folder)
+    if folder.is_file():
+        folder = folder.parent
+    kb = load_kb(folder / "kb.csv")
+    frames = []
+    if (folder / "pairs.csv").exists():
+        frames.append(_load_pairs(folder / "pairs.csv", kb))
+    if (folder / "dialogues.jsonl").exists():
+        frames.append(dialogue_pairs(folder / "dialogues.jsonl", kb))
+    pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["question", "answer_id", "intent", "split"])
+    oos = pd.DataFrame(columns=["question", "split"])
+    if (folder / "out_of_scope.csv").exists():
+        oos = load_table(folder / "out_of_scope.csv", OOS_SCHEMA)
+        oos["split"] = oos["split"].fillna("") if "split" in oos.columns else ""
+        oos["question"] = oos["question"].map(mask_pii)
+    slots = _load_slots(folder / "slots.json")
+    return Dataset(kb=kb, pairs=pairs, out_of_scope=oos[["question", "split"]], slots=slots)
+
+
+def _load_pairs(path: Path, kb: pd.DataFrame) -> pd.DataFrame:
+    pairs = load_table(path, PAIRS_SCHEMA)
+    if "answer_id" not in pairs.columns and "intent" not in pairs.columns:
+        raise DataError(f"{path}: needs an 'answer_id' or an 'intent' column next to 'question'")
+    for col in ("answer_id", "intent", "split"):
+        pairs[col] = pairs[col].fillna("").astype(str) if col in pairs.columns else ""
+    by_id = dict(zip(kb["answer_id"], kb["intent"], strict=True))
+    first_for_intent = kb[kb["intent"] != ""].drop_duplicates("intent").set_index("intent")["answer_id"]
+    problems = []
+    for i, row in pairs.iterrows():
+        if row["answer_id"] and row["answer_id"] not in by_id:
+            problems.append(f"{path}: row {i + 1}, column 'answer_id': {row['answer_id']!r} is not in the KB")
+        elif not row["answer_id"] and not row["intent"]:
+            problems.append(f"{path}: row {i + 1}: needs an answer_id or an intent")
+    if problems:
+        raise DataError("invalid data:\n" + "\n".join(problems[:20]))
+    pairs["intent"] = [r["intent"] or by_id.get(r["answer_id"], "") for _, r in pairs.iterrows()]
+    pairs["answer_id"] = [r["answer_id"] or first_for_intent.get(r["intent"], "") for _, r in pairs.iterrows()]
+    pairs["question"] = pairs["question"].map(mask_pii)
+    return pairs[["question", "answer_id", "intent", "split"]]
+
+
+def dialogue_pairs(path: str | Path, kb: pd.DataFrame, min_overlap: float = 0.6) -> pd.DataFrame:
+    """Turns historical dialogues into (user question -> KB answer) pairs.
+
+    Each agent reply is matched to the KB answer whose text it shares the most words with
+    (template slots ignored); a reply matching none (overlap below `min_overlap`) is skipped.
+    The question is the user turn just before the reply.
+    """
+    frame = validate_table(read_table(path), DIALOGUE_SCHEMA, source=path)
+    answer_words = [set(normalise(a.replace("{", " ").replace("}", " ")).split()) for a in kb["answer"]]
+    rows = []
+    for _, turns in frame.sort_values(["session_id", "turn"]).groupby("session_id", sort=False):
+        last_user = None
+        for _, turn in turns.iterrows():
+            if turn["role"] == "user":
+                last_user = mask_pii(str(turn["text"]))
+                continue
+            if last_user is None:
+                continue
+            words = set(normalise(mask_pii(str(turn["text"]))).split())
+            overlaps = [len(words & a) / max(1, len(a)) for a in answer_words]
+            best = max(range(len(overlaps)), key=overlaps.__getitem__) if overlaps else None
+            if best is not None and overlaps[best] >= min_overlap:
+                kb_row = kb.iloc[best]
+                rows.append({"question": last_user, "answer_id": kb_row["answer_id"],
+                             "intent": kb_row["intent"], "split": ""})
+            last_user = None
+    return pd.DataFrame(rows, columns=["question", "answer_id", "intent", "split"])
+
+
+def _load_slots(path: Path) -> dict[str, list[str]]:
+    if not path.exists():
+        return {}
+    try:
+        slots = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(slots, dict) or not all(isinstance(v, list) for v in slots.values()):
+        raise DataError(f"{path}: expected an object of slot name -> list of values")
+    return {str(k): [str(x) for x in v] for k, v in slots.items()}

@@ -1,0 +1,63 @@
+"""One decision rule, shared by training-time evaluation and the running bot.
+
+With an intent head, the head picks the intent (its calibrated probability is the confidence)
+and the best retrieved answer of that intent is the answer. Without one, or when the KB gained an
+answer after training that retrieval prefers, the top retrieved answer wins and its calibrated
+retrieval probability is the confidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from customer_service.ood import Calibration, softmax
+from customer_service.retrieval import Hit
+
+
+@dataclass
+class Decision:
+    """What the bot concluded for one query."""
+
+    answer_id: str | None
+    intent: str | None
+    confidence: float
+    hits: list[Hit] = field(default_factory=list)
+    via: str = "retrieval"
+
+
+def retrieval_probs(hits: list[Hit], calibration: Calibration) -> np.ndarray:
+    """Calibrated probabilities over the retrieved answers (in hit order)."""
+    if not hits:
+        return np.zeros(0)
+    return softmax(np.array([h.score for h in hits]), calibration.retrieval_temperature)
+
+
+def decide(
+    hits: list[Hit],
+    intent_logits: np.ndarray | None,
+    intents: list[str],
+    answers: dict[str, dict[str, str]],
+    calibration: Calibration,
+) -> Decision:
+    """Chooses the answer, intent and confidence for one query (see the module doc)."""
+    probs = retrieval_probs(hits, calibration)
+    retrieved = Decision(
+        hits[0].answer_id if hits else None,
+        (answers.get(hits[0].answer_id, {}).get("intent") or None) if hits else None,
+        float(probs[0]) if len(probs) else 0.0, hits, "retrieval",
+    )
+    if intent_logits is None or not intents:
+        return retrieved
+    p = softmax(intent_logits, calibration.intent_temperature)
+    intent = intents[int(p.argmax())]
+    conf = float(p.max())
+    if retrieved.answer_id and not retrieved.intent and retrieved.confidence > conf:
+        return retrieved  # an answer added after training, which the head cannot know
+    answer_id = next((h.answer_id for h in hits if answers.get(h.answer_id, {}).get("intent") == intent), None)
+    if answer_id is None:
+        answer_id = next((k for k, v in answers.items() if v.get("intent") == intent), None)
+    if answer_id is None:
+        return retrieved  # that intent's answers were removed from the KB
+    return Decision(answer_id, intent, conf, hits, "intent")

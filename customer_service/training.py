@@ -1,0 +1,186 @@
+"""`verticals train customer_service`: fine-tune the bi-encoder and intent head, then calibrate.
+
+Steps: read and clean the data folder; split the pairs (stratified, or by their `split` column);
+fine-tune with the shared loop; index the answers and the training paraphrases; on validation,
+choose the BM25 weight, fit the temperatures and pick the handoff threshold; report held-out
+metrics; write the artifact (encoder, head, KB version, calibration) atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from customer_service import evaluation as ev
+from customer_service.cleaning import dedupe
+from customer_service.config import CustomerServiceConfig
+from customer_service.kb_store import KnowledgeBase, save_version
+from customer_service.ood import Calibration, choose_threshold
+from customer_service.retrieval import BotTask, KnowledgeIndex, answer_text, make_collate
+from customer_service.schemas import Dataset, load_dataset
+from shared.artifacts import save_weights, write_artifact
+from shared.data import fingerprint, split_indices
+from shared.errors import DataError
+from shared.models import load_model
+from shared.training import fit
+
+log = logging.getLogger(__name__)
+
+
+def split_pairs(pairs: pd.DataFrame, cfg: CustomerServiceConfig) -> dict[str, pd.DataFrame]:
+    """Train/val/test pairs: the `split` column where given, else a stratified draw."""
+    fixed = pairs["split"].isin(["train", "val", "test"])
+    out = {s: pairs[fixed & (pairs["split"] == s)] for s in ("train", "val", "test")}
+    free = pairs[~fixed].reset_index(drop=True)
+    if len(free):
+        tr, va, te = split_indices(len(free), labels=list(free["answer_id"]), val_fraction=cfg.val_fraction,
+                                   test_fraction=cfg.test_fraction, seed=cfg.trainer.seed)
+        for name, idx in (("train", tr), ("val", va), ("test", te)):
+            out[name] = pd.concat([out[name], free.iloc[idx]], ignore_index=True)
+    return {k: v.reset_index(drop=True) for k, v in out.items()}
+
+
+def split_oos(oos: pd.DataFrame, seed: int) -> dict[str, pd.DataFrame]:
+    """Out-of-scope questions: their `split` column, else half to validation and half to test."""
+    fixed = oos["split"].isin(["val", "test"])
+    out = {s: oos[fixed & (oos["split"] == s)] for s in ("val", "test")}
+    free = oos[~fixed].sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    half = len(free) // 2
+    out["val"] = pd.concat([out["val"], free.iloc[:half]], ignore_index=True)
+    out["test"] = pd.concat([out["test"], free.iloc[half:]], ignore_index=True)
+    return out
+
+
+def clean_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Drops exact and near-duplicate questions pointing to the same answer (PII is already masked)."""
+    keep = dedupe(list(pairs["question"]), keys=list(pairs["answer_id"] + "|" + pairs["split"]))
+    if len(keep) < len(pairs):
+        log.info("removed %d duplicate questions of %d", len(pairs) - len(keep), len(pairs))
+    return pairs.iloc[keep].reset_index(drop=True)
+
+
+def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
+    """Trains on the data folder at `data_path`; returns `out_dir/"artifact"`."""
+    data = load_dataset(data_path)
+    pairs = clean_pairs(data.pairs)
+    if len(pairs) == 0:
+        raise DataError(f"{data_path}: no training questions (add pairs.csv or dialogues.jsonl)")
+    splits, oos = split_pairs(pairs, cfg), split_oos(data.out_of_scope, cfg.trainer.seed)
+    intents = sorted({*data.kb["intent"], *pairs["intent"]} - {""})
+    intent_id = {name: i for i, name in enumerate(intents)}
+    texts = {r.answer_id: answer_text(r.title, r.answer) for r in data.kb.itertuples()}
+
+    encoder = load_model(cfg.model, "sentence-encoder")
+    encoder.max_seq_length = cfg.max_seq_length
+    task = BotTask(encoder, len(intents), cfg.mnrl_scale, cfg.intent_loss_weight)
+    rows = [(q, texts.get(a, ""), a, intent_id.get(i, -100))
+            for q, a, i in zip(splits["train"]["question"], splits["train"]["answer_id"], splits["train"]["intent"],
+                               strict=True)]
+    val = splits["val"]
+    fit(task, rows, make_collate(encoder), cfg.trainer, Path(out_dir) / "run",
+        evaluate=_epoch_evaluator(task, data, val, intent_id) if len(val) else None)
+    task.eval()
+
+    kb = build_kb(task, data, splits["train"])
+    calibration, val_metrics = calibrate(task, kb, cfg, val, oos["val"], intents)
+    metrics = test_metrics(task, kb, calibration, splits["test"], oos["test"], intents)
+    metrics.update(val_metrics)
+    metrics.update({f"n_{k}": float(len(v)) for k, v in splits.items()})
+    return write_bot_artifact(out_dir, cfg, task, kb, calibration, intents, data, metrics, data_path)
+
+
+def _epoch_evaluator(task: BotTask, data: Dataset, val: pd.DataFrame, intent_id: dict[str, int]):
+    """Validation after each epoch: answer-level top-1 over the answers alone, and intent accuracy."""
+    answer_ids = list(data.kb["answer_id"])
+    answer_texts = [answer_text(t, a) for t, a in zip(data.kb["title"], data.kb["answer"], strict=True)]
+    targets = np.array([answer_ids.index(a) if a in answer_ids else -1 for a in val["answer_id"]])
+    y = np.array([intent_id.get(i, -1) for i in val["intent"]])
+
+    def evaluate(_task) -> dict[str, float]:
+        q, a = ev.embed(task, list(val["question"])), ev.embed(task, answer_texts)
+        out = {"retrieval_accuracy": float(((q @ a.T).argmax(1) == targets).mean())}
+        logits = ev.intent_logits(task, q)
+        if logits is not None and (y >= 0).any():
+            out["intent_accuracy"] = float((logits.argmax(1) == y)[y >= 0].mean())
+        out["accuracy"] = out.get("intent_accuracy", out["retrieval_accuracy"])
+        return out
+
+    return evaluate
+
+
+def build_kb(task: BotTask, data: Dataset, train_pairs: pd.DataFrame) -> KnowledgeBase:
+    """Entries: every answer (title + body) and every training paraphrase; all embedded."""
+    answers = {r.answer_id: {"answer": r.answer, "intent": r.intent, "title": r.title, "tags": r.tags}
+               for r in data.kb.itertuples()}
+    para = train_pairs.drop_duplicates(["question", "answer_id"])
+    para = para[para["answer_id"].isin(answers)]
+    ids = list(data.kb["answer_id"]) + list(para["answer_id"])
+    texts = [answer_text(t, a) for t, a in zip(data.kb["title"], data.kb["answer"], strict=True)]
+    texts += list(para["question"])
+    kinds = ["answer"] * len(data.kb) + ["paraphrase"] * len(para)
+    return KnowledgeBase(answers, ids, texts, kinds, ev.embed(task, texts))
+
+
+def calibrate(task: BotTask, kb: KnowledgeBase, cfg: CustomerServiceConfig, val: pd.DataFrame,
+              oos_val: pd.DataFrame, intents: list[str]) -> tuple[Calibration, dict[str, float]]:
+    """BM25 weight, temperatures and threshold, all from validation questions."""
+    calibration, metrics = Calibration(), {}
+    if len(val) == 0:
+        return calibration, metrics
+    index = KnowledgeIndex(kb.entry_ids, kb.entry_texts, kb.vectors)
+    vectors = ev.embed(task, list(val["question"]))
+    questions = list(val["question"])
+    if cfg.hybrid != "off":
+        weights = cfg.hybrid_weights if cfg.hybrid == "auto" else cfg.hybrid_weights[:1]
+        best, metrics = ev.choose_bm25_weight(index, vectors, questions, list(val["answer_id"]), weights)
+        calibration.bm25_weight = best if cfg.hybrid == "auto" else weights[0]
+    hits = ev.search_all(index, vectors, questions, calibration.bm25_weight)
+    logits = ev.intent_logits(task, vectors)
+    intent_ids = [intents.index(i) if i in intents else -1 for i in val["intent"]]
+    ev.fit_calibration(hits, logits, list(val["answer_id"]), intent_ids, calibration)
+    in_conf = [d.confidence for d in ev.decisions_for(hits, logits, intents, kb.answers, calibration)]
+    oos_conf = [d.confidence for d in _decide_texts(task, index, kb, list(oos_val["question"]), intents, calibration)]
+    calibration.threshold, calibration.threshold_source = choose_threshold(
+        np.array(in_conf), np.array(oos_conf), cfg.target_oos_recall, cfg.fallback_handoff_rate)
+    metrics["val_threshold"] = calibration.threshold
+    return calibration, metrics
+
+
+def _decide_texts(task, index, kb, texts, intents, calibration):
+    if not texts:
+        return []
+    vectors = ev.embed(task, texts)
+    hits = ev.search_all(index, vectors, texts, calibration.bm25_weight)
+    return ev.decisions_for(hits, ev.intent_logits(task, vectors), intents, kb.answers, calibration)
+
+
+def test_metrics(task: BotTask, kb: KnowledgeBase, calibration: Calibration, test: pd.DataFrame,
+                 oos_test: pd.DataFrame, intents: list[str]) -> dict[str, float]:
+    """Held-out metrics on the test questions (never seen in training or calibration)."""
+    index = KnowledgeIndex(kb.entry_ids, kb.entry_texts, kb.vectors)
+    decisions = _decide_texts(task, index, kb, list(test["question"]), intents, calibration)
+    oos = _decide_texts(task, index, kb, list(oos_test["question"]), intents, calibration)
+    return {f"test_{k}": v for k, v in ev.heldout_metrics(decisions, test, oos, calibration.threshold,
+                                                          intents).items()}
+
+
+def write_bot_artifact(out_dir: Path, cfg: CustomerServiceConfig, task: BotTask, kb: KnowledgeBase,
+                       calibration: Calibration, intents: list[str], data: Dataset, metrics: dict[str, Any],
+                       data_path: Path) -> Path:
+    """Writes encoder, head, KB version and calibration into `out_dir/"artifact"` atomically."""
+    bot = {"intents": intents, "calibration": calibration.as_dict(), "slots": data.slots,
+           "session_ttl_s": cfg.session_ttl_s, "max_sessions": cfg.max_sessions}
+    with write_artifact(Path(out_dir) / "artifact", vertical="customer_service", model_name=cfg.model,
+                        config=cfg.model_dump(), metrics=metrics, label_map=intents or None,
+                        data_fingerprint=fingerprint(Path(data_path)), extra={"calibration": bot["calibration"]}) as tmp:
+        task.backbone.save(str(tmp / "encoder"))
+        if task.head is not None:
+            save_weights(tmp / "head.safetensors", task.head.state_dict())
+        save_version(tmp, kb)
+        (tmp / "bot.json").write_text(json.dumps(bot, indent=2), encoding="utf-8")
+    return Path(out_dir) / "artifact"
