@@ -1,0 +1,78 @@
+"""recommender: a text-based recommender that learns from behaviour and ranks, cold start included.
+
+Two towers (a fine-tuned sentence-transformer over item text, recency-weighted attention pooling
+over the user's history) retrieve candidates from a FAISS index; a logistic ranker adds
+popularity, trend, item age and category affinity; rules exclude seen items, filter categories
+and diversify. New items are embedded and indexed the moment they are added.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from shared.registry import Vertical
+
+from .schemas import INTERACTIONS, ITEMS, RecommenderConfig
+
+
+def _train(cfg: RecommenderConfig, data_path: Path, out_dir: Path) -> Path:
+    from .training import train
+
+    return train(cfg, data_path, out_dir)
+
+
+def _load(artifact_dir: Path, device: str) -> Any:
+    from .recommend import RecommenderRuntime
+
+    return RecommenderRuntime(artifact_dir, device)
+
+
+def _build_router() -> Any:
+    from .service import build_router
+
+    return build_router()
+
+
+def _demo(workdir: Path) -> dict[str, Any]:
+    from .demo import run_demo
+
+    return run_demo(workdir)
+
+
+def _example_data(folder: Path) -> Path:
+    from .generate import write_dataset
+
+    return write_dataset(folder, n_users=40, per_subtopic=3, seed=0)
+
+
+def _example_inputs(data_path: Path) -> list[dict[str, Any]]:
+    return [{"user_id": "u0001", "k": 5}, {"user_id": "someone-new", "k": 3}]
+
+
+def _smoke_request(client: Any, data_path: Path) -> Any:
+    return client.get("/v1/recommender/users/u0001/recommendations", params={"k": 5})
+
+
+def _evaluate(runtime: Any, data_path: Path) -> dict[str, float]:
+    from .evaluate import evaluate_runtime
+
+    return evaluate_runtime(runtime, data_path)
+
+
+VERTICAL = Vertical(
+    name="recommender",
+    summary="Text-based two-tower recommender with a ranker, rules and cold start.",
+    config_cls=RecommenderConfig,
+    train=_train,
+    load=_load,
+    build_router=_build_router,
+    demo=_demo,
+    example_data=_example_data,
+    example_inputs=_example_inputs,
+    smoke_overrides={"model_name": "random:bert-tiny", "max_seq_length": 32,
+                     "trainer": {"max_steps": 2, "batch_size": 8, "progress": False}},
+    smoke_request=_smoke_request,
+    evaluate=_evaluate,
+    schemas={"items": ITEMS, "interactions": INTERACTIONS},
+)

@@ -1,0 +1,109 @@
+"""Scoring steps shared by training-time evaluation, the runtime and the benchmarks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .metrics import evaluate_scorer, subset_metrics
+from .ranker import ItemStats, Ranker, candidate_features
+from .towers import UserTower, pool_users
+
+
+@dataclass
+class EvalSet:
+    """Held-out users: their training histories (most recent first) and target rows."""
+
+    users: list[str]
+    hist_rows: list[np.ndarray]
+    hist_weights: list[np.ndarray]
+    targets: np.ndarray
+
+
+def eval_set(history: pd.DataFrame, held: pd.DataFrame, row_of: dict[str, int], max_history: int) -> EvalSet:
+    """Pairs each held-out row with the user's earlier interactions from `history`."""
+    from .split import histories
+
+    seqs = histories(history, row_of)
+    users, rows, weights, targets = [], [], [], []
+    for user, item in zip(held["user_id"].astype(str), held["item_id"], strict=True):
+        seq = seqs.get(user)
+        if seq is None or not len(seq["items"]):
+            continue
+        users.append(user)
+        rows.append(seq["items"][::-1].copy())
+        weights.append(seq["weights"][::-1].copy())
+        targets.append(row_of[item])
+    return EvalSet(users, rows, weights, np.asarray(targets, dtype=np.int64))
+
+
+def user_vectors(tower: UserTower, emb: np.ndarray, es: EvalSet, max_history: int) -> np.ndarray:
+    """(U, D) user vectors of an evaluation set."""
+    rows = [(h[:max_history], w[:max_history]) for h, w in zip(es.hist_rows, es.hist_weights, strict=True)]
+    out = [pool_users(tower, emb, rows[i : i + 1024], max_history) for i in range(0, len(rows), 1024)]
+    return np.concatenate(out) if out else np.zeros((0, emb.shape[1]), np.float32)
+
+
+def top_candidates(scores: np.ndarray, seen: list[np.ndarray], c: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-`c` unseen rows per user, best first, with their scores."""
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    for i, rows in enumerate(seen):
+        scores[i, rows] = -np.inf
+    c = min(c, scores.shape[1])
+    part = np.argpartition(-scores, c - 1, axis=1)[:, :c]
+    order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1, kind="stable")
+    rows = np.take_along_axis(part, order, 1)
+    return rows, np.take_along_axis(scores, rows, 1)
+
+
+def rerank(ranker: Ranker, rows: np.ndarray, scores: np.ndarray, hist_rows: list[np.ndarray], emb: np.ndarray,
+           stats: ItemStats) -> tuple[np.ndarray, np.ndarray]:
+    """Reorders candidate rows by the ranker; returns rows and ranker scores, best first."""
+    x = candidate_features(rows, scores, hist_rows, emb, stats)
+    ranked = ranker.score(x)
+    order = np.argsort(-ranked, axis=1, kind="stable")
+    return np.take_along_axis(rows, order, 1), np.take_along_axis(ranked, order, 1)
+
+
+def ranker_training_data(user_vecs: np.ndarray, emb: np.ndarray, es: EvalSet, stats: ItemStats,
+                         c: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, F) features and 0/1 labels of every user's top-`c` retrieved candidates."""
+    rows, scores = top_candidates(user_vecs @ emb.T, es.hist_rows, c)
+    x = candidate_features(rows, scores, es.hist_rows, emb, stats)
+    y = (rows == es.targets[:, None]).astype(np.int64)
+    valid = np.isfinite(scores).ravel()  # fewer unseen items than candidates
+    return x.reshape(-1, x.shape[-1])[valid], y.ravel()[valid]
+
+
+def evaluate_model(user_vecs: np.ndarray, emb: np.ndarray, es: EvalSet, ranker: Ranker | None, stats: ItemStats,
+                   c: int, cold: np.ndarray | None = None) -> dict[str, float]:
+    """Full-ranking metrics of retrieval alone and (when given) retrieval + ranker.
+
+    With the ranker, the top-`c` retrieved items are reordered and the rest keep their order
+    behind them, so the ranking still covers every item. `cold` marks users whose held-out
+    item is cold; their metrics are reported with a `cold_` prefix.
+    """
+    n = emb.shape[0]
+    base, ranks = evaluate_scorer(lambda pos: user_vecs[pos] @ emb.T, es.targets, es.hist_rows, n)
+    out = {f"retrieval_{k}": v for k, v in base.items()}
+    if cold is not None:
+        out |= {f"cold_retrieval_{k}": v for k, v in subset_metrics(ranks, cold).items()}
+    if ranker is None or ranker.kind == "none":
+        return out
+    rows, scores = top_candidates(user_vecs @ emb.T, es.hist_rows, c)
+    reranked, _ = rerank(ranker, rows, scores, es.hist_rows, emb, stats)
+    c_eff = rows.shape[1]
+
+    def score_fn(pos: np.ndarray) -> np.ndarray:
+        full = user_vecs[pos] @ emb.T - 1e3  # items beyond the candidates keep their retrieval order
+        for j, i in enumerate(pos):
+            full[j, reranked[i]] = np.arange(c_eff, 0, -1, dtype=np.float32)
+        return full
+
+    ranked, ranks2 = evaluate_scorer(score_fn, es.targets, es.hist_rows, n)
+    out |= {f"ranked_{k}": v for k, v in ranked.items()}
+    if cold is not None:
+        out |= {f"cold_ranked_{k}": v for k, v in subset_metrics(ranks2, cold).items()}
+    return out

@@ -1,0 +1,117 @@
+"""The ranker: combines the two-tower score with popularity, trend, item age and category affinity.
+
+It is a logistic layer on standardised features, learned on validation interactions (the item
+each user took next after the training period) and stored as JSON numbers, never pickled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FEATURES = ("model_score", "log_rank", "log_popularity", "log_trending", "log_age_days", "category_affinity",
+            "max_history_similarity", "log_history_length")
+
+
+@dataclass
+class ItemStats:
+    """Per-row item signals at a reference time; rows follow the item index."""
+
+    popularity: np.ndarray
+    trending: np.ndarray
+    age_days: np.ndarray
+    category: np.ndarray
+
+    @classmethod
+    def compute(cls, ids: list[str], categories: list[str], created_at: pd.Series, interactions: pd.DataFrame,
+                now: pd.Timestamp, trending_days: float) -> ItemStats:
+        """Counts distinct users per item (all time and over the last `trending_days` before `now`).
+
+        An item's age runs from `created_at`, or from its first interaction when that is missing.
+        """
+        row_of = {item: row for row, item in enumerate(ids)}
+        n = len(ids)
+        past = interactions[interactions["ts"] <= now]
+        counts = past.groupby("item_id")["user_id"].nunique()
+        recent = past[past["ts"] > now - pd.Timedelta(days=trending_days)].groupby("item_id")["user_id"].nunique()
+        first = past.groupby("item_id")["ts"].min()
+        pop, trend, age = np.zeros(n), np.zeros(n), np.full(n, np.nan)
+        for series, out in ((counts, pop), (recent, trend)):
+            rows = series.index.map(row_of)
+            out[rows.to_numpy(dtype=np.int64)] = series.to_numpy(dtype=np.float64)
+        created = pd.to_datetime(pd.Series(list(created_at)), utc=True)
+        born = created.copy()
+        missing = born.isna().to_numpy()
+        born[missing] = pd.Series(ids)[missing].map(first).to_numpy()
+        age = ((now - born).dt.total_seconds() / 86400).to_numpy(dtype=np.float64)
+        age = np.where(np.isnan(age), 0.0, np.clip(age, 0.0, None))
+        return cls(pop, trend, age, np.asarray(categories, dtype=object))
+
+    def extend(self, n: int, categories: list[str]) -> None:
+        """Grows the arrays for `n` new items (no interactions yet, age zero)."""
+        self.popularity = np.concatenate([self.popularity, np.zeros(n)])
+        self.trending = np.concatenate([self.trending, np.zeros(n)])
+        self.age_days = np.concatenate([self.age_days, np.zeros(n)])
+        self.category = np.concatenate([self.category, np.asarray(categories, dtype=object)])
+
+
+def candidate_features(
+    cand_rows: np.ndarray, cand_scores: np.ndarray, hist_rows: list[np.ndarray], emb: np.ndarray, stats: ItemStats
+) -> np.ndarray:
+    """(B, C, F) features of each user's candidates, in the order of :data:`FEATURES`."""
+    b, c = cand_rows.shape
+    out = np.zeros((b, c, len(FEATURES)), dtype=np.float32)
+    safe = np.clip(cand_rows, 0, None)
+    out[..., 0] = np.where(np.isfinite(cand_scores), cand_scores, -1.0)  # -inf marks excluded rows
+    out[..., 1] = np.log1p(np.arange(c))[None, :]
+    out[..., 2] = np.log1p(stats.popularity[safe])
+    out[..., 3] = np.log1p(stats.trending[safe])
+    out[..., 4] = np.log1p(stats.age_days[safe])
+    for i, hist in enumerate(hist_rows):
+        if len(hist):
+            cats, counts = np.unique(stats.category[hist], return_counts=True)
+            share = dict(zip(cats, counts / counts.sum(), strict=True))
+            out[i, :, 5] = [share.get(cat, 0.0) for cat in stats.category[safe[i]]]
+            out[i, :, 6] = (emb[safe[i]] @ emb[hist].T).max(axis=1)
+        out[i, :, 7] = np.log1p(len(hist))
+    return out
+
+
+class Ranker:
+    """Standardise, then a logistic layer; `kind="none"` ranks by the model score alone."""
+
+    def __init__(self, kind: str = "logistic", params: dict[str, Any] | None = None) -> None:
+        self.kind = kind
+        self.params = params
+
+    def fit(self, x: np.ndarray, y: np.ndarray, seed: int = 0) -> Ranker:
+        """Learns from (N, F) features and 0/1 labels."""
+        if self.kind == "none" or y.sum() == 0 or y.sum() == len(y):
+            self.kind = "none"
+            return self
+        from sklearn.linear_model import LogisticRegression
+
+        mean, scale = x.mean(0), x.std(0) + 1e-6
+        model = LogisticRegression(C=1.0, max_iter=500, class_weight="balanced", random_state=seed)
+        model.fit((x - mean) / scale, y)
+        self.params = {"features": list(FEATURES), "mean": mean.tolist(), "scale": scale.tolist(),
+                       "coef": model.coef_[0].tolist(), "intercept": float(model.intercept_[0])}
+        return self
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Scores features of shape (..., F); higher ranks first."""
+        if self.kind == "none" or not self.params:
+            return x[..., 0]
+        p = self.params
+        z = (x - np.asarray(p["mean"], np.float32)) / np.asarray(p["scale"], np.float32)
+        return z @ np.asarray(p["coef"], np.float32) + p["intercept"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "params": self.params}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Ranker:
+        return cls(obj.get("kind", "none"), obj.get("params"))

@@ -1,0 +1,146 @@
+"""Training: split, fine-tune the two towers through `shared.training.fit`, index, fit the ranker.
+
+The artifact holds the fine-tuned item tower (`encoder/`, safetensors), the user tower, the FAISS
+index with the item embeddings, the catalogue, the interactions the service starts from, the
+ranker (JSON) and held-out metrics of retrieval alone and with the ranker.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from shared.artifacts import save_json, save_weights, write_artifact
+from shared.data import fingerprint
+from shared.devices import resolve_device
+from shared.errors import DataError
+from shared.models import load_model
+from shared.training import fit
+
+from .data import Dataset, collapse, load_dataset
+from .index import ItemIndex
+from .pipeline import EvalSet, eval_set, evaluate_model, ranker_training_data, user_vectors
+from .ranker import ItemStats, Ranker
+from .schemas import RecommenderConfig
+from .split import Split, histories, leave_last_out
+from .towers import TwoTowerTask, UserTower, build_collate, encode_texts, make_examples
+
+log = logging.getLogger(__name__)
+COLD_MAX_TRAIN_USERS = 3
+
+
+@dataclass
+class Trained:
+    """What training leaves in memory (the demo and benchmarks reuse it)."""
+
+    encoder: object
+    tower: UserTower
+    emb: np.ndarray
+    ranker: Ranker
+    metrics: dict[str, float]
+    split: Split
+    test_set: EvalSet
+    row_of: dict[str, int]
+
+
+def load_encoder(name: str, max_seq_length: int, device: str = "auto"):
+    encoder = load_model(name, "sentence-encoder", device=str(resolve_device(device)))
+    encoder.max_seq_length = max_seq_length
+    return encoder
+
+
+def stats_at(ds_items: pd.DataFrame, rows: pd.DataFrame, trending_days: float) -> ItemStats:
+    now = rows["ts"].max() if len(rows) else pd.Timestamp.now(tz="UTC")
+    return ItemStats.compute(list(ds_items["item_id"]), list(ds_items["category"]), ds_items["created_at"], rows,
+                             now, trending_days)
+
+
+def fit_towers(cfg: RecommenderConfig, items: pd.DataFrame, split: Split, row_of: dict[str, int], run_dir: Path):
+    """Fine-tunes the item tower and learns the user tower on next-item prediction."""
+    encoder = load_encoder(cfg.model_name, cfg.max_seq_length, cfg.trainer.device)
+    dim = encoder.get_embedding_dimension()
+    tower = UserTower(dim, cfg.max_history)
+    task = TwoTowerTask(encoder, tower, len(items), dim, cfg.temperature)
+    texts = list(items["text"])
+    examples = make_examples(histories(split.train, row_of), cfg.max_history, cfg.min_history)
+    if not examples:
+        raise DataError("no training examples: every user needs at least two interactions before the held-out ones")
+    val = eval_set(split.train, split.val, row_of, cfg.max_history)
+
+    def refresh_cache() -> np.ndarray:
+        emb = encode_texts(encoder, texts)
+        task.item_cache = torch.as_tensor(emb, device=task.item_cache.device)
+        return emb
+
+    def evaluate(_task) -> dict[str, float]:
+        emb = refresh_cache()
+        if not len(val.targets):
+            return {}
+        metrics = evaluate_model(user_vectors(tower, emb, val, cfg.max_history), emb, val, None, None, 0)
+        return {k.removeprefix("retrieval_"): v for k, v in metrics.items()}
+
+    refresh_cache()
+    collate = build_collate(lambda t: encoder.preprocess(t), texts, list(items["category"]), cfg.max_history,
+                            cfg.hard_negatives, cfg.trainer.seed)
+    log.info("training two towers on %d next-item examples", len(examples))
+    fit(task, examples, collate, cfg.trainer, run_dir, evaluate=evaluate if len(val.targets) else None)
+    task.eval()
+    return encoder, tower, encode_texts(encoder, texts)
+
+
+def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
+    """Splits leave-last-out, trains the towers, learns the ranker on validation, scores test."""
+    items = ds.items
+    row_of = {item: row for row, item in enumerate(items["item_id"])}
+    split = leave_last_out(collapse(ds.interactions))
+    encoder, tower, emb = fit_towers(cfg, items, split, row_of, run_dir)
+    val = eval_set(split.train, split.val, row_of, cfg.max_history)
+    ranker = Ranker(cfg.ranker)
+    if len(val.targets):
+        stats_val = stats_at(items, split.train, cfg.trending_days)
+        x, y = ranker_training_data(user_vectors(tower, emb, val, cfg.max_history), emb, val, stats_val,
+                                    cfg.candidates)
+        ranker.fit(x, y, seed=cfg.trainer.seed)
+    history = pd.concat([split.train, split.val], ignore_index=True)
+    test = eval_set(history, split.test, row_of, cfg.max_history)
+    metrics: dict[str, float] = {"test_users": len(test.targets)}
+    if len(test.targets):
+        train_users = history.groupby("item_id")["user_id"].nunique()
+        cold = np.asarray([train_users.get(items["item_id"].iloc[t], 0) <= COLD_MAX_TRAIN_USERS
+                           for t in test.targets])
+        stats_test = stats_at(items, history, cfg.trending_days)
+        metrics |= evaluate_model(user_vectors(tower, emb, test, cfg.max_history), emb, test, ranker, stats_test,
+                                  cfg.candidates, cold=cold)
+    return Trained(encoder, tower, emb, ranker, metrics, split, test, row_of)
+
+
+def train(cfg: RecommenderConfig, data_path: Path, out_dir: Path) -> Path:
+    """`verticals train recommender`: writes `out_dir/artifact` (and logs under `out_dir/run`)."""
+    out_dir = Path(out_dir)
+    ds = load_dataset(Path(data_path), cfg.event_weights, cfg.on_unknown_items)
+    trained = train_model(cfg, ds, out_dir / "run")
+    metrics = {k: v for k, v in trained.metrics.items() if isinstance(v, int | float)}
+    return write_model(cfg, ds, trained, metrics, out_dir / "artifact")
+
+
+def write_model(cfg: RecommenderConfig, ds: Dataset, trained: Trained, metrics: dict, final: Path) -> Path:
+    """Writes the artifact folder atomically."""
+    with write_artifact(final, vertical="recommender", model_name=cfg.model_name, config=cfg.model_dump(mode="json"),
+                        metrics=metrics, data_fingerprint=fingerprint(*ds.files),
+                        extra={"data_report": ds.report, "dim": int(trained.emb.shape[1])}) as tmp:
+        trained.encoder.save(str(tmp / "encoder"))
+        save_weights(tmp / "user_tower.safetensors", trained.tower.state_dict())
+        ItemIndex(trained.emb.shape[1], cfg.index).build(list(ds.items["item_id"]), trained.emb).save(tmp / "index")
+        items = ds.items.drop(columns=["text"]).copy()
+        items["created_at"] = items["created_at"].map(lambda t: None if pd.isna(t) else t.isoformat())
+        items.to_json(tmp / "items.jsonl", orient="records", lines=True, force_ascii=False)
+        events = ds.interactions.copy()
+        events["ts"] = events["ts"].map(lambda t: t.isoformat())
+        events.to_json(tmp / "interactions.jsonl", orient="records", lines=True, force_ascii=False)
+        save_json(tmp / "ranker.json", trained.ranker.to_json())
+    return final
