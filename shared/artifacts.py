@@ -19,6 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from shared.distributed import is_main_process
 from shared.errors import ArtifactError
 
 MANIFEST = "manifest.json"
@@ -71,6 +72,9 @@ def write_artifact(
     tmp.mkdir()
     try:
         yield tmp
+        if not is_main_process():  # data-parallel training: rank 0 alone publishes the artifact
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
         manifest = {
             "format": 1,
             "vertical": vertical,

@@ -19,8 +19,9 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
+from shared import distributed
 from shared.config import StrictModel
 from shared.devices import autocast, autocast_dtype, resolve_device, seed_everything
 
@@ -146,14 +147,19 @@ def fit(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = distributed.setup(resolve_device(cfg.device))
+    main = distributed.is_main_process()
     amp_dtype = autocast_dtype(device, cfg.precision)
     task.to(device)
 
+    sampler = None
+    if distributed.world_size() > 1:
+        sampler = DistributedSampler(train_data, shuffle=True, seed=cfg.seed)
     loader = DataLoader(
         train_data,
         batch_size=cfg.batch_size,
-        shuffle=True,
+        shuffle=sampler is None,
+        sampler=sampler,
         collate_fn=collate_fn,
         num_workers=cfg.num_workers,
         pin_memory=device.type == "cuda",
@@ -173,7 +179,8 @@ def fit(
     if (resume or cfg.resume) and ckpt_path.exists():
         start_epoch, result = _load_checkpoint(ckpt_path, task, optimizer, scheduler, scaler)
         log.info("resumed from %s at epoch %d (step %d)", ckpt_path, start_epoch, result.steps)
-    writer = _tensorboard(out_dir) if cfg.tensorboard else None
+    model = distributed.wrap(task, device, find_unused=cfg.freeze_backbone_epochs > 0)
+    writer = _tensorboard(out_dir) if cfg.tensorboard and main else None
     best_state = _load_best(out_dir) if result.best is not None else None
     bad_epochs = _epochs_since_best(result)
 
@@ -182,8 +189,10 @@ def fit(
             break
         _set_backbone_trainable(task, epoch >= cfg.freeze_backbone_epochs)
         loader.generator.manual_seed(cfg.seed * 10_007 + epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         train_loss, samples_per_s = _train_epoch(
-            task,
+            model,
             loader,
             optimizer,
             scheduler,
@@ -196,14 +205,15 @@ def fit(
             epoch,
             writer,
         )
+        train_loss = distributed.mean(train_loss, device)  # the same monitor value on every rank
         row: dict[str, float] = {
             "epoch": epoch + 1,
             "step": result.steps,
             "train_loss": train_loss,
-            "samples_per_s": samples_per_s,
+            "samples_per_s": samples_per_s * distributed.world_size(),
             "lr": scheduler.get_last_lr()[0],
         }
-        if evaluate is not None:
+        if evaluate is not None:  # every rank evaluates, so every rank takes the same decisions
             task.eval()
             with torch.inference_mode():
                 row.update({f"val_{k}": float(v) for k, v in evaluate(task).items()})
@@ -212,7 +222,8 @@ def fit(
         if _improved(value, result.best, cfg.monitor_mode):
             result.best, result.best_epoch, bad_epochs = value, epoch + 1, 0
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in task.state_dict().items()}
-            torch.save(best_state, out_dir / "best.pt")
+            if main:
+                torch.save(best_state, out_dir / "best.pt")
         else:
             bad_epochs += 1
             if (
@@ -220,20 +231,23 @@ def fit(
                 and bad_epochs >= cfg.early_stopping_patience
             ):
                 result.stopped_early = True
-        _log_epoch(out_dir, row, writer)
-        _save_checkpoint(ckpt_path, epoch + 1, task, optimizer, scheduler, scaler, result)
+        if main:
+            _log_epoch(out_dir, row, writer)
+            _save_checkpoint(ckpt_path, epoch + 1, task, optimizer, scheduler, scaler, result)
+        distributed.barrier()
         log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
 
     if best_state is not None:
         task.load_state_dict(best_state)
     if writer is not None:
         writer.close()
-    plot_history(result.history, out_dir / "training_curve.png")
+    if main:
+        plot_history(result.history, out_dir / "training_curve.png")
     return result
 
 
 def _train_epoch(
-    task,
+    model,
     loader,
     optimizer,
     scheduler,
@@ -248,7 +262,7 @@ def _train_epoch(
 ) -> tuple[float, float]:
     from tqdm.auto import tqdm
 
-    task.train()
+    model.train()
     total_loss, seen, started = 0.0, 0, time.perf_counter()
     bar = tqdm(
         loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False
@@ -257,7 +271,7 @@ def _train_epoch(
     for i, batch in enumerate(bar):
         batch = move_to(batch, device)
         with autocast(device, amp_dtype):
-            loss = task(batch)["loss"]
+            loss = model(batch)["loss"]
         scaler.scale(loss / cfg.grad_accum).backward()
         size = _batch_size(batch)
         total_loss += float(loss.detach()) * size
@@ -265,7 +279,7 @@ def _train_epoch(
         if (i + 1) % cfg.grad_accum == 0 or i + 1 == len(loader):
             if cfg.max_grad_norm is not None:
                 scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(task.parameters(), cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
