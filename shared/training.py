@@ -52,7 +52,9 @@ class TrainerConfig(StrictModel):
     early_stopping_patience: int | None = None
     num_workers: int = 0
     progress: bool = True
-    tensorboard: bool = False
+    tensorboard: bool | None = (
+        None  # None: log to TensorBoard when it is installed (`tracking` extra)
+    )
     resume: bool = False
 
 
@@ -180,7 +182,11 @@ def fit(
         start_epoch, result = _load_checkpoint(ckpt_path, task, optimizer, scheduler, scaler)
         log.info("resumed from %s at epoch %d (step %d)", ckpt_path, start_epoch, result.steps)
     model = distributed.wrap(task, device, find_unused=cfg.freeze_backbone_epochs > 0)
-    writer = _tensorboard(out_dir) if cfg.tensorboard and main else None
+    writer = (
+        _tensorboard(out_dir, required=bool(cfg.tensorboard))
+        if cfg.tensorboard is not False and main
+        else None
+    )
     best_state = _load_best(out_dir) if result.best is not None else None
     bad_epochs = _epochs_since_best(result)
 
@@ -349,13 +355,14 @@ def _epochs_since_best(result: TrainResult) -> int:
     return 0 if result.best_epoch is None else len(result.history) - result.best_epoch
 
 
-def _tensorboard(out_dir: Path):
+def _tensorboard(out_dir: Path, required: bool):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        log.warning(
-            "tensorboard is not installed; `pip install verticals[tracking]` to log metrics there"
-        )
+        if required:
+            log.warning(
+                "tensorboard is not installed; `pip install verticals[tracking]` to log there"
+            )
         return None
     return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
 
