@@ -39,7 +39,8 @@ class MonitorConfig(StrictModel):
     - `negative_share`: binomial z of the window's negative count against the baseline's pooled
       negative share p0, `(k - n p0) / sqrt(n p0 (1 - p0))`, and a share of at least
       `min_negative_share`;
-    - `volume`: `(n - mean) / max(std, sqrt(mean), min_std_volume)` over baseline volumes.
+    - `volume`: `(n - mean) / max(std, sqrt(mean), min_std_volume)` over baseline volumes, with
+      its own `volume_z_threshold` and `min_volume_spike` (counts are small and Poisson-noisy).
 
     A window alerts when z >= `z_threshold`, it holds at least `min_volume` items, and the same
     rule did not fire for the same key within the previous `cooldown_windows` windows. The alert
@@ -51,6 +52,8 @@ class MonitorConfig(StrictModel):
     min_baseline_windows: int = 4
     z_threshold: float = 3.0
     min_volume: int = 5
+    volume_z_threshold: float = 4.5
+    min_volume_spike: int = 10
     min_negative_share: float = 0.4
     min_std_volume: float = 1.0
     volume_alerts: bool = True

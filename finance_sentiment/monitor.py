@@ -80,53 +80,62 @@ def _num(value: float) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), 4)
 
 
-def detect(store: Store, cfg: MonitorConfig, touched: Iterable[pd.Timestamp]) -> list[dict[str, Any]]:
-    """Evaluates the rules for every window touched by new items; stores and returns new alerts."""
+def detect(store: Store, cfg: MonitorConfig, new_items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Evaluates the rules for the windows and keys that new scored items fell in.
+
+    Args:
+        new_items: Rows with `ts` (UTC Timestamp), `entity` and `topic`, just stored and scored.
+
+    Returns:
+        The new alerts, already stored (an alert repeated for the same window is not returned).
+    """
     window = parse_window(cfg.window)
-    touched = sorted(set(touched))
-    if not touched:
+    width = window.total_seconds()
+    targets: set[tuple[str, str, int]] = set()
+    for row in new_items:
+        bucket = int(row["ts"].timestamp() // width)
+        for scope in SCOPES:
+            if row.get(scope):
+                targets.add((scope, str(row[scope]), bucket))
+    if not targets:
         return []
-    origin = pd.Timestamp(0, tz="UTC")
-    first_ws = origin + (touched[0] - origin) // window * window
-    last_ws = origin + (touched[-1] - origin) // window * window
-    df = store.scored_frame(start=(first_ws - window * cfg.baseline_windows).timestamp(),
-                            end=(last_ws + window).timestamp())
-    if not len(df):
-        return []
-    history_start = pd.Timestamp(store.first_epoch(), unit="s", tz="UTC")
-    wanted = {origin + (t - origin) // window * window for t in touched}
+    first_bucket = int(store.first_epoch() // width)
     new = []
-    for scope in SCOPES:
-        table = window_table(df, scope, window, end=last_ws)
-        for key, part in table.groupby("key", sort=True):
-            part = part.set_index("window_start").sort_index()
-            for ws in sorted(wanted & set(part.index)):
-                base = part.loc[(part.index < ws) & (part.index >= ws - window * cfg.baseline_windows)]
-                base = base[base.index >= history_start - window]
-                if len(base) < cfg.min_baseline_windows:
-                    continue
-                items = df[(df[scope] == key) & (df["ts"] >= ws) & (df["ts"] < ws + window)]
-                for alert in _rules(cfg, scope, str(key), ws, window, items, base):
-                    if not _cooling(store, alert, window, cfg.cooldown_windows) and store.add_alert(alert):
-                        new.append(alert)
+    for scope, key, bucket in sorted(targets, key=lambda t: (t[2], t[0], t[1])):
+        lo = max(bucket - cfg.baseline_windows, first_bucket)
+        if bucket - lo < cfg.min_baseline_windows:
+            continue
+        counts = store.window_counts(scope, key, width, lo, bucket)
+        volume = np.array([counts.get(b, (0, 0))[0] for b in range(lo, bucket)], dtype=float)
+        negatives = np.array([counts.get(b, (0, 0))[1] for b in range(lo, bucket)], dtype=float)
+        items = store.window_items(scope, key, bucket * width, (bucket + 1) * width)
+        ws = pd.Timestamp(bucket * width, unit="s", tz="UTC")
+        for alert in _rules(cfg, scope, key, ws, window, items, volume, negatives):
+            if not _cooling(store, alert, window, cfg.cooldown_windows) and store.add_alert(alert):
+                new.append(alert)
     return new
 
 
 def _rules(cfg: MonitorConfig, scope: str, key: str, ws: pd.Timestamp, window: pd.Timedelta,
-           items: pd.DataFrame, base: pd.DataFrame) -> list[dict[str, Any]]:
-    """Alerts of both rules for one window; each at the first item where its rule held."""
+           items: list[tuple[float, str]], volume: np.ndarray, negatives: np.ndarray) -> list[dict[str, Any]]:
+    """Alerts of both rules for one window; each at the first item where its rule held.
+
+    Args:
+        items: (ts_epoch, label) of the window's items in time order.
+        volume: Baseline windows' volumes; negatives: their negative counts.
+    """
     n = np.arange(1, len(items) + 1)
-    k = np.cumsum((items["label"] == "negative").to_numpy())
+    k = np.cumsum([label == "negative" for _, label in items])
     out = []
-    if base["volume"].sum() > 0:
-        p0 = float(np.clip(base["negatives"].sum() / base["volume"].sum(), 0.02, 0.98))
+    if volume.sum() > 0:
+        p0 = float(np.clip(negatives.sum() / volume.sum(), 0.02, 0.98))
         z = (k - n * p0) / np.sqrt(n * p0 * (1 - p0))
         hit = (n >= cfg.min_volume) & (z >= cfg.z_threshold) & (k / n >= cfg.min_negative_share)
         out += _alert("negative_share", scope, key, ws, window, items, hit, k / n, p0, z)
     if cfg.volume_alerts:
-        mean, std = float(base["volume"].mean()), float(base["volume"].std(ddof=0))
+        mean, std = float(volume.mean()), float(volume.std())
         z = (n - mean) / max(std, math.sqrt(mean), cfg.min_std_volume)
-        hit = (n >= cfg.min_volume) & (z >= cfg.z_threshold)
+        hit = (n >= cfg.min_volume_spike) & (z >= cfg.volume_z_threshold)
         out += _alert("volume", scope, key, ws, window, items, hit, n.astype(float), mean, z)
     return out
 
@@ -140,7 +149,7 @@ def _alert(rule, scope, key, ws, window, items, hit, values, baseline, z) -> lis
     message = (f"{what} surge for {scope} {key!r}: {value:.2f} vs baseline {baseline:.2f} "
                f"(z={float(z[i]):.1f}, {i + 1} items) in window starting {ws.isoformat()}")
     return [{"rule": rule, "scope": scope, "key": key, "window_start": ws.isoformat(),
-             "window_end": (ws + window).isoformat(), "detected_at": items["ts"].iloc[i].isoformat(),
+             "window_end": (ws + window).isoformat(), "detected_at": pd.Timestamp(items[i][0], unit="s", tz="UTC").isoformat(),
              "value": round(value, 4), "baseline": round(float(baseline), 4), "z": round(float(z[i]), 3),
              "volume": i + 1, "message": message}]
 

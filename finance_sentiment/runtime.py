@@ -79,7 +79,8 @@ class FinanceRuntime:
     def record_scores(self, inserted: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Writes scores, evaluates the alert rules on the touched windows, and dispatches alerts."""
         self.store.set_scores([r["id"] for r in inserted], results)
-        alerts = detect(self.store, self.cfg.monitor, [r["ts"] for r in inserted])
+        scored = [{**row, "topic": result.get("topic")} for row, result in zip(inserted, results, strict=True)]
+        alerts = detect(self.store, self.cfg.monitor, scored)
         dispatch(alerts, self.webhook_url, self.cfg.monitor.webhook_timeout_s)
         return alerts
 
@@ -102,7 +103,7 @@ class FinanceRuntime:
         if not pending:
             return
         log.info("recovering %d stored but unscored items", len(pending))
-        rows = [{"id": p["id"], "text": p["text"], "ts": pd.Timestamp(p["ts"])} for p in pending]
+        rows = [{**p, "ts": pd.Timestamp(p["ts"])} for p in pending]
         self.record_scores(rows, self.engine.run([r["text"] for r in rows]))
 
     def close(self) -> None:

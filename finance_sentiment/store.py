@@ -124,7 +124,7 @@ class Store:
 
     def unscored(self, limit: int = 10_000) -> list[dict[str, Any]]:
         """Items stored but not yet scored (left by a crash between storing and scoring)."""
-        return self._query("SELECT id, text, ts FROM items WHERE score IS NULL ORDER BY ts_epoch LIMIT ?", (limit,))
+        return self._query("SELECT id, text, ts, entity FROM items WHERE score IS NULL ORDER BY ts_epoch LIMIT ?", (limit,))
 
     def scored_frame(self, start: float | None = None, end: float | None = None) -> pd.DataFrame:
         """Scored items with `ts_epoch` in [start, end) as a DataFrame (ts as UTC timestamps)."""
@@ -138,6 +138,24 @@ class Store:
     def first_epoch(self) -> float:
         """Time of the earliest scored item (where baselines start); 0 when there is none."""
         return float(self._query("SELECT MIN(ts_epoch) AS t FROM items WHERE score IS NOT NULL")[0]["t"] or 0.0)
+
+    def window_counts(self, scope: str, key: str, width_s: float, lo: int, hi: int) -> dict[int, tuple[int, int]]:
+        """Window index -> (volume, negatives) of scored items of one topic or entity, windows [lo, hi)."""
+        column = {"topic": "topic", "entity": "entity"}[scope]  # never interpolate user text into SQL
+        rows = self._query(
+            f"SELECT CAST(ts_epoch / ? AS INTEGER) AS b, COUNT(*) AS n, SUM(label = 'negative') AS k FROM items"
+            f" WHERE {column} = ? AND score IS NOT NULL AND ts_epoch >= ? AND ts_epoch < ? GROUP BY b",
+            (width_s, key, lo * width_s, hi * width_s),
+        )
+        return {int(r["b"]): (int(r["n"]), int(r["k"])) for r in rows}
+
+    def window_items(self, scope: str, key: str, start: float, end: float) -> list[tuple[float, str]]:
+        """(ts_epoch, label) of the scored items of one topic or entity in [start, end), in time order."""
+        column = {"topic": "topic", "entity": "entity"}[scope]
+        rows = self._query(
+            f"SELECT ts_epoch, label FROM items WHERE {column} = ? AND score IS NOT NULL"
+            f" AND ts_epoch >= ? AND ts_epoch < ? ORDER BY ts_epoch", (key, start, end))
+        return [(float(r["ts_epoch"]), str(r["label"])) for r in rows]
 
     def count_items(self) -> int:
         return int(self._query("SELECT COUNT(*) AS n FROM items")[0]["n"])
