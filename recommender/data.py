@@ -68,9 +68,9 @@ def validate_items(df: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def event_weights(df: pd.DataFrame, weights: EventWeights) -> np.ndarray:
     """Per-row weight: the event's configured weight, ratings scaled by `value / rating_max`."""
-    base = df["event"].map(weights.model_dump()).to_numpy(dtype=np.float64)
+    base = df["event"].map(weights.model_dump()).to_numpy(dtype=np.float64, copy=True)
     if "value" in df.columns:
-        value = pd.to_numeric(df["value"], errors="coerce").to_numpy(dtype=np.float64)
+        value = pd.to_numeric(df["value"], errors="coerce").to_numpy(dtype=np.float64, copy=True)
         is_rating = (df["event"] == "rating").to_numpy() & ~np.isnan(value)
         base[is_rating] = weights.rating * np.clip(value[is_rating] / weights.rating_max, 0.05, None)
     return base

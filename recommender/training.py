@@ -72,9 +72,12 @@ def fit_towers(cfg: RecommenderConfig, items: pd.DataFrame, split: Split, row_of
         raise DataError("no training examples: every user needs at least two interactions before the held-out ones")
     val = eval_set(split.train, split.val, row_of, cfg.max_history)
 
+    latest: list[np.ndarray] = []
+
     def refresh_cache() -> np.ndarray:
         emb = encode_texts(encoder, texts)
         task.item_cache = torch.as_tensor(emb, device=task.item_cache.device)
+        latest[:] = [emb]
         return emb
 
     def evaluate(_task) -> dict[str, float]:
@@ -88,8 +91,10 @@ def fit_towers(cfg: RecommenderConfig, items: pd.DataFrame, split: Split, row_of
     collate = build_collate(lambda t: encoder.preprocess(t), texts, list(items["category"]), cfg.max_history,
                             cfg.hard_negatives, cfg.trainer.seed)
     log.info("training two towers on %d next-item examples", len(examples))
-    fit(task, examples, collate, cfg.trainer, run_dir, evaluate=evaluate if len(val.targets) else None)
+    result = fit(task, examples, collate, cfg.trainer, run_dir, evaluate=evaluate if len(val.targets) else None)
     task.eval()
+    if len(val.targets) and result.best_epoch == len(result.history):  # the cache holds the best weights
+        return encoder, tower, latest[0]
     return encoder, tower, encode_texts(encoder, texts)
 
 

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from recommender.baselines import ItemKNN, MostPopular, interaction_matrix
+from recommender.metrics import ranks_full
+from recommender.ranker import FEATURES, Ranker
+from recommender.rules import allowed, diversify, fresh_slot
+from recommender.schemas import RulesConfig
+from recommender.towers import UserTower, make_examples
+
+CATS = np.asarray(["a", "a", "a", "b", "b", "c"], dtype=object)
+
+
+def test_allowed_excludes_seen_and_filters_categories():
+    rows = np.arange(6)
+    cfg = RulesConfig(exclude_categories=["c"])
+    assert allowed(rows, CATS, {0}, cfg).tolist() == [False, True, True, True, True, False]
+    assert allowed(rows, CATS, set(), cfg, include=["b"]).tolist() == [False] * 3 + [True, True, False]
+
+
+def test_category_cap_and_mmr_diversify():
+    emb = np.eye(6, dtype=np.float32)
+    emb[1] = emb[0]  # items 0 and 1 are duplicates
+    picked = diversify(np.arange(6), np.linspace(1, 0, 6), CATS, emb, 3, RulesConfig(category_cap=1))
+    assert picked == [0, 3, 5]
+    mmr = diversify(np.arange(6), np.asarray([1.0, 0.99, 0.5, 0.4, 0.3, 0.2]), CATS, emb, 2,
+                    RulesConfig(diversity="mmr", mmr_lambda=0.5))
+    assert mmr == [0, 2]
+
+
+def test_fresh_slot_gives_a_cold_item_exposure():
+    popularity = np.asarray([50, 40, 30, 20, 0, 10], dtype=float)
+    picked, fresh = fresh_slot([0, 1, 2], np.asarray([0, 1, 2, 4, 3]), popularity, 3, RulesConfig())
+    assert fresh == 4 and picked == [0, 1, 4]
+    _, none = fresh_slot([0, 1, 2], np.asarray([0, 1, 2, 4]), popularity, 3, RulesConfig(fresh_slots=0))
+    assert none is None
+
+
+def test_ranker_learns_popularity_and_roundtrips_as_json():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, len(FEATURES))).astype(np.float32)
+    y = (x[:, 2] + 0.3 * rng.normal(size=2000) > 1.0).astype(int)
+    ranker = Ranker().fit(x, y)
+    assert ranker.params["coef"][2] > 1.0
+    clone = Ranker.from_json(ranker.to_json())
+    assert np.allclose(clone.score(x), ranker.score(x))
+    assert np.array_equal(Ranker("none").score(x), x[:, 0])
+
+
+def test_user_tower_prefers_recent_and_strong_events():
+    tower = UserTower(4, 5)
+    hist = torch.eye(4)[:2].unsqueeze(0)  # item 0 most recent, item 1 older
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    u = tower(hist, mask, torch.ones(1, 2))
+    assert u[0, 0] > u[0, 1]
+    u2 = tower(hist, mask, torch.tensor([[1.0, 10.0]]))  # the older item was a purchase
+    assert u2[0, 1] > u2[0, 0]
+    empty = tower(hist, torch.zeros(1, 2, dtype=torch.bool), torch.ones(1, 2))
+    assert torch.isfinite(empty).all()
+
+
+def test_examples_are_next_item_with_recent_first():
+    seqs = {"u": {"items": np.asarray([5, 6, 7]), "weights": np.asarray([1.0, 2.0, 3.0])}}
+    ex = make_examples(seqs, max_history=1)
+    assert [(e[0].tolist(), e[2]) for e in ex] == [([5], 6), ([6], 7)]
+
+
+def test_baselines_and_full_ranking():
+    hist = [np.asarray([0, 1]), np.asarray([0, 1]), np.asarray([2]), np.asarray([0])]
+    train = interaction_matrix(hist, 4)
+    assert MostPopular(train).scores([np.asarray([3])])[0].argmax() == 0
+    knn = ItemKNN(train).scores([np.asarray([0])])[0]
+    assert knn.argmax() == 1  # co-occurs with item 0
+    scores = np.asarray([[0.9, 0.8, 0.1, 0.5]])
+    assert ranks_full(scores, np.asarray([3]), [np.asarray([0])]).tolist() == [2]
