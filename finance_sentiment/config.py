@@ -65,6 +65,7 @@ class MonitorConfig(StrictModel):
 class FinanceConfig(StrictModel):
     """Training config: the model, texts, topics and monitor rules (saved in the artifact).
 
+    `trainer.lr` is the heads' learning rate, `trainer.backbone_lr` the transformer body's.
     `topics` maps a topic name to a description: used for zero-shot topic assignment (embedding
     similarity) when the training data has no `topic` column.
     """
@@ -76,5 +77,6 @@ class FinanceConfig(StrictModel):
     text: TextConfig = TextConfig()
     monitor: MonitorConfig = MonitorConfig()
     trainer: TrainerConfig = TrainerConfig(
-        epochs=3, batch_size=32, lr=5e-5, warmup_ratio=0.1, monitor="macro_f1", monitor_mode="max"
+        epochs=3, batch_size=16, lr=1e-3, backbone_lr=5e-5, warmup_ratio=0.1, monitor="macro_f1",
+        monitor_mode="max",
     )

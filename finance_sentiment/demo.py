@@ -39,12 +39,13 @@ def replay(runtime: FinanceRuntime, stream: pd.DataFrame, chunk: str = "1h") -> 
     return alerts
 
 
-def run_demo(workdir: Path, epochs: int = 2, model: str = "minilm", seed: int = 0) -> dict[str, Any]:
+def run_demo(workdir: Path, epochs: int = 3, model: str = "minilm", seed: int = 0) -> dict[str, Any]:
     """Trains on the generated labelled set, replays the stream, and writes the PNG report."""
     workdir = Path(workdir)
-    paths = write_demo_data(workdir / "data", n_per_template=15, seed=seed)
-    cfg = FinanceConfig(model=model, trainer=TrainerConfig(epochs=epochs, batch_size=32, lr=8e-5, seed=seed,
-                                                           monitor="macro_f1", monitor_mode="max", progress=False))
+    paths = write_demo_data(workdir / "data", n_per_template=8, seed=seed)
+    cfg = FinanceConfig(model=model, trainer=TrainerConfig(
+        epochs=epochs, batch_size=16, lr=1e-3, backbone_lr=5e-5, seed=seed, monitor="macro_f1",
+        monitor_mode="max", progress=False))
     started = time.perf_counter()
     artifact = train(cfg, paths["labelled"], workdir / "model")
     train_s = time.perf_counter() - started

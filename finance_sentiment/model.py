@@ -1,8 +1,7 @@
-"""The sentiment model: a sequence classifier with an optional topic head, and the scorer.
+"""The sentiment model (transformer body + mean pooling + linear heads) and the scorer.
 
-Sentiment is `AutoModelForSequenceClassification` (3 labels) so the saved model is a plain
-transformers folder that `pipeline("text-classification")` also opens. When the training data has
-topics, a linear topic head on the mean-pooled last hidden state is trained jointly.
+The body is saved as a plain transformers folder, the heads as safetensors. When the training
+data has topics, a topic head on the same pooled vector is trained jointly with sentiment.
 """
 
 from __future__ import annotations
@@ -23,37 +22,38 @@ IGNORE = -100
 
 
 class SentimentTask(nn.Module):
-    """Sentiment classifier plus optional topic head; `forward(batch)` returns logits and loss.
+    """Mean-pooled transformer body, a sentiment head and an optional topic head.
 
-    Batch keys: `input_ids`, `attention_mask` (B, T); optional `labels` (B,) and `topics` (B,)
-    with -100 where a row has no topic.
+    Mean pooling matches how MiniLM was trained as a sentence encoder (its CLS pooler was not),
+    so the head starts from good sentence vectors. Batch keys: `input_ids`, `attention_mask`
+    (B, T); optional `labels` (B,) and `topics` (B,) with -100 where a row has no topic.
     """
 
-    def __init__(self, model: nn.Module, n_topics: int = 0, topic_loss_weight: float = 0.5) -> None:
+    def __init__(self, backbone: nn.Module, n_labels: int = 3, n_topics: int = 0,
+                 topic_loss_weight: float = 0.5, dropout: float = 0.1) -> None:
         super().__init__()
-        self.model = model
-        hidden = model.config.hidden_size
+        self.backbone = backbone
+        hidden = backbone.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, n_labels)
         self.topic_head = nn.Linear(hidden, n_topics) if n_topics else None
         self.topic_loss_weight = topic_loss_weight
 
-    @property
-    def backbone(self) -> nn.Module:
-        """The transformer body (for freezing and its own learning rate in the shared loop)."""
-        return self.model.base_model
+    def heads_state(self) -> dict[str, torch.Tensor]:
+        """The heads' weights (the body is saved as a transformers folder)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        want_hidden = self.topic_head is not None
-        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                         output_hidden_states=want_hidden)
-        result = {"logits": out.logits}
-        if want_hidden:
-            mask = batch["attention_mask"].unsqueeze(-1).to(out.hidden_states[-1].dtype)
-            pooled = (out.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        hidden = self.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = self.dropout((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+        result = {"logits": self.head(pooled)}
+        if self.topic_head is not None:
             result["topic_logits"] = self.topic_head(pooled)
         if "labels" in batch:
-            loss = nn.functional.cross_entropy(out.logits.float(), batch["labels"])
+            loss = nn.functional.cross_entropy(result["logits"].float(), batch["labels"])
             topics = batch.get("topics")
-            if want_hidden and topics is not None and bool((topics != IGNORE).any()):
+            if self.topic_head is not None and topics is not None and bool((topics != IGNORE).any()):
                 topic_loss = nn.functional.cross_entropy(result["topic_logits"].float(), topics, ignore_index=IGNORE)
                 loss = loss + self.topic_loss_weight * topic_loss
             result["loss"] = loss
@@ -139,17 +139,16 @@ class Scorer:
 
 def load_scorer(artifact: Path, device: torch.device, text_cfg, base_model: str) -> Scorer:
     """Loads the scorer from an artifact's `model/`, `topic_head.safetensors` and `finance.json`."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModel, AutoTokenizer
 
     from shared.artifacts import load_json, load_weights
 
     meta = load_json(artifact / "finance.json")
     tokenizer = AutoTokenizer.from_pretrained(str(artifact / "model"))
-    model = AutoModelForSequenceClassification.from_pretrained(str(artifact / "model"))
+    body = AutoModel.from_pretrained(str(artifact / "model"))
     topics = meta["topics"]
-    task = SentimentTask(model, len(topics) if meta["topic_mode"] == "classifier" else 0)
-    if task.topic_head is not None:
-        task.topic_head.load_state_dict(load_weights(artifact / "topic_head.safetensors"))
+    task = SentimentTask(body, len(meta["labels"]), len(topics) if meta["topic_mode"] == "classifier" else 0)
+    task.load_state_dict(load_weights(artifact / "heads.safetensors"), strict=False)
     zero_shot = None
     if meta["topic_mode"] == "zero-shot":
         from .topics import ZeroShotTopics

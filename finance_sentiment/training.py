@@ -87,10 +87,8 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
     tr, va, te = split_indices(len(df), labels=label_ids, groups=groups, seed=cfg.trainer.seed)
     rows = [(str(t), int(y), int(k)) for t, y, k in zip(df["text"], label_ids, topic_ids, strict=True)]
 
-    tokenizer, model = load_model(cfg.model, "text-classifier", num_labels=len(cfg.labels))
-    model.config.id2label = dict(enumerate(cfg.labels))
-    model.config.label2id = {name: i for i, name in enumerate(cfg.labels)}
-    task = SentimentTask(model, len(topics) if has_topics else 0, cfg.topic_loss_weight)
+    tokenizer, body = load_model(cfg.model, "text-backbone")
+    task = SentimentTask(body, len(cfg.labels), len(topics) if has_topics else 0, cfg.topic_loss_weight)
     collate = make_collate(tokenizer, cfg.text.max_length)
     val_rows, test_rows = [rows[i] for i in va], [rows[i] for i in te]
     result = fit(task, [rows[i] for i in tr], collate, cfg.trainer, out_dir / "run",
@@ -110,14 +108,14 @@ def write_finance_artifact(final: Path, cfg: FinanceConfig, task: SentimentTask,
     topic_mode = "classifier" if has_topics else ("zero-shot" if cfg.topics else "none")
     with write_artifact(final, vertical="finance_sentiment", model_name=cfg.model, config=cfg.model_dump(),
                         metrics=metrics, label_map=cfg.labels, data_fingerprint=data_fingerprint) as tmp:
-        task.model.to("cpu").save_pretrained(tmp / "model", safe_serialization=True)
+        task.to("cpu")
+        task.backbone.save_pretrained(tmp / "model")
         tokenizer.save_pretrained(tmp / "model")
-        if task.topic_head is not None:
-            save_weights(tmp / "topic_head.safetensors", task.topic_head.state_dict())
+        save_weights(tmp / "heads.safetensors", task.heads_state())
         save_json(tmp / "finance.json", {
             "labels": cfg.labels, "topics": topics if topic_mode != "none" else [], "topic_mode": topic_mode,
             "topic_descriptions": cfg.topics if topic_mode == "zero-shot" else {},
             "score": "P(positive) - P(negative)",
         })
-    task.model.to(resolve_device(cfg.trainer.device))
+    task.to(resolve_device(cfg.trainer.device))
     return final
