@@ -42,21 +42,35 @@ def five_core(ratings: pd.DataFrame, k: int = 5) -> pd.DataFrame:
 
 def read_movietweetings(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Items (title, genres as category/tags, release year) and 5-core ratings."""
-    ratings = pd.read_csv(folder / "ratings.dat", sep="::", engine="python", header=None,
-                          names=["user_id", "item_id", "value", "ts"], dtype={"user_id": str, "item_id": str})
+    ratings = pd.read_csv(
+        folder / "ratings.dat",
+        sep="::",
+        engine="python",
+        header=None,
+        names=["user_id", "item_id", "value", "ts"],
+        dtype={"user_id": str, "item_id": str},
+    )
     ratings = five_core(ratings)
     rows = []
     with (folder / "movies.dat").open(encoding="utf-8") as handle:
         for line in handle:
             movie_id, title, genres = (line.rstrip("\n").split("::") + ["", ""])[:3]
             year = re.search(r"\((\d{4})\)\s*$", title)
-            rows.append({"item_id": movie_id, "title": title, "tags": genres,
-                         "category": genres.split("|")[0] if genres else "",
-                         "created_at": f"{year.group(1)}-01-01" if year else ""})
+            rows.append(
+                {
+                    "item_id": movie_id,
+                    "title": title,
+                    "tags": genres,
+                    "category": genres.split("|")[0] if genres else "",
+                    "created_at": f"{year.group(1)}-01-01" if year else "",
+                }
+            )
     items = pd.DataFrame(rows)
     items = items[items["item_id"].isin(set(ratings["item_id"]))]
-    events = ratings.assign(event="rating", ts=pd.to_datetime(ratings["ts"], unit="s", utc=True).map(
-        lambda t: t.isoformat()))
+    events = ratings.assign(
+        event="rating",
+        ts=pd.to_datetime(ratings["ts"], unit="s", utc=True).map(lambda t: t.isoformat()),
+    )
     return items, events[["user_id", "item_id", "event", "ts", "value"]]
 
 
@@ -72,10 +86,20 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     items, events = read_movietweetings(args.data)
-    cfg = RecommenderConfig(model_name=args.model, max_seq_length=32, max_history=20, hard_negatives=1,
-                            trainer=RecTrainerConfig(epochs=1, max_steps=None if args.full else args.max_steps,
-                                                     batch_size=args.batch_size, lr=5e-5, seed=args.seed,
-                                                     progress=False))
+    cfg = RecommenderConfig(
+        model_name=args.model,
+        max_seq_length=32,
+        max_history=20,
+        hard_negatives=1,
+        trainer=RecTrainerConfig(
+            epochs=1,
+            max_steps=None if args.full else args.max_steps,
+            batch_size=args.batch_size,
+            lr=5e-5,
+            seed=args.seed,
+            progress=False,
+        ),
+    )
     with tempfile.TemporaryDirectory() as tmp:
         items.to_csv(Path(tmp) / "items.csv", index=False)
         events.to_csv(Path(tmp) / "interactions.csv", index=False)
@@ -86,25 +110,44 @@ def main() -> None:
     ids = list(ds.items["item_id"])
     n_train = [train_users.get(ids[t], 0) for t in trained.test_set.targets]
     cold = pd.Series(n_train).le(COLD_MAX_TRAIN_USERS).to_numpy()
-    baselines = run_baselines(history, trained.test_set, trained.row_of, len(ids), seed=args.seed, cold=cold)
+    baselines = run_baselines(
+        history, trained.test_set, trained.row_of, len(ids), seed=args.seed, cold=cold
+    )
     m = trained.metrics
-    metrics = {k: m[f"ranked_{k}"] for k in KEYS} | {f"retrieval_{k}": m[f"retrieval_{k}"] for k in KEYS}
+    metrics = {k: m[f"ranked_{k}"] for k in KEYS} | {
+        f"retrieval_{k}": m[f"retrieval_{k}"] for k in KEYS
+    }
     metrics |= {k: v for k, v in m.items() if k.startswith("cold_")}
-    metrics |= {"test_users": m["test_users"], "items": len(ids), "interactions": len(ds.interactions),
-                "test_items_unseen_in_training": int(sum(n == 0 for n in n_train))}
+    metrics |= {
+        "test_users": m["test_users"],
+        "items": len(ids),
+        "interactions": len(ds.interactions),
+        "test_items_unseen_in_training": int(sum(n == 0 for n in n_train)),
+    }
     steps = "one full epoch" if args.full else f"{args.max_steps} steps of batch {args.batch_size}"
     write_result(
-        "movietweetings", dataset="MovieTweetings 100K snapshot (5-core)",
-        protocol=(f"5-core, leave-last-out (last = test, previous = validation for the ranker), full ranking over "
-                  f"all items, seen excluded; test split; towers fine-tuned {steps} from {args.model}; "
-                  f"cold = held-out item with <= {COLD_MAX_TRAIN_USERS} training users"),
-        metrics=metrics, baselines=baselines,
-        anchors={"most_popular_reference_here": {"recall_at_10": 0.157, "ndcg_at_10": 0.079},
-                 "item_knn_reference_here": {"recall_at_10": 0.184, "ndcg_at_10": 0.094},
-                 "movielens_100k_bpr_msr_readme (other dataset, random split)": {"ndcg_at_10": 0.442,
-                                                                                 "recall_at_10": 0.213}},
-        seconds=time.perf_counter() - started, seed=args.seed,
-        notes="" if args.full else "reduced configuration (CPU shared by 5 agents); --full runs one epoch",
+        "movietweetings",
+        dataset="MovieTweetings 100K snapshot (5-core)",
+        protocol=(
+            f"5-core, leave-last-out (last = test, previous = validation for the ranker), full ranking over "
+            f"all items, seen excluded; test split; towers fine-tuned {steps} from {args.model}; "
+            f"cold = held-out item with <= {COLD_MAX_TRAIN_USERS} training users"
+        ),
+        metrics=metrics,
+        baselines=baselines,
+        anchors={
+            "most_popular_reference_here": {"recall_at_10": 0.157, "ndcg_at_10": 0.079},
+            "item_knn_reference_here": {"recall_at_10": 0.184, "ndcg_at_10": 0.094},
+            "movielens_100k_bpr_msr_readme (other dataset, random split)": {
+                "ndcg_at_10": 0.442,
+                "recall_at_10": 0.213,
+            },
+        },
+        seconds=time.perf_counter() - started,
+        seed=args.seed,
+        notes=""
+        if args.full
+        else "reduced configuration (CPU shared by 5 agents); --full runs one epoch",
     )
 
 

@@ -70,8 +70,11 @@ VERTICAL = Vertical(
     demo=_demo,
     example_data=_example_data,
     example_inputs=_example_inputs,
-    smoke_overrides={"model_name": "random:bert-tiny", "max_seq_length": 32,
-                     "trainer": {"max_steps": 2, "batch_size": 8, "progress": False}},
+    smoke_overrides={
+        "model_name": "random:bert-tiny",
+        "max_seq_length": 32,
+        "trainer": {"max_steps": 2, "batch_size": 8, "progress": False},
+    },
     smoke_request=_smoke_request,
     evaluate=_evaluate,
     schemas={"items": ITEMS, "interactions": INTERACTIONS},

@@ -56,11 +56,21 @@ class ItemKNN:
 class BPR:
     """Bayesian personalised ranking MF (Rendle et al. 2009) trained with Adam on sampled triples."""
 
-    def __init__(self, train: sp.csr_matrix, dim: int = 64, epochs: int = 40, lr: float = 0.01,
-                 reg: float = 1e-4, seed: int = 0) -> None:
+    def __init__(
+        self,
+        train: sp.csr_matrix,
+        dim: int = 64,
+        epochs: int = 40,
+        lr: float = 0.01,
+        reg: float = 1e-4,
+        seed: int = 0,
+    ) -> None:
         gen = torch.Generator().manual_seed(seed)
         coo = train.tocoo()
-        users, items = torch.as_tensor(coo.row, dtype=torch.long), torch.as_tensor(coo.col, dtype=torch.long)
+        users, items = (
+            torch.as_tensor(coo.row, dtype=torch.long),
+            torch.as_tensor(coo.col, dtype=torch.long),
+        )
         n_users, n_items = train.shape
         self.user = torch.nn.Parameter(0.01 * torch.randn(n_users, dim, generator=gen))
         self.item = torch.nn.Parameter(0.01 * torch.randn(n_items, dim, generator=gen))
@@ -75,7 +85,10 @@ class BPR:
                 j = torch.randint(0, n_items, (len(idx),), generator=gen)
                 pu, qi, qj = self.user[u], self.item[i], self.item[j]
                 diff = (pu * (qi - qj)).sum(1) + self.bias[i] - self.bias[j]
-                loss = -torch.nn.functional.logsigmoid(diff).mean() + reg * (pu.pow(2) + qi.pow(2) + qj.pow(2)).sum(1).mean()
+                loss = (
+                    -torch.nn.functional.logsigmoid(diff).mean()
+                    + reg * (pu.pow(2) + qi.pow(2) + qj.pow(2)).sum(1).mean()
+                )
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -90,8 +103,15 @@ class BPR:
             return (u @ self.item.T + self.bias).numpy()
 
 
-def run_baselines(history, es, row_of: dict[str, int], n_items: int, seed: int = 0, bpr_epochs: int = 40,
-                  cold=None) -> dict[str, dict[str, float]]:
+def run_baselines(
+    history,
+    es,
+    row_of: dict[str, int],
+    n_items: int,
+    seed: int = 0,
+    bpr_epochs: int = 40,
+    cold=None,
+) -> dict[str, dict[str, float]]:
     """MostPopular, ItemKNN and BPR fitted on `history` and scored on the evaluation set `es`.
 
     Args:
@@ -110,11 +130,17 @@ def run_baselines(history, es, row_of: dict[str, int], n_items: int, seed: int =
     bpr = BPR(train, epochs=bpr_epochs, seed=seed)
     out = {}
     for name, model in models.items():
-        out[name], ranks = evaluate_scorer(lambda pos, m=model: m.scores([es.hist_rows[i] for i in pos]),
-                                           es.targets, es.hist_rows, n_items)
+        out[name], ranks = evaluate_scorer(
+            lambda pos, m=model: m.scores([es.hist_rows[i] for i in pos]),
+            es.targets,
+            es.hist_rows,
+            n_items,
+        )
         if cold is not None:
             out[name] |= {f"cold_{k}": v for k, v in subset_metrics(ranks, cold).items()}
-    out["mf"], ranks = evaluate_scorer(lambda pos: bpr.scores_for(pos), es.targets, es.hist_rows, n_items)
+    out["mf"], ranks = evaluate_scorer(
+        lambda pos: bpr.scores_for(pos), es.targets, es.hist_rows, n_items
+    )
     if cold is not None:
         out["mf"] |= {f"cold_{k}": v for k, v in subset_metrics(ranks, cold).items()}
     return out

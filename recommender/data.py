@@ -37,7 +37,9 @@ def find_table(folder: Path, stem: str) -> Path:
         path = folder / f"{stem}{suffix}"
         if path.is_file():
             return path
-    raise DataError(f"{folder}: no {stem} table; expected {stem}.csv, {stem}.jsonl or {stem}.parquet")
+    raise DataError(
+        f"{folder}: no {stem} table; expected {stem}.csv, {stem}.jsonl or {stem}.parquet"
+    )
 
 
 def prepare_items(df: pd.DataFrame) -> pd.DataFrame:
@@ -50,7 +52,10 @@ def prepare_items(df: pd.DataFrame) -> pd.DataFrame:
     if "created_at" not in df.columns:
         df["created_at"] = pd.NaT
     df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
-    df["text"] = [item_text(r) for r in df[["title", "category", "tags", "description"]].itertuples(index=False)]
+    df["text"] = [
+        item_text(r)
+        for r in df[["title", "category", "tags", "description"]].itertuples(index=False)
+    ]
     return df.reset_index(drop=True)
 
 
@@ -72,12 +77,18 @@ def event_weights(df: pd.DataFrame, weights: EventWeights) -> np.ndarray:
     if "value" in df.columns:
         value = pd.to_numeric(df["value"], errors="coerce").to_numpy(dtype=np.float64, copy=True)
         is_rating = (df["event"] == "rating").to_numpy() & ~np.isnan(value)
-        base[is_rating] = weights.rating * np.clip(value[is_rating] / weights.rating_max, 0.05, None)
+        base[is_rating] = weights.rating * np.clip(
+            value[is_rating] / weights.rating_max, 0.05, None
+        )
     return base
 
 
 def prepare_interactions(
-    df: pd.DataFrame, known: set[str], weights: EventWeights, source: str, on_unknown: str = "report"
+    df: pd.DataFrame,
+    known: set[str],
+    weights: EventWeights,
+    source: str,
+    on_unknown: str = "report",
 ) -> tuple[pd.DataFrame, dict[str, object]]:
     """Drops duplicate event ids, separates unknown items (reported), and adds `weight`.
 
@@ -95,15 +106,25 @@ def prepare_interactions(
     dup = has_id & df["event_id"].duplicated(keep="first")
     unknown_mask = ~df["item_id"].isin(known)
     unknown_ids = sorted(df.loc[unknown_mask, "item_id"].unique())
-    report = {"events_read": int(len(df)), "duplicate_event_ids": int(dup.sum()),
-              "unknown_item_events": int(unknown_mask.sum()), "unknown_items": unknown_ids[:50]}
+    report = {
+        "events_read": int(len(df)),
+        "duplicate_event_ids": int(dup.sum()),
+        "unknown_item_events": int(unknown_mask.sum()),
+        "unknown_items": unknown_ids[:50],
+    }
     if unknown_ids:
         rows = (np.flatnonzero(unknown_mask.to_numpy())[:5] + 1).tolist()
-        message = (f"{source}: {int(unknown_mask.sum())} interaction(s) name {len(unknown_ids)} item(s) not in the "
-                   f"items table, e.g. {unknown_ids[:5]} (rows {rows})")
+        message = (
+            f"{source}: {int(unknown_mask.sum())} interaction(s) name {len(unknown_ids)} item(s) not in the "
+            f"items table, e.g. {unknown_ids[:5]} (rows {rows})"
+        )
         if on_unknown == "error":
-            raise DataError(message + "; add them to the items table or set on_unknown_items=report")
-        log.warning("%s; these interactions are left out and counted in the artifact's data report", message)
+            raise DataError(
+                message + "; add them to the items table or set on_unknown_items=report"
+            )
+        log.warning(
+            "%s; these interactions are left out and counted in the artifact's data report", message
+        )
     df = df[~dup & ~unknown_mask].copy()
     df["weight"] = event_weights(df, weights)
     df = df.sort_values("ts", kind="stable").reset_index(drop=True)
@@ -134,6 +155,12 @@ def collapse(interactions: pd.DataFrame) -> pd.DataFrame:
     grouped = interactions.groupby(["user_id", "item_id"], sort=False).agg(
         ts=("ts", "min"), last_ts=("ts", "max"), weight=("weight", "max"), events=("event", "size")
     )
-    strongest = interactions.sort_values("weight", kind="stable").groupby(["user_id", "item_id"])["event"].last()
+    strongest = (
+        interactions.sort_values("weight", kind="stable")
+        .groupby(["user_id", "item_id"])["event"]
+        .last()
+    )
     grouped["event"] = strongest.reindex(grouped.index).to_numpy()
-    return grouped.reset_index().sort_values(["ts", "user_id"], kind="stable").reset_index(drop=True)
+    return (
+        grouped.reset_index().sort_values(["ts", "user_id"], kind="stable").reset_index(drop=True)
+    )

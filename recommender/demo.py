@@ -22,11 +22,16 @@ KEYS = ("recall_at_10", "ndcg_at_10", "mrr", "coverage")
 
 def demo_config() -> RecommenderConfig:
     """A CPU-sized run: one short epoch over a 270-item catalogue."""
-    return RecommenderConfig(max_seq_length=32, max_history=10, trainer=RecTrainerConfig(
-        epochs=1, max_steps=20, batch_size=32, lr=5e-5, progress=False))
+    return RecommenderConfig(
+        max_seq_length=32,
+        max_history=10,
+        trainer=RecTrainerConfig(epochs=1, max_steps=20, batch_size=32, lr=5e-5, progress=False),
+    )
 
 
-def run_demo(workdir: Path, n_users: int = 300, cfg: RecommenderConfig | None = None) -> dict[str, Any]:
+def run_demo(
+    workdir: Path, n_users: int = 300, cfg: RecommenderConfig | None = None
+) -> dict[str, Any]:
     """Runs the whole story and returns a summary with held-out test metrics."""
     started = time.perf_counter()
     workdir = Path(workdir)
@@ -35,7 +40,9 @@ def run_demo(workdir: Path, n_users: int = 300, cfg: RecommenderConfig | None = 
     ds = load_dataset(data, cfg.event_weights)
     trained = train_model(cfg, ds, workdir / "run")
     history = pd.concat([trained.split.train, trained.split.val], ignore_index=True)
-    baselines = run_baselines(history, trained.test_set, trained.row_of, len(ds.items), seed=0, bpr_epochs=30)
+    baselines = run_baselines(
+        history, trained.test_set, trained.row_of, len(ds.items), seed=0, bpr_epochs=30
+    )
     m = trained.metrics
     table = {"two_tower": {k: round(m[f"retrieval_{k}"], 4) for k in KEYS}}
     if "ranked_recall_at_10" in m:
@@ -44,9 +51,14 @@ def run_demo(workdir: Path, n_users: int = 300, cfg: RecommenderConfig | None = 
     metrics = {k: v for k, v in m.items() if isinstance(v, int | float)}
     artifact = write_model(cfg, ds, trained, metrics, workdir / "artifact")
     showcase = _showcase(artifact, ds.items)
-    return {"test_users": m["test_users"], "split": "leave-last-out test (each user's last item), full ranking",
-            "metrics": table, **showcase, "artifact": str(artifact),
-            "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "test_users": m["test_users"],
+        "split": "leave-last-out test (each user's last item), full ranking",
+        "metrics": table,
+        **showcase,
+        "artifact": str(artifact),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def _showcase(artifact: Path, items: pd.DataFrame) -> dict[str, Any]:
@@ -60,8 +72,11 @@ def _showcase(artifact: Path, items: pd.DataFrame) -> dict[str, Any]:
     before = runtime.predict([{"user_id": user, "k": 5}])[0]["items"]
     # The new item belongs to the sub-topic of the user's latest item, written fresh.
     latest = items.set_index("item_id").loc[rows[0]["item_id"]]
-    sub = next(s for s, (_, phrases, _) in TOPICS[latest["category"]].items()
-               if any(p in latest["description"] for p in phrases))
+    sub = next(
+        s
+        for s, (_, phrases, _) in TOPICS[latest["category"]].items()
+        if any(p in latest["description"] for p in phrases)
+    )
     new = make_item(latest["category"], sub, np.random.default_rng(7), "new-0001")
     new.pop("subtopic")
     new["title"] = "Brand-New " + new["title"]

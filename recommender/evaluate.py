@@ -25,7 +25,9 @@ def evaluate_runtime(runtime: Any, data_path: Path) -> dict[str, float]:
     row_of = runtime.index.row_of
     missing = sorted(set(ds.items["item_id"]) - set(row_of))
     if missing:
-        raise DataError(f"{data_path}: {len(missing)} item(s) are not in the artifact's index, e.g. {missing[:5]}")
+        raise DataError(
+            f"{data_path}: {len(missing)} item(s) are not in the artifact's index, e.g. {missing[:5]}"
+        )
     split = leave_last_out(collapse(ds.interactions))
     history = pd.concat([split.train, split.val], ignore_index=True)
     es = eval_set(history, split.test, row_of, cfg.max_history)
@@ -33,9 +35,20 @@ def evaluate_runtime(runtime: Any, data_path: Path) -> dict[str, float]:
         raise DataError(f"{data_path}: no user has two or more interactions to hold one out")
     emb = runtime.index.emb
     records = runtime.catalogue.records
-    stats = ItemStats.compute([r["item_id"] for r in records], [r.get("category") or "" for r in records],
-                              pd.Series([r.get("created_at") for r in records]), history, history["ts"].max(),
-                              cfg.trending_days)
-    metrics = evaluate_model(user_vectors(runtime.tower, emb, es, cfg.max_history), emb, es, runtime.ranker, stats,
-                             cfg.candidates)
+    stats = ItemStats.compute(
+        [r["item_id"] for r in records],
+        [r.get("category") or "" for r in records],
+        pd.Series([r.get("created_at") for r in records]),
+        history,
+        history["ts"].max(),
+        cfg.trending_days,
+    )
+    metrics = evaluate_model(
+        user_vectors(runtime.tower, emb, es, cfg.max_history),
+        emb,
+        es,
+        runtime.ranker,
+        stats,
+        cfg.candidates,
+    )
     return {"users": float(len(es.targets)), **metrics}

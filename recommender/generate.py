@@ -14,78 +14,222 @@ import pandas as pd
 # category -> sub-topic -> (title nouns, description phrases, tags)
 TOPICS: dict[str, dict[str, tuple[list[str], list[str], str]]] = {
     "kitchen": {
-        "pasta": (["Pasta Maker", "Ravioli Cutter", "Semolina Flour Kit", "Gnocchi Board", "Pasta Drying Rack"],
-                  ["Roll fresh tagliatelle at home.", "Made for Italian pasta nights.",
-                   "Turns semolina dough into silky noodles.", "Perfect for hand-made ravioli and lasagne sheets."],
-                  "pasta|italian|dough"),
-        "baking": (["Sourdough Starter Jar", "Proofing Basket", "Bread Lame", "Loaf Tin", "Dough Scraper"],
-                   ["For crusty sourdough loaves and bakery bread.", "Helps your dough rise evenly overnight.",
-                    "Score and bake artisan bread like a baker.", "A home baker's tool for yeast and rye breads."],
-                   "bread|baking|sourdough"),
-        "grilling": (["Charcoal Grill", "Smoker Box", "Meat Thermometer", "Grill Tongs", "BBQ Rub Set"],
-                     ["Slow-smoked brisket and ribs over charcoal.", "Barbecue season essential for the backyard.",
-                      "Sear steaks over high heat on the grill.", "Wood chips and smoke for pitmaster flavour."],
-                     "bbq|grill|smoke"),
+        "pasta": (
+            [
+                "Pasta Maker",
+                "Ravioli Cutter",
+                "Semolina Flour Kit",
+                "Gnocchi Board",
+                "Pasta Drying Rack",
+            ],
+            [
+                "Roll fresh tagliatelle at home.",
+                "Made for Italian pasta nights.",
+                "Turns semolina dough into silky noodles.",
+                "Perfect for hand-made ravioli and lasagne sheets.",
+            ],
+            "pasta|italian|dough",
+        ),
+        "baking": (
+            ["Sourdough Starter Jar", "Proofing Basket", "Bread Lame", "Loaf Tin", "Dough Scraper"],
+            [
+                "For crusty sourdough loaves and bakery bread.",
+                "Helps your dough rise evenly overnight.",
+                "Score and bake artisan bread like a baker.",
+                "A home baker's tool for yeast and rye breads.",
+            ],
+            "bread|baking|sourdough",
+        ),
+        "grilling": (
+            ["Charcoal Grill", "Smoker Box", "Meat Thermometer", "Grill Tongs", "BBQ Rub Set"],
+            [
+                "Slow-smoked brisket and ribs over charcoal.",
+                "Barbecue season essential for the backyard.",
+                "Sear steaks over high heat on the grill.",
+                "Wood chips and smoke for pitmaster flavour.",
+            ],
+            "bbq|grill|smoke",
+        ),
     },
     "outdoors": {
-        "hiking": (["Trail Boots", "Trekking Poles", "Day Pack", "Trail Map Set", "Hydration Bladder"],
-                   ["Built for long mountain trails and rocky summits.", "Keeps you steady on steep alpine paths.",
-                    "Lightweight gear for day hikes in the hills.", "Tested on ridge walks and forest trails."],
-                   "hiking|trail|mountain"),
-        "camping": (["Two-Person Tent", "Sleeping Bag", "Camp Stove", "Lantern", "Folding Camp Chair"],
-                    ["Sleep under the stars at the campsite.", "Warm nights in the tent, even below freezing.",
-                     "Cook dinner over a campfire or stove.", "Pitches in minutes for weekend camping trips."],
-                    "camping|tent|campfire"),
-        "paddling": (["Touring Kayak", "Paddle", "Dry Bag", "Life Vest", "Spray Skirt"],
-                     ["Glide across lakes and calm rivers.", "Waterproof protection for kayak and canoe trips.",
-                      "Stable on open water and coastal paddles.", "For paddlers exploring rivers and sea caves."],
-                     "kayak|water|paddle"),
+        "hiking": (
+            ["Trail Boots", "Trekking Poles", "Day Pack", "Trail Map Set", "Hydration Bladder"],
+            [
+                "Built for long mountain trails and rocky summits.",
+                "Keeps you steady on steep alpine paths.",
+                "Lightweight gear for day hikes in the hills.",
+                "Tested on ridge walks and forest trails.",
+            ],
+            "hiking|trail|mountain",
+        ),
+        "camping": (
+            ["Two-Person Tent", "Sleeping Bag", "Camp Stove", "Lantern", "Folding Camp Chair"],
+            [
+                "Sleep under the stars at the campsite.",
+                "Warm nights in the tent, even below freezing.",
+                "Cook dinner over a campfire or stove.",
+                "Pitches in minutes for weekend camping trips.",
+            ],
+            "camping|tent|campfire",
+        ),
+        "paddling": (
+            ["Touring Kayak", "Paddle", "Dry Bag", "Life Vest", "Spray Skirt"],
+            [
+                "Glide across lakes and calm rivers.",
+                "Waterproof protection for kayak and canoe trips.",
+                "Stable on open water and coastal paddles.",
+                "For paddlers exploring rivers and sea caves.",
+            ],
+            "kayak|water|paddle",
+        ),
     },
     "electronics": {
-        "phones": (["Smartphone", "Phone Case", "Wireless Charger", "Screen Protector", "Phone Gimbal"],
-                   ["Fast mobile performance and a sharp camera.", "Charges your phone without cables.",
-                    "Protects your smartphone screen from drops.", "Shoot steady mobile video for social media."],
-                   "phone|mobile|android"),
-        "gaming": (["Gaming Mouse", "Mechanical Keyboard", "Gaming Headset", "Graphics Card", "Game Controller"],
-                   ["Low latency for competitive PC gaming.", "RGB lighting and fast switches for gamers.",
-                    "Hear every footstep in online multiplayer games.", "High frame rates for the latest video games."],
-                   "gaming|pc|esports"),
-        "smarthome": (["Smart Bulb", "Smart Speaker", "Video Doorbell", "Smart Thermostat", "Smart Plug"],
-                      ["Control your home lights with your voice.", "Automate heating and save energy at home.",
-                       "See who is at the door from your phone.", "Connects to your home assistant and routines."],
-                      "smart home|automation|voice"),
+        "phones": (
+            ["Smartphone", "Phone Case", "Wireless Charger", "Screen Protector", "Phone Gimbal"],
+            [
+                "Fast mobile performance and a sharp camera.",
+                "Charges your phone without cables.",
+                "Protects your smartphone screen from drops.",
+                "Shoot steady mobile video for social media.",
+            ],
+            "phone|mobile|android",
+        ),
+        "gaming": (
+            [
+                "Gaming Mouse",
+                "Mechanical Keyboard",
+                "Gaming Headset",
+                "Graphics Card",
+                "Game Controller",
+            ],
+            [
+                "Low latency for competitive PC gaming.",
+                "RGB lighting and fast switches for gamers.",
+                "Hear every footstep in online multiplayer games.",
+                "High frame rates for the latest video games.",
+            ],
+            "gaming|pc|esports",
+        ),
+        "smarthome": (
+            ["Smart Bulb", "Smart Speaker", "Video Doorbell", "Smart Thermostat", "Smart Plug"],
+            [
+                "Control your home lights with your voice.",
+                "Automate heating and save energy at home.",
+                "See who is at the door from your phone.",
+                "Connects to your home assistant and routines.",
+            ],
+            "smart home|automation|voice",
+        ),
     },
     "books": {
-        "mystery": (["Detective Novel", "Crime Thriller", "Murder Mystery", "Noir Paperback", "Whodunit Box Set"],
-                    ["A detective hunts a killer through foggy streets.", "Twists, clues and a murder to solve.",
-                     "A gripping crime thriller you cannot put down.", "The inspector follows the suspects' alibis."],
-                    "mystery|crime|detective"),
-        "scifi": (["Space Opera", "Cyberpunk Novel", "Alien Contact Saga", "Time Travel Story", "Starship Trilogy"],
-                  ["Starships, distant galaxies and alien empires.", "Robots and AI in a neon future city.",
-                   "First contact with an alien civilisation.", "A science fiction epic across space and time."],
-                  "science fiction|space|future"),
-        "history": (["Roman Empire History", "World War Chronicle", "Medieval Kingdoms", "Ancient Egypt Atlas",
-                     "Biography of a Queen"],
-                    ["The rise and fall of ancient empires.", "Battles, kings and the people who made history.",
-                     "A historian's account of medieval Europe.", "Archaeology and the pharaohs of the Nile."],
-                    "history|ancient|biography"),
+        "mystery": (
+            [
+                "Detective Novel",
+                "Crime Thriller",
+                "Murder Mystery",
+                "Noir Paperback",
+                "Whodunit Box Set",
+            ],
+            [
+                "A detective hunts a killer through foggy streets.",
+                "Twists, clues and a murder to solve.",
+                "A gripping crime thriller you cannot put down.",
+                "The inspector follows the suspects' alibis.",
+            ],
+            "mystery|crime|detective",
+        ),
+        "scifi": (
+            [
+                "Space Opera",
+                "Cyberpunk Novel",
+                "Alien Contact Saga",
+                "Time Travel Story",
+                "Starship Trilogy",
+            ],
+            [
+                "Starships, distant galaxies and alien empires.",
+                "Robots and AI in a neon future city.",
+                "First contact with an alien civilisation.",
+                "A science fiction epic across space and time.",
+            ],
+            "science fiction|space|future",
+        ),
+        "history": (
+            [
+                "Roman Empire History",
+                "World War Chronicle",
+                "Medieval Kingdoms",
+                "Ancient Egypt Atlas",
+                "Biography of a Queen",
+            ],
+            [
+                "The rise and fall of ancient empires.",
+                "Battles, kings and the people who made history.",
+                "A historian's account of medieval Europe.",
+                "Archaeology and the pharaohs of the Nile.",
+            ],
+            "history|ancient|biography",
+        ),
     },
     "fitness": {
-        "yoga": (["Yoga Mat", "Yoga Blocks", "Meditation Cushion", "Stretching Strap", "Yoga Wheel"],
-                 ["For calm yoga flows and deep stretching.", "Improve balance and flexibility on the mat.",
-                  "Mindful breathing and meditation practice.", "Supports poses in vinyasa and hatha classes."],
-                 "yoga|stretch|mindfulness"),
-        "running": (["Running Shoes", "GPS Running Watch", "Running Belt", "Reflective Vest", "Compression Socks"],
-                    ["Cushioned for marathon training and long runs.", "Track your pace and distance on every run.",
-                     "Light and breathable for race day.", "Made for road running and park jogs."],
-                    "running|marathon|cardio"),
-        "strength": (["Adjustable Dumbbells", "Kettlebell", "Weight Bench", "Resistance Bands", "Pull-up Bar"],
-                     ["Build muscle with heavy lifting at home.", "Strength training for squats, presses and rows.",
-                      "A home gym staple for weight training.", "Progressive overload for powerlifters."],
-                     "strength|weights|gym"),
+        "yoga": (
+            ["Yoga Mat", "Yoga Blocks", "Meditation Cushion", "Stretching Strap", "Yoga Wheel"],
+            [
+                "For calm yoga flows and deep stretching.",
+                "Improve balance and flexibility on the mat.",
+                "Mindful breathing and meditation practice.",
+                "Supports poses in vinyasa and hatha classes.",
+            ],
+            "yoga|stretch|mindfulness",
+        ),
+        "running": (
+            [
+                "Running Shoes",
+                "GPS Running Watch",
+                "Running Belt",
+                "Reflective Vest",
+                "Compression Socks",
+            ],
+            [
+                "Cushioned for marathon training and long runs.",
+                "Track your pace and distance on every run.",
+                "Light and breathable for race day.",
+                "Made for road running and park jogs.",
+            ],
+            "running|marathon|cardio",
+        ),
+        "strength": (
+            [
+                "Adjustable Dumbbells",
+                "Kettlebell",
+                "Weight Bench",
+                "Resistance Bands",
+                "Pull-up Bar",
+            ],
+            [
+                "Build muscle with heavy lifting at home.",
+                "Strength training for squats, presses and rows.",
+                "A home gym staple for weight training.",
+                "Progressive overload for powerlifters.",
+            ],
+            "strength|weights|gym",
+        ),
     },
 }
-BRANDS = ["Nordic", "Summit", "Urban", "Classic", "Nova", "Prime", "Wild", "Zen", "Apex", "Cosy", "Bright", "Pro"]
+BRANDS = [
+    "Nordic",
+    "Summit",
+    "Urban",
+    "Classic",
+    "Nova",
+    "Prime",
+    "Wild",
+    "Zen",
+    "Apex",
+    "Cosy",
+    "Bright",
+    "Pro",
+]
 EVENT_LADDER = (("click", 0.55), ("like", 0.25), ("share", 0.08), ("purchase", 0.2))
 
 
@@ -98,9 +242,14 @@ def make_item(category: str, sub: str, rng: np.random.Generator, item_id: str) -
     """One item of a sub-topic: a brand-style title and a two-sentence description."""
     nouns, phrases, tags = TOPICS[category][sub]
     two = rng.choice(len(phrases), size=2, replace=False)
-    return {"item_id": item_id, "title": f"{rng.choice(BRANDS)} {rng.choice(nouns)}",
-            "description": f"{phrases[two[0]]} {phrases[two[1]]}", "tags": tags, "category": category,
-            "subtopic": sub}
+    return {
+        "item_id": item_id,
+        "title": f"{rng.choice(BRANDS)} {rng.choice(nouns)}",
+        "description": f"{phrases[two[0]]} {phrases[two[1]]}",
+        "tags": tags,
+        "category": category,
+        "subtopic": sub,
+    }
 
 
 def generate_catalogue(per_subtopic: int = 15, seed: int = 0) -> pd.DataFrame:
@@ -114,8 +263,9 @@ def generate_catalogue(per_subtopic: int = 15, seed: int = 0) -> pd.DataFrame:
     return df
 
 
-def simulate_users(items: pd.DataFrame, n_users: int = 300, seed: int = 0, min_len: int = 6,
-                   max_len: int = 16) -> pd.DataFrame:
+def simulate_users(
+    items: pd.DataFrame, n_users: int = 300, seed: int = 0, min_len: int = 6, max_len: int = 16
+) -> pd.DataFrame:
     """Interactions of users with hidden tastes: 70% main sub-topic, 20% second, 10% anything."""
     rng = np.random.default_rng(seed + 1)
     subs = [s for _, s in subtopics()]
@@ -129,7 +279,13 @@ def simulate_users(items: pd.DataFrame, n_users: int = 300, seed: int = 0, min_l
         seen: set[int] = set()
         for _ in range(int(rng.integers(min_len, max_len + 1))):
             draw = rng.random()
-            pool = by_sub[subs[main]] if draw < 0.7 else by_sub[subs[second]] if draw < 0.9 else np.arange(len(items))
+            pool = (
+                by_sub[subs[main]]
+                if draw < 0.7
+                else by_sub[subs[second]]
+                if draw < 0.9
+                else np.arange(len(items))
+            )
             pool = np.asarray([i for i in pool if i not in seen])
             if not len(pool):
                 continue
@@ -157,7 +313,8 @@ def write_dataset(folder: Path, n_users: int = 300, per_subtopic: int = 15, seed
     folder.mkdir(parents=True, exist_ok=True)
     items = generate_catalogue(per_subtopic, seed)
     events = simulate_users(items, n_users, seed)
-    items.drop(columns=["subtopic"]).assign(created_at=items["created_at"].map(lambda t: t.isoformat())).to_csv(
-        folder / "items.csv", index=False)
+    items.drop(columns=["subtopic"]).assign(
+        created_at=items["created_at"].map(lambda t: t.isoformat())
+    ).to_csv(folder / "items.csv", index=False)
     events.to_csv(folder / "interactions.csv", index=False)
     return folder

@@ -66,7 +66,9 @@ class ItemIndex:
             hnsw.hnsw.efConstruction = 80
             return faiss.IndexIDMap(hnsw)
         nlist = int(max(1, min(4 * np.sqrt(max(1, len(train))), len(train) // 39 or 1)))
-        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.IndexIVFFlat(
+            faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT
+        )
         if len(train):
             ivf.train(train)
         ivf.nprobe = self.cfg.ivf_nprobe
@@ -98,7 +100,9 @@ class ItemIndex:
             else:
                 self.index.remove_ids(known)
         if rows.max(initial=-1) >= len(self.emb):
-            self.emb = np.concatenate([self.emb, np.zeros((rows.max() + 1 - len(self.emb), self.dim), np.float32)])
+            self.emb = np.concatenate(
+                [self.emb, np.zeros((rows.max() + 1 - len(self.emb), self.dim), np.float32)]
+            )
         self.emb[rows] = emb
         self.index.add_with_ids(emb, rows)
         if self.kind == "hnsw" and self.stale > 0.1 * len(self.ids):
@@ -106,7 +110,9 @@ class ItemIndex:
             self.build(self.ids, self.emb)
         return {"added": added, "updated": updated}
 
-    def search(self, queries: np.ndarray, k: int, exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, exact: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-`k` rows per query: (B, k) scores and rows (-1 where fewer exist), rescored exactly."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         k = max(1, min(k, len(self.ids)))
@@ -134,8 +140,14 @@ class ItemIndex:
         tmp.mkdir(parents=True)
         try:
             np.save(tmp / "embeddings.npy", self.emb)
-            meta = {"dim": self.dim, "kind": self.kind, "requested": self.requested, "ids": self.ids,
-                    "stale": self.stale, "config": self.cfg.model_dump()}
+            meta = {
+                "dim": self.dim,
+                "kind": self.kind,
+                "requested": self.requested,
+                "ids": self.ids,
+                "stale": self.stale,
+                "config": self.cfg.model_dump(),
+            }
             (tmp / "index.json").write_text(json.dumps(meta), encoding="utf-8")
             faiss.write_index(self.index, str(tmp / "items.faiss"))
             old = folder.with_name(f".{folder.name}.old-{time.time_ns()}")

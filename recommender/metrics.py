@@ -22,8 +22,14 @@ def ranks_full(scores: np.ndarray, targets: np.ndarray, seen: list[np.ndarray]) 
     return (scores >= target).sum(1)  # includes the target itself
 
 
-def evaluate_scorer(score_fn: Callable[[np.ndarray], np.ndarray], targets: np.ndarray, seen: list[np.ndarray],
-                    n_items: int, batch: int = 512, k: int = 10) -> tuple[dict[str, float], np.ndarray]:
+def evaluate_scorer(
+    score_fn: Callable[[np.ndarray], np.ndarray],
+    targets: np.ndarray,
+    seen: list[np.ndarray],
+    n_items: int,
+    batch: int = 512,
+    k: int = 10,
+) -> tuple[dict[str, float], np.ndarray]:
     """Recall@10, NDCG@10, MRR and catalogue coverage of the top 10; also returns the ranks.
 
     Args:

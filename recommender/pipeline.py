@@ -22,7 +22,9 @@ class EvalSet:
     targets: np.ndarray
 
 
-def eval_set(history: pd.DataFrame, held: pd.DataFrame, row_of: dict[str, int], max_history: int) -> EvalSet:
+def eval_set(
+    history: pd.DataFrame, held: pd.DataFrame, row_of: dict[str, int], max_history: int
+) -> EvalSet:
     """Pairs each held-out row with the user's earlier interactions from `history`."""
     from .split import histories
 
@@ -41,12 +43,19 @@ def eval_set(history: pd.DataFrame, held: pd.DataFrame, row_of: dict[str, int], 
 
 def user_vectors(tower: UserTower, emb: np.ndarray, es: EvalSet, max_history: int) -> np.ndarray:
     """(U, D) user vectors of an evaluation set."""
-    rows = [(h[:max_history], w[:max_history]) for h, w in zip(es.hist_rows, es.hist_weights, strict=True)]
-    out = [pool_users(tower, emb, rows[i : i + 1024], max_history) for i in range(0, len(rows), 1024)]
+    rows = [
+        (h[:max_history], w[:max_history])
+        for h, w in zip(es.hist_rows, es.hist_weights, strict=True)
+    ]
+    out = [
+        pool_users(tower, emb, rows[i : i + 1024], max_history) for i in range(0, len(rows), 1024)
+    ]
     return np.concatenate(out) if out else np.zeros((0, emb.shape[1]), np.float32)
 
 
-def top_candidates(scores: np.ndarray, seen: list[np.ndarray], c: int) -> tuple[np.ndarray, np.ndarray]:
+def top_candidates(
+    scores: np.ndarray, seen: list[np.ndarray], c: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-`c` unseen rows per user, best first, with their scores."""
     scores = np.array(scores, dtype=np.float32, copy=True)
     for i, rows in enumerate(seen):
@@ -58,8 +67,14 @@ def top_candidates(scores: np.ndarray, seen: list[np.ndarray], c: int) -> tuple[
     return rows, np.take_along_axis(scores, rows, 1)
 
 
-def rerank(ranker: Ranker, rows: np.ndarray, scores: np.ndarray, hist_rows: list[np.ndarray], emb: np.ndarray,
-           stats: ItemStats) -> tuple[np.ndarray, np.ndarray]:
+def rerank(
+    ranker: Ranker,
+    rows: np.ndarray,
+    scores: np.ndarray,
+    hist_rows: list[np.ndarray],
+    emb: np.ndarray,
+    stats: ItemStats,
+) -> tuple[np.ndarray, np.ndarray]:
     """Reorders candidate rows by the ranker; returns rows and ranker scores, best first."""
     x = candidate_features(rows, scores, hist_rows, emb, stats)
     ranked = ranker.score(x)
@@ -67,8 +82,9 @@ def rerank(ranker: Ranker, rows: np.ndarray, scores: np.ndarray, hist_rows: list
     return np.take_along_axis(rows, order, 1), np.take_along_axis(ranked, order, 1)
 
 
-def ranker_training_data(user_vecs: np.ndarray, emb: np.ndarray, es: EvalSet, stats: ItemStats,
-                         c: int) -> tuple[np.ndarray, np.ndarray]:
+def ranker_training_data(
+    user_vecs: np.ndarray, emb: np.ndarray, es: EvalSet, stats: ItemStats, c: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, F) features and 0/1 labels of every user's top-`c` retrieved candidates."""
     rows, scores = top_candidates(user_vecs @ emb.T, es.hist_rows, c)
     x = candidate_features(rows, scores, es.hist_rows, emb, stats)
@@ -77,8 +93,15 @@ def ranker_training_data(user_vecs: np.ndarray, emb: np.ndarray, es: EvalSet, st
     return x.reshape(-1, x.shape[-1])[valid], y.ravel()[valid]
 
 
-def evaluate_model(user_vecs: np.ndarray, emb: np.ndarray, es: EvalSet, ranker: Ranker | None, stats: ItemStats,
-                   c: int, cold: np.ndarray | None = None) -> dict[str, float]:
+def evaluate_model(
+    user_vecs: np.ndarray,
+    emb: np.ndarray,
+    es: EvalSet,
+    ranker: Ranker | None,
+    stats: ItemStats,
+    c: int,
+    cold: np.ndarray | None = None,
+) -> dict[str, float]:
     """Full-ranking metrics of retrieval alone and (when given) retrieval + ranker.
 
     With the ranker, the top-`c` retrieved items are reordered and the rest keep their order
@@ -97,7 +120,9 @@ def evaluate_model(user_vecs: np.ndarray, emb: np.ndarray, es: EvalSet, ranker: 
     c_eff = rows.shape[1]
 
     def score_fn(pos: np.ndarray) -> np.ndarray:
-        full = user_vecs[pos] @ emb.T - 1e3  # items beyond the candidates keep their retrieval order
+        full = (
+            user_vecs[pos] @ emb.T - 1e3
+        )  # items beyond the candidates keep their retrieval order
         for j, i in enumerate(pos):
             full[j, reranked[i]] = np.arange(c_eff, 0, -1, dtype=np.float32)
         return full

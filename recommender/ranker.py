@@ -12,8 +12,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-FEATURES = ("model_score", "log_rank", "log_popularity", "log_trending", "log_age_days", "category_affinity",
-            "max_history_similarity", "log_history_length")
+FEATURES = (
+    "model_score",
+    "log_rank",
+    "log_popularity",
+    "log_trending",
+    "log_age_days",
+    "category_affinity",
+    "max_history_similarity",
+    "log_history_length",
+)
 
 
 @dataclass
@@ -26,8 +34,15 @@ class ItemStats:
     category: np.ndarray
 
     @classmethod
-    def compute(cls, ids: list[str], categories: list[str], created_at: pd.Series, interactions: pd.DataFrame,
-                now: pd.Timestamp, trending_days: float) -> ItemStats:
+    def compute(
+        cls,
+        ids: list[str],
+        categories: list[str],
+        created_at: pd.Series,
+        interactions: pd.DataFrame,
+        now: pd.Timestamp,
+        trending_days: float,
+    ) -> ItemStats:
         """Counts distinct users per item (all time and over the last `trending_days` before `now`).
 
         An item's age runs from `created_at`, or from its first interaction when that is missing.
@@ -36,7 +51,11 @@ class ItemStats:
         n = len(ids)
         past = interactions[interactions["ts"] <= now]
         counts = past.groupby("item_id")["user_id"].nunique()
-        recent = past[past["ts"] > now - pd.Timedelta(days=trending_days)].groupby("item_id")["user_id"].nunique()
+        recent = (
+            past[past["ts"] > now - pd.Timedelta(days=trending_days)]
+            .groupby("item_id")["user_id"]
+            .nunique()
+        )
         first = past.groupby("item_id")["ts"].min()
         pop, trend, age = np.zeros(n), np.zeros(n), np.full(n, np.nan)
         for series, out in ((counts, pop), (recent, trend)):
@@ -59,7 +78,11 @@ class ItemStats:
 
 
 def candidate_features(
-    cand_rows: np.ndarray, cand_scores: np.ndarray, hist_rows: list[np.ndarray], emb: np.ndarray, stats: ItemStats
+    cand_rows: np.ndarray,
+    cand_scores: np.ndarray,
+    hist_rows: list[np.ndarray],
+    emb: np.ndarray,
+    stats: ItemStats,
 ) -> np.ndarray:
     """(B, C, F) features of each user's candidates, in the order of :data:`FEATURES`."""
     b, c = cand_rows.shape
@@ -97,8 +120,13 @@ class Ranker:
         mean, scale = x.mean(0), x.std(0) + 1e-6
         model = LogisticRegression(C=1.0, max_iter=500, class_weight="balanced", random_state=seed)
         model.fit((x - mean) / scale, y)
-        self.params = {"features": list(FEATURES), "mean": mean.tolist(), "scale": scale.tolist(),
-                       "coef": model.coef_[0].tolist(), "intercept": float(model.intercept_[0])}
+        self.params = {
+            "features": list(FEATURES),
+            "mean": mean.tolist(),
+            "scale": scale.tolist(),
+            "coef": model.coef_[0].tolist(),
+            "intercept": float(model.intercept_[0]),
+        }
         return self
 
     def score(self, x: np.ndarray) -> np.ndarray:

@@ -46,20 +46,30 @@ class RecommenderRuntime:
         self.manifest = read_manifest(artifact_dir)
         self.cfg = RecommenderConfig.model_validate(self.manifest["config"])
         self.device = str(resolve_device(device))
-        self.encoder = load_encoder(str(artifact_dir / "encoder"), self.cfg.max_seq_length, self.device)
+        self.encoder = load_encoder(
+            str(artifact_dir / "encoder"), self.cfg.max_seq_length, self.device
+        )
         self.tower = UserTower(int(self.manifest["dim"]), self.cfg.max_history)
         self.tower.load_state_dict(load_weights(artifact_dir / "user_tower.safetensors"))
         self.tower.to(self.device).eval()
         self.ranker = Ranker.from_json(load_json(artifact_dir / "ranker.json"))
         self.live = _state_dir(artifact_dir)
         self.live.mkdir(parents=True, exist_ok=True)
-        fresh = (self.live / "index" / "index.json").is_file() and (self.live / "items.jsonl").is_file()
+        fresh = (self.live / "index" / "index.json").is_file() and (
+            self.live / "items.jsonl"
+        ).is_file()
         self.index = ItemIndex.load(self.live / "index" if fresh else artifact_dir / "index")
-        self.catalogue = Catalogue.load(self.live / "items.jsonl" if fresh else artifact_dir / "items.jsonl")
+        self.catalogue = Catalogue.load(
+            self.live / "items.jsonl" if fresh else artifact_dir / "items.jsonl"
+        )
         events = load_interactions(artifact_dir / "interactions.jsonl")
         if (self.live / "events.jsonl").is_file():
-            events = pd.concat([events, load_interactions(self.live / "events.jsonl")], ignore_index=True)
-        self.history, self.stats = build_state(events, self.index.row_of, self.catalogue, self.cfg.trending_days)
+            events = pd.concat(
+                [events, load_interactions(self.live / "events.jsonl")], ignore_index=True
+            )
+        self.history, self.stats = build_state(
+            events, self.index.row_of, self.catalogue, self.cfg.trending_days
+        )
         self.lock = threading.RLock()
         self.engine = InferenceEngine(self._batch, warmup_items=[self.make_request(None, None, 1)])
 
@@ -67,41 +77,85 @@ class RecommenderRuntime:
 
     def predict(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """CLI rows `{user_id, k?}` (or `{history: [...]}`) -> recommendations with reasons."""
-        requests = [self.make_request(r.get("user_id"), r.get("history"), int(r.get("k") or 10)) for r in rows]
+        requests = [
+            self.make_request(r.get("user_id"), r.get("history"), int(r.get("k") or 10))
+            for r in rows
+        ]
         return self.engine.run(requests)
 
-    def make_request(self, user_id: str | None, history: list[dict] | None, k: int,
-                     include: list[str] | None = None, exclude: list[str] | None = None) -> dict[str, Any]:
+    def make_request(
+        self,
+        user_id: str | None,
+        history: list[dict] | None,
+        k: int,
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
+    ) -> dict[str, Any]:
         """Validates a request; unknown history items are a 422 naming them."""
         if not 1 <= k <= MAX_K:
             raise InputError(f"k must be between 1 and {MAX_K}, got {k}")
         if history:
-            unknown = sorted({h["item_id"] for h in history if h["item_id"] not in self.index.row_of})
+            unknown = sorted(
+                {h["item_id"] for h in history if h["item_id"] not in self.index.row_of}
+            )
             if unknown:
-                raise InputError(f"unknown item_id(s) in history: {unknown[:10]}; add them with POST /items first")
-        return {"user_id": None if user_id is None else str(user_id), "history": history or [], "k": k,
-                "include": include, "exclude": exclude}
+                raise InputError(
+                    f"unknown item_id(s) in history: {unknown[:10]}; add them with POST /items first"
+                )
+        return {
+            "user_id": None if user_id is None else str(user_id),
+            "history": history or [],
+            "k": k,
+            "include": include,
+            "exclude": exclude,
+        }
 
     def _history_of(self, req: dict[str, Any]) -> tuple[list[int], list[float], list[str]]:
         """Rows, weights and events of a request's history, most recent first."""
         if req["history"]:
-            weights = event_weights(pd.DataFrame([{"event": h.get("event", "click"), "value": h.get("value")}
-                                                  for h in req["history"]]), self.cfg.event_weights)
+            weights = event_weights(
+                pd.DataFrame(
+                    [
+                        {"event": h.get("event", "click"), "value": h.get("value")}
+                        for h in req["history"]
+                    ]
+                ),
+                self.cfg.event_weights,
+            )
             rows = [self.index.row_of[h["item_id"]] for h in req["history"]][::-1]
             events = [h.get("event", "click") for h in req["history"]][::-1]
             first = dict.fromkeys(rows)  # one entry per item, most recent contact
             keep = [rows.index(r) for r in first]
-            return [rows[i] for i in keep], [float(weights[::-1][i]) for i in keep], [events[i] for i in keep]
-        entries = self.history.recent(req["user_id"], self.cfg.max_history) if req["user_id"] else []
+            return (
+                [rows[i] for i in keep],
+                [float(weights[::-1][i]) for i in keep],
+                [events[i] for i in keep],
+            )
+        entries = (
+            self.history.recent(req["user_id"], self.cfg.max_history) if req["user_id"] else []
+        )
         return [e.row for e in entries], [e.weight for e in entries], [e.event for e in entries]
 
     def _batch(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         with self.lock:
             hists = [self._history_of(r) for r in requests]
             warm = [i for i, h in enumerate(hists) if h[0]]
-            vecs = pool_users(self.tower, self.index.emb, [(np.asarray(hists[i][0][: self.cfg.max_history]),
-                                                            np.asarray(hists[i][1][: self.cfg.max_history]))
-                                                           for i in warm], self.cfg.max_history) if warm else None
+            vecs = (
+                pool_users(
+                    self.tower,
+                    self.index.emb,
+                    [
+                        (
+                            np.asarray(hists[i][0][: self.cfg.max_history]),
+                            np.asarray(hists[i][1][: self.cfg.max_history]),
+                        )
+                        for i in warm
+                    ],
+                    self.cfg.max_history,
+                )
+                if warm
+                else None
+            )
             out = []
             for i, req in enumerate(requests):
                 if i in warm:
@@ -110,33 +164,56 @@ class RecommenderRuntime:
                     out.append(self._popular(req))
             return out
 
-    def _personal(self, req: dict, hist: tuple[list[int], list[float], list[str]], vec: np.ndarray) -> dict:
+    def _personal(
+        self, req: dict, hist: tuple[list[int], list[float], list[str]], vec: np.ndarray
+    ) -> dict:
         rows_h, _, events_h = hist
-        seen = set(rows_h) | (self.history.seen(req["user_id"]) if req["user_id"] and not req["history"] else set())
+        seen = set(rows_h) | (
+            self.history.seen(req["user_id"]) if req["user_id"] and not req["history"] else set()
+        )
         k = req["k"]
         fetch = min(len(self.index), self.cfg.candidates + len(seen) + k)
         scores, rows = self.index.search(vec[None, :], fetch)
-        keep = allowed(rows[0], self.stats.category, seen, self.cfg.rules, req["include"], req["exclude"])
-        rows, scores = rows[0][keep][: max(self.cfg.candidates, k)], scores[0][keep][: max(self.cfg.candidates, k)]
+        keep = allowed(
+            rows[0], self.stats.category, seen, self.cfg.rules, req["include"], req["exclude"]
+        )
+        rows, scores = (
+            rows[0][keep][: max(self.cfg.candidates, k)],
+            scores[0][keep][: max(self.cfg.candidates, k)],
+        )
         if not len(rows):
             return self._popular(req, seen)
         hist_arr = np.asarray(rows_h, dtype=np.int64)
-        ranked, ranked_scores = rerank(self.ranker, rows[None], scores[None], [hist_arr], self.index.emb, self.stats)
-        picked = diversify(ranked[0], ranked_scores[0], self.stats.category, self.index.emb, k, self.cfg.rules)
+        ranked, ranked_scores = rerank(
+            self.ranker, rows[None], scores[None], [hist_arr], self.index.emb, self.stats
+        )
+        picked = diversify(
+            ranked[0], ranked_scores[0], self.stats.category, self.index.emb, k, self.cfg.rules
+        )
         picked, fresh = fresh_slot(picked, rows, self.stats.popularity, k, self.cfg.rules)
         score_of = dict(zip(ranked[0].tolist(), ranked_scores[0].tolist(), strict=True))
-        items = [self._item(r, score_of.get(r, 0.0), self._reason(r, hist_arr, events_h, r == fresh))
-                 for r in picked]
+        items = [
+            self._item(r, score_of.get(r, 0.0), self._reason(r, hist_arr, events_h, r == fresh))
+            for r in picked
+        ]
         return {"user_id": req["user_id"], "cold_start": False, "items": items}
 
     def _popular(self, req: dict, seen: set[int] | None = None) -> dict:
         """Cold start: trending items first, then all-time popular ones."""
         seen = seen if seen is not None else set()
         order = np.lexsort((-self.stats.popularity, -self.stats.trending))
-        keep = allowed(order, self.stats.category, seen, self.cfg.rules, req["include"], req["exclude"])
+        keep = allowed(
+            order, self.stats.category, seen, self.cfg.rules, req["include"], req["exclude"]
+        )
         order = order[keep][: max(self.cfg.candidates, req["k"])]
-        picked = diversify(order, -np.arange(len(order), dtype=np.float64), self.stats.category, self.index.emb,
-                           req["k"], self.cfg.rules)
+        picked = diversify(
+            order,
+            -np.arange(len(order), dtype=np.float64),
+            self.stats.category,
+            self.index.emb,
+            req["k"],
+            self.cfg.rules,
+        )
         items = []
         for r in picked:
             cat = self.stats.category[r] or "the catalogue"
@@ -147,7 +224,9 @@ class RecommenderRuntime:
     def _reason(self, row: int, hist: np.ndarray, events: list[str], fresh: bool) -> str:
         sims = self.index.emb[hist] @ self.index.emb[row]
         j = int(np.argmax(sims))
-        anchor = f"'{self.catalogue.records[hist[j]]['title']}' you {VERBS.get(events[j], 'viewed')}"
+        anchor = (
+            f"'{self.catalogue.records[hist[j]]['title']}' you {VERBS.get(events[j], 'viewed')}"
+        )
         cat = self.stats.category[row]
         if fresh:
             return f"new in {cat or 'the catalogue'}, close to {anchor}"
@@ -159,8 +238,13 @@ class RecommenderRuntime:
 
     def _item(self, row: int, score: float, reason: str) -> dict[str, Any]:
         rec = self.catalogue.records[row]
-        return {"item_id": rec["item_id"], "title": rec["title"], "category": rec.get("category") or "",
-                "score": round(float(score), 4), "reason": reason}
+        return {
+            "item_id": rec["item_id"],
+            "title": rec["title"],
+            "category": rec.get("category") or "",
+            "score": round(float(score), 4),
+            "reason": reason,
+        }
 
     def similar(self, item_id: str, k: int) -> list[dict[str, Any]]:
         """Items whose text embedding is closest to `item_id`'s."""
@@ -170,8 +254,11 @@ class RecommenderRuntime:
                 raise InputError(f"unknown item_id {item_id!r}", status_code=404)
             scores, rows = self.index.search(self.index.emb[row][None], k + 1)
             title = self.catalogue.records[row]["title"]
-            return [self._item(int(r), float(s), f"similar text to '{title}'")
-                    for r, s in zip(rows[0], scores[0], strict=True) if r >= 0 and r != row][:k]
+            return [
+                self._item(int(r), float(s), f"similar text to '{title}'")
+                for r, s in zip(rows[0], scores[0], strict=True)
+                if r >= 0 and r != row
+            ][:k]
 
     # ---- online updates --------------------------------------------------------------------
 
@@ -183,7 +270,9 @@ class RecommenderRuntime:
             raise InputError(str(exc)) from None
         emb = encode_texts(self.encoder, list(df["text"]))
         clean = df.drop(columns=["text"]).copy()
-        clean["created_at"] = clean["created_at"].map(lambda t: None if pd.isna(t) else t.isoformat())
+        clean["created_at"] = clean["created_at"].map(
+            lambda t: None if pd.isna(t) else t.isoformat()
+        )
         recs = clean.to_dict(orient="records")
         with self.lock:
             counts = self.index.upsert([r["item_id"] for r in recs], emb)
@@ -191,7 +280,9 @@ class RecommenderRuntime:
             self.catalogue.upsert(rows, recs)
             new = len(self.catalogue.records) - len(self.stats.popularity)
             if new > 0:
-                self.stats.extend(new, [r.get("category") or "" for r in self.catalogue.records[-new:]])
+                self.stats.extend(
+                    new, [r.get("category") or "" for r in self.catalogue.records[-new:]]
+                )
             self.stats.category[rows] = [r.get("category") or "" for r in recs]
             self._persist_items()
         return {**counts, "items": len(self.index), "index": self.index.kind}
@@ -220,8 +311,14 @@ class RecommenderRuntime:
                 ts = pd.Timestamp(event.get("ts") or pd.Timestamp.now(tz="UTC"))
                 ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
                 row = self.index.row_of[event["item_id"]]
-                status = self.history.apply(str(event["user_id"]), row, float(weight), ts.timestamp(),
-                                            event["event"], event.get("event_id") or "")
+                status = self.history.apply(
+                    str(event["user_id"]),
+                    row,
+                    float(weight),
+                    ts.timestamp(),
+                    event["event"],
+                    event.get("event_id") or "",
+                )
                 if status == "duplicate":
                     counts["duplicates"] += 1
                     continue
@@ -229,12 +326,20 @@ class RecommenderRuntime:
                 if status == "new_item":
                     self.stats.popularity[row] += 1
                     self.stats.trending[row] += 1
-                log_file.write(json.dumps({**event, "ts": ts.isoformat(), "weight": float(weight)}) + "\n")
+                log_file.write(
+                    json.dumps({**event, "ts": ts.isoformat(), "weight": float(weight)}) + "\n"
+                )
         return counts
 
     def info(self) -> dict[str, Any]:
-        return {"model": self.manifest["model_name"], "metrics": self.manifest["metrics"], "items": len(self.index),
-                "index": self.index.kind, "users": len(self.history.users), "ranker": self.ranker.kind}
+        return {
+            "model": self.manifest["model_name"],
+            "metrics": self.manifest["metrics"],
+            "items": len(self.index),
+            "index": self.index.kind,
+            "users": len(self.history.users),
+            "ranker": self.ranker.kind,
+        }
 
     def close(self) -> None:
         return None

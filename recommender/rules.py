@@ -7,8 +7,14 @@ import numpy as np
 from .schemas import RulesConfig
 
 
-def allowed(rows: np.ndarray, categories: np.ndarray, seen: set[int], cfg: RulesConfig,
-            include: list[str] | None = None, exclude: list[str] | None = None) -> np.ndarray:
+def allowed(
+    rows: np.ndarray,
+    categories: np.ndarray,
+    seen: set[int],
+    cfg: RulesConfig,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+) -> np.ndarray:
     """Boolean mask of candidate rows that pass the seen and category filters."""
     include = list(include if include is not None else cfg.include_categories)
     exclude = list(exclude if exclude is not None else cfg.exclude_categories)
@@ -23,8 +29,14 @@ def allowed(rows: np.ndarray, categories: np.ndarray, seen: set[int], cfg: Rules
     return keep
 
 
-def diversify(rows: np.ndarray, scores: np.ndarray, categories: np.ndarray, emb: np.ndarray, k: int,
-              cfg: RulesConfig) -> list[int]:
+def diversify(
+    rows: np.ndarray,
+    scores: np.ndarray,
+    categories: np.ndarray,
+    emb: np.ndarray,
+    k: int,
+    cfg: RulesConfig,
+) -> list[int]:
     """Picks `k` of the ranked `rows` (best first) under the configured diversity rule.
 
     `category_cap` allows at most `category_cap` items per category (relaxed if too few remain);
@@ -59,8 +71,9 @@ def diversify(rows: np.ndarray, scores: np.ndarray, categories: np.ndarray, emb:
     return rows[:k]
 
 
-def fresh_slot(picked: list[int], candidates: np.ndarray, popularity: np.ndarray, k: int,
-               cfg: RulesConfig) -> tuple[list[int], int | None]:
+def fresh_slot(
+    picked: list[int], candidates: np.ndarray, popularity: np.ndarray, k: int, cfg: RulesConfig
+) -> tuple[list[int], int | None]:
     """Reserves the last of `fresh_slots` places for the best-retrieved cold item, if any.
 
     A cold item (at most `fresh_max_interactions` users) must be among the top `3k` retrieved

@@ -80,8 +80,11 @@ def build_router() -> APIRouter:
 
     @router.get("/users/{user_id}/recommendations", response_model=RecommendResponse)
     async def user_recommendations(
-        user_id: str, k: int = Query(10, ge=1, le=MAX_K), include: list[str] | None = Query(None),
-        exclude: list[str] | None = Query(None), runtime=Depends(get_runtime),
+        user_id: str,
+        k: int = Query(10, ge=1, le=MAX_K),
+        include: list[str] | None = Query(None),
+        exclude: list[str] | None = Query(None),
+        runtime=Depends(get_runtime),
     ) -> Any:
         """Top-k for a known or unknown user (an unknown user gets trending and popular items)."""
         return await runtime.engine.submit(runtime.make_request(user_id, None, k, include, exclude))
@@ -90,11 +93,15 @@ def build_router() -> APIRouter:
     async def recommend(req: RecommendRequest, runtime=Depends(get_runtime)) -> Any:
         """Top-k for an ad-hoc history (oldest first)."""
         history = [h.model_dump() for h in req.history]
-        request = runtime.make_request(None, history, req.k, req.include_categories, req.exclude_categories)
+        request = runtime.make_request(
+            None, history, req.k, req.include_categories, req.exclude_categories
+        )
         return await runtime.engine.submit(request)
 
     @router.get("/items/{item_id}/similar")
-    async def similar(item_id: str, k: int = Query(10, ge=1, le=MAX_K), runtime=Depends(get_runtime)) -> Any:
+    async def similar(
+        item_id: str, k: int = Query(10, ge=1, le=MAX_K), runtime=Depends(get_runtime)
+    ) -> Any:
         """Items with the closest text embeddings."""
         return {"item_id": item_id, "items": await asyncio.to_thread(runtime.similar, item_id, k)}
 
@@ -105,8 +112,9 @@ def build_router() -> APIRouter:
         return await asyncio.to_thread(runtime.add_items, records, "request body")
 
     @router.post("/items/file")
-    async def add_items_file(request: Request, format: Literal["csv", "jsonl"] = "csv",
-                             runtime=Depends(get_runtime)) -> dict[str, Any]:
+    async def add_items_file(
+        request: Request, format: Literal["csv", "jsonl"] = "csv", runtime=Depends(get_runtime)
+    ) -> dict[str, Any]:
         """Adds items from a raw CSV or JSONL body; a malformed file is rejected whole (422)."""
         body = await request.body()
         if not body:

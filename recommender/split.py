@@ -47,10 +47,18 @@ def time_cutoff(collapsed: pd.DataFrame, cutoff: pd.Timestamp) -> Split:
 def histories(train: pd.DataFrame, item_index: dict[str, int]) -> dict[str, dict[str, np.ndarray]]:
     """Per user: chronological item indices, weights and timestamps (seconds) of training rows."""
     out: dict[str, dict[str, np.ndarray]] = {}
-    ts = train["ts"].astype("int64").to_numpy() // 10**9 if len(train) else np.zeros(0, dtype=np.int64)
+    ts = (
+        train["ts"].astype("int64").to_numpy() // 10**9
+        if len(train)
+        else np.zeros(0, dtype=np.int64)
+    )
     items = train["item_id"].map(item_index).to_numpy()
     weights = train["weight"].to_numpy(dtype=np.float32)
     for user, rows in train.groupby("user_id", sort=False).indices.items():
         order = rows[np.argsort(ts[rows], kind="stable")]
-        out[str(user)] = {"items": items[order].astype(np.int64), "weights": weights[order], "ts": ts[order]}
+        out[str(user)] = {
+            "items": items[order].astype(np.int64),
+            "weights": weights[order],
+            "ts": ts[order],
+        }
     return out

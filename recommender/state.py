@@ -16,8 +16,14 @@ import pandas as pd
 
 from .ranker import ItemStats
 
-VERBS = {"view": "viewed", "click": "clicked", "like": "liked", "share": "shared", "purchase": "bought",
-         "rating": "rated"}
+VERBS = {
+    "view": "viewed",
+    "click": "clicked",
+    "like": "liked",
+    "share": "shared",
+    "purchase": "bought",
+    "rating": "rated",
+}
 
 
 @dataclass
@@ -69,7 +75,9 @@ class Histories:
         self.users: dict[str, dict[int, Entry]] = {}
         self.event_ids: set[str] = set()
 
-    def apply(self, user: str, row: int, weight: float, ts: float, event: str, event_id: str = "") -> str:
+    def apply(
+        self, user: str, row: int, weight: float, ts: float, event: str, event_id: str = ""
+    ) -> str:
         """Applies one event; returns `duplicate`, `new_item` (first contact) or `updated`."""
         if event_id:
             if event_id in self.event_ids:
@@ -102,19 +110,28 @@ def load_interactions(path: Path) -> pd.DataFrame:
     return df
 
 
-def build_state(events: pd.DataFrame, row_of: dict[str, int], catalogue: Catalogue,
-                trending_days: float) -> tuple[Histories, ItemStats]:
+def build_state(
+    events: pd.DataFrame, row_of: dict[str, int], catalogue: Catalogue, trending_days: float
+) -> tuple[Histories, ItemStats]:
     """Histories and item statistics from the interaction log."""
     hist = Histories()
     seconds = events["ts"].astype("int64").to_numpy() / 1e9 if len(events) else np.zeros(0)
-    for user, item, weight, ts, event, eid in zip(events["user_id"].astype(str), events["item_id"],
-                                                  events["weight"], seconds, events["event"], events["event_id"],
-                                                  strict=True):
+    for user, item, weight, ts, event, eid in zip(
+        events["user_id"].astype(str),
+        events["item_id"],
+        events["weight"],
+        seconds,
+        events["event"],
+        events["event_id"],
+        strict=True,
+    ):
         row = row_of.get(item)
         if row is not None:
             hist.apply(user, row, float(weight), float(ts), event, eid)
     created = pd.Series([r.get("created_at") for r in catalogue.records])
     now = events["ts"].max() if len(events) else pd.Timestamp.now(tz="UTC")
     ids = [r["item_id"] for r in catalogue.records]
-    stats = ItemStats.compute(ids, list(catalogue.categories()), created, events, now, trending_days)
+    stats = ItemStats.compute(
+        ids, list(catalogue.categories()), created, events, now, trending_days
+    )
     return hist, stats

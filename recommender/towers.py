@@ -32,10 +32,16 @@ class UserTower(nn.Module):
         self.weight_coef = nn.Parameter(torch.tensor(1.0))
         self.query = nn.Parameter(torch.zeros(dim))
 
-    def forward(self, hist: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, hist: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
         """Pools (B, H, D) history embeddings with a (B, H) validity mask into (B, D) unit vectors."""
         h = hist.shape[1]
-        logits = self.pos_bias[:h] + self.weight_coef * torch.log(weights.clamp_min(1e-3)) + hist @ self.query
+        logits = (
+            self.pos_bias[:h]
+            + self.weight_coef * torch.log(weights.clamp_min(1e-3))
+            + hist @ self.query
+        )
         logits = logits.masked_fill(~mask, -1e4)
         attn = torch.softmax(logits, dim=-1) * mask
         pooled = (attn.unsqueeze(-1) * hist).sum(1)
@@ -51,7 +57,9 @@ class TwoTowerTask(nn.Module):
         item_cache: (N, D) catalogue embeddings the histories are read from (not saved).
     """
 
-    def __init__(self, encoder: nn.Module, tower: UserTower, n_items: int, dim: int, temperature: float) -> None:
+    def __init__(
+        self, encoder: nn.Module, tower: UserTower, n_items: int, dim: int, temperature: float
+    ) -> None:
         super().__init__()
         self.backbone = encoder
         self.tower = tower
@@ -81,7 +89,9 @@ class TwoTowerTask(nn.Module):
         return {"loss": F.cross_entropy(logits, target_col), "logits": logits}
 
 
-def make_examples(seqs: dict[str, dict[str, np.ndarray]], max_history: int, min_history: int = 1) -> list[tuple]:
+def make_examples(
+    seqs: dict[str, dict[str, np.ndarray]], max_history: int, min_history: int = 1
+) -> list[tuple]:
     """Next-item examples from chronological sequences: (history idx, weights, target idx).
 
     Histories are reversed (most recent first) and cut to `max_history`.
@@ -95,7 +105,9 @@ def make_examples(seqs: dict[str, dict[str, np.ndarray]], max_history: int, min_
     return examples
 
 
-def pad_histories(rows: Sequence[tuple[np.ndarray, np.ndarray]], max_history: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_histories(
+    rows: Sequence[tuple[np.ndarray, np.ndarray]], max_history: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, H) item indices (-1 padded) and weights from (items, weights) pairs, most recent first."""
     h = max(1, min(max_history, max((len(r[0]) for r in rows), default=1)))
     idx = torch.full((len(rows), h), -1, dtype=torch.long)
@@ -149,15 +161,26 @@ def build_collate(
 def encode_texts(encoder: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """(N, D) float32 unit vectors of `texts` from the item tower."""
     if not len(texts):
-        dim = encoder.get_embedding_dimension() if hasattr(encoder, "get_embedding_dimension") else 0
+        dim = (
+            encoder.get_embedding_dimension() if hasattr(encoder, "get_embedding_dimension") else 0
+        )
         return np.zeros((0, dim), dtype=np.float32)
-    emb = encoder.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
-                         show_progress_bar=False)
+    emb = encoder.encode(
+        list(texts),
+        batch_size=batch_size,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+        show_progress_bar=False,
+    )
     return np.ascontiguousarray(emb, dtype=np.float32)
 
 
-def pool_users(tower: UserTower, cache: np.ndarray, rows: Sequence[tuple[np.ndarray, np.ndarray]],
-               max_history: int) -> np.ndarray:
+def pool_users(
+    tower: UserTower,
+    cache: np.ndarray,
+    rows: Sequence[tuple[np.ndarray, np.ndarray]],
+    max_history: int,
+) -> np.ndarray:
     """(B, D) user vectors for histories given as (item indices, weights), most recent first.
 
     A user without history gets a zero vector (cold start is handled by the caller).

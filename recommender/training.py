@@ -56,11 +56,19 @@ def load_encoder(name: str, max_seq_length: int, device: str = "auto"):
 
 def stats_at(ds_items: pd.DataFrame, rows: pd.DataFrame, trending_days: float) -> ItemStats:
     now = rows["ts"].max() if len(rows) else pd.Timestamp.now(tz="UTC")
-    return ItemStats.compute(list(ds_items["item_id"]), list(ds_items["category"]), ds_items["created_at"], rows,
-                             now, trending_days)
+    return ItemStats.compute(
+        list(ds_items["item_id"]),
+        list(ds_items["category"]),
+        ds_items["created_at"],
+        rows,
+        now,
+        trending_days,
+    )
 
 
-def fit_towers(cfg: RecommenderConfig, items: pd.DataFrame, split: Split, row_of: dict[str, int], run_dir: Path):
+def fit_towers(
+    cfg: RecommenderConfig, items: pd.DataFrame, split: Split, row_of: dict[str, int], run_dir: Path
+):
     """Fine-tunes the item tower and learns the user tower on next-item prediction."""
     encoder = load_encoder(cfg.model_name, cfg.max_seq_length, cfg.trainer.device)
     dim = encoder.get_embedding_dimension()
@@ -69,7 +77,9 @@ def fit_towers(cfg: RecommenderConfig, items: pd.DataFrame, split: Split, row_of
     texts = list(items["text"])
     examples = make_examples(histories(split.train, row_of), cfg.max_history, cfg.min_history)
     if not examples:
-        raise DataError("no training examples: every user needs at least two interactions before the held-out ones")
+        raise DataError(
+            "no training examples: every user needs at least two interactions before the held-out ones"
+        )
     val = eval_set(split.train, split.val, row_of, cfg.max_history)
 
     latest: list[np.ndarray] = []
@@ -84,16 +94,33 @@ def fit_towers(cfg: RecommenderConfig, items: pd.DataFrame, split: Split, row_of
         emb = refresh_cache()
         if not len(val.targets):
             return {}
-        metrics = evaluate_model(user_vectors(tower, emb, val, cfg.max_history), emb, val, None, None, 0)
+        metrics = evaluate_model(
+            user_vectors(tower, emb, val, cfg.max_history), emb, val, None, None, 0
+        )
         return {k.removeprefix("retrieval_"): v for k, v in metrics.items()}
 
     refresh_cache()
-    collate = build_collate(lambda t: encoder.preprocess(t), texts, list(items["category"]), cfg.max_history,
-                            cfg.hard_negatives, cfg.trainer.seed)
+    collate = build_collate(
+        lambda t: encoder.preprocess(t),
+        texts,
+        list(items["category"]),
+        cfg.max_history,
+        cfg.hard_negatives,
+        cfg.trainer.seed,
+    )
     log.info("training two towers on %d next-item examples", len(examples))
-    result = fit(task, examples, collate, cfg.trainer, run_dir, evaluate=evaluate if len(val.targets) else None)
+    result = fit(
+        task,
+        examples,
+        collate,
+        cfg.trainer,
+        run_dir,
+        evaluate=evaluate if len(val.targets) else None,
+    )
     task.eval()
-    if len(val.targets) and result.best_epoch == len(result.history):  # the cache holds the best weights
+    if len(val.targets) and result.best_epoch == len(
+        result.history
+    ):  # the cache holds the best weights
         return encoder, tower, latest[0]
     return encoder, tower, encode_texts(encoder, texts)
 
@@ -108,19 +135,31 @@ def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
     ranker = Ranker(cfg.ranker)
     if len(val.targets):
         stats_val = stats_at(items, split.train, cfg.trending_days)
-        x, y = ranker_training_data(user_vectors(tower, emb, val, cfg.max_history), emb, val, stats_val,
-                                    cfg.candidates)
+        x, y = ranker_training_data(
+            user_vectors(tower, emb, val, cfg.max_history), emb, val, stats_val, cfg.candidates
+        )
         ranker.fit(x, y, seed=cfg.trainer.seed)
     history = pd.concat([split.train, split.val], ignore_index=True)
     test = eval_set(history, split.test, row_of, cfg.max_history)
     metrics: dict[str, float] = {"test_users": len(test.targets)}
     if len(test.targets):
         train_users = history.groupby("item_id")["user_id"].nunique()
-        cold = np.asarray([train_users.get(items["item_id"].iloc[t], 0) <= COLD_MAX_TRAIN_USERS
-                           for t in test.targets])
+        cold = np.asarray(
+            [
+                train_users.get(items["item_id"].iloc[t], 0) <= COLD_MAX_TRAIN_USERS
+                for t in test.targets
+            ]
+        )
         stats_test = stats_at(items, history, cfg.trending_days)
-        metrics |= evaluate_model(user_vectors(tower, emb, test, cfg.max_history), emb, test, ranker, stats_test,
-                                  cfg.candidates, cold=cold)
+        metrics |= evaluate_model(
+            user_vectors(tower, emb, test, cfg.max_history),
+            emb,
+            test,
+            ranker,
+            stats_test,
+            cfg.candidates,
+            cold=cold,
+        )
     return Trained(encoder, tower, emb, ranker, metrics, split, test, row_of)
 
 
@@ -133,16 +172,28 @@ def train(cfg: RecommenderConfig, data_path: Path, out_dir: Path) -> Path:
     return write_model(cfg, ds, trained, metrics, out_dir / "artifact")
 
 
-def write_model(cfg: RecommenderConfig, ds: Dataset, trained: Trained, metrics: dict, final: Path) -> Path:
+def write_model(
+    cfg: RecommenderConfig, ds: Dataset, trained: Trained, metrics: dict, final: Path
+) -> Path:
     """Writes the artifact folder atomically."""
-    with write_artifact(final, vertical="recommender", model_name=cfg.model_name, config=cfg.model_dump(mode="json"),
-                        metrics=metrics, data_fingerprint=fingerprint(*ds.files),
-                        extra={"data_report": ds.report, "dim": int(trained.emb.shape[1])}) as tmp:
+    with write_artifact(
+        final,
+        vertical="recommender",
+        model_name=cfg.model_name,
+        config=cfg.model_dump(mode="json"),
+        metrics=metrics,
+        data_fingerprint=fingerprint(*ds.files),
+        extra={"data_report": ds.report, "dim": int(trained.emb.shape[1])},
+    ) as tmp:
         trained.encoder.save(str(tmp / "encoder"))
         save_weights(tmp / "user_tower.safetensors", trained.tower.state_dict())
-        ItemIndex(trained.emb.shape[1], cfg.index).build(list(ds.items["item_id"]), trained.emb).save(tmp / "index")
+        ItemIndex(trained.emb.shape[1], cfg.index).build(
+            list(ds.items["item_id"]), trained.emb
+        ).save(tmp / "index")
         items = ds.items.drop(columns=["text"]).copy()
-        items["created_at"] = items["created_at"].map(lambda t: None if pd.isna(t) else t.isoformat())
+        items["created_at"] = items["created_at"].map(
+            lambda t: None if pd.isna(t) else t.isoformat()
+        )
         items.to_json(tmp / "items.jsonl", orient="records", lines=True, force_ascii=False)
         events = ds.interactions.copy()
         events["ts"] = events["ts"].map(lambda t: t.isoformat())

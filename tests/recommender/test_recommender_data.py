@@ -17,23 +17,34 @@ def _write(folder, items, events):
     return folder
 
 
-ITEMS = [{"item_id": "a", "title": "Alpha", "category": "x"}, {"item_id": "b", "title": "Beta", "category": "y"}]
+ITEMS = [
+    {"item_id": "a", "title": "Alpha", "category": "x"},
+    {"item_id": "b", "title": "Beta", "category": "y"},
+]
 
 
 def test_bad_event_names_file_row_and_column(tmp_path):
-    folder = _write(tmp_path / "d", ITEMS, [
-        {"user_id": "u", "item_id": "a", "event": "view", "ts": "2026-01-01"},
-        {"user_id": "u", "item_id": "b", "event": "teleport", "ts": "2026-01-02"},
-    ])
+    folder = _write(
+        tmp_path / "d",
+        ITEMS,
+        [
+            {"user_id": "u", "item_id": "a", "event": "view", "ts": "2026-01-01"},
+            {"user_id": "u", "item_id": "b", "event": "teleport", "ts": "2026-01-02"},
+        ],
+    )
     with pytest.raises(DataError, match=r"interactions.csv: row 2, column 'event'.*teleport"):
         load_dataset(folder, EventWeights())
 
 
 def test_unknown_items_are_reported_not_silently_dropped(tmp_path):
-    folder = _write(tmp_path / "d", ITEMS, [
-        {"user_id": "u", "item_id": "a", "event": "view", "ts": "2026-01-01"},
-        {"user_id": "u", "item_id": "ghost", "event": "click", "ts": "2026-01-02"},
-    ])
+    folder = _write(
+        tmp_path / "d",
+        ITEMS,
+        [
+            {"user_id": "u", "item_id": "a", "event": "view", "ts": "2026-01-01"},
+            {"user_id": "u", "item_id": "ghost", "event": "click", "ts": "2026-01-02"},
+        ],
+    )
     ds = load_dataset(folder, EventWeights())
     assert ds.report["unknown_item_events"] == 1 and ds.report["unknown_items"] == ["ghost"]
     assert list(ds.interactions["item_id"]) == ["a"]
@@ -42,22 +53,40 @@ def test_unknown_items_are_reported_not_silently_dropped(tmp_path):
 
 
 def test_duplicate_event_ids_count_once_and_collapse_keeps_strongest(tmp_path):
-    folder = _write(tmp_path / "d", ITEMS, [
-        {"user_id": "u", "item_id": "a", "event": "view", "ts": "2026-01-01", "event_id": "e1"},
-        {"user_id": "u", "item_id": "a", "event": "view", "ts": "2026-01-01", "event_id": "e1"},
-        {"user_id": "u", "item_id": "a", "event": "purchase", "ts": "2026-01-03", "event_id": "e2"},
-    ])
+    folder = _write(
+        tmp_path / "d",
+        ITEMS,
+        [
+            {"user_id": "u", "item_id": "a", "event": "view", "ts": "2026-01-01", "event_id": "e1"},
+            {"user_id": "u", "item_id": "a", "event": "view", "ts": "2026-01-01", "event_id": "e1"},
+            {
+                "user_id": "u",
+                "item_id": "a",
+                "event": "purchase",
+                "ts": "2026-01-03",
+                "event_id": "e2",
+            },
+        ],
+    )
     ds = load_dataset(folder, EventWeights(purchase=4.0))
     assert ds.report["duplicate_event_ids"] == 1 and len(ds.interactions) == 2
     row = collapse(ds.interactions).iloc[0]
-    assert row["weight"] == 4.0 and row["event"] == "purchase" and row["ts"] == pd.Timestamp("2026-01-01", tz="UTC")
+    assert (
+        row["weight"] == 4.0
+        and row["event"] == "purchase"
+        and row["ts"] == pd.Timestamp("2026-01-01", tz="UTC")
+    )
 
 
 def test_rating_weight_scales_with_value(tmp_path):
-    folder = _write(tmp_path / "d", ITEMS, [
-        {"user_id": "u", "item_id": "a", "event": "rating", "ts": "2026-01-01", "value": 10},
-        {"user_id": "u", "item_id": "b", "event": "rating", "ts": "2026-01-02", "value": 5},
-    ])
+    folder = _write(
+        tmp_path / "d",
+        ITEMS,
+        [
+            {"user_id": "u", "item_id": "a", "event": "rating", "ts": "2026-01-01", "value": 10},
+            {"user_id": "u", "item_id": "b", "event": "rating", "ts": "2026-01-02", "value": 5},
+        ],
+    )
     ds = load_dataset(folder, EventWeights(rating=2.0, rating_max=10))
     assert ds.interactions["weight"].tolist() == [2.0, 1.0]
 

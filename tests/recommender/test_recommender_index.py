@@ -55,7 +55,9 @@ def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
     index.save(tmp_path / "idx")
     import faiss
 
-    monkeypatch.setattr(faiss, "write_index", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(
+        faiss, "write_index", lambda *a: (_ for _ in ()).throw(OSError("disk full"))
+    )
     index.upsert(["c"], _clustered(1, seed=3))
     with pytest.raises(OSError):
         index.save(tmp_path / "idx")

@@ -17,16 +17,28 @@ def test_allowed_excludes_seen_and_filters_categories():
     rows = np.arange(6)
     cfg = RulesConfig(exclude_categories=["c"])
     assert allowed(rows, CATS, {0}, cfg).tolist() == [False, True, True, True, True, False]
-    assert allowed(rows, CATS, set(), cfg, include=["b"]).tolist() == [False] * 3 + [True, True, False]
+    assert allowed(rows, CATS, set(), cfg, include=["b"]).tolist() == [False] * 3 + [
+        True,
+        True,
+        False,
+    ]
 
 
 def test_category_cap_and_mmr_diversify():
     emb = np.eye(6, dtype=np.float32)
     emb[1] = emb[0]  # items 0 and 1 are duplicates
-    picked = diversify(np.arange(6), np.linspace(1, 0, 6), CATS, emb, 3, RulesConfig(category_cap=1))
+    picked = diversify(
+        np.arange(6), np.linspace(1, 0, 6), CATS, emb, 3, RulesConfig(category_cap=1)
+    )
     assert picked == [0, 3, 5]
-    mmr = diversify(np.arange(6), np.asarray([1.0, 0.99, 0.5, 0.4, 0.3, 0.2]), CATS, emb, 2,
-                    RulesConfig(diversity="mmr", mmr_lambda=0.5))
+    mmr = diversify(
+        np.arange(6),
+        np.asarray([1.0, 0.99, 0.5, 0.4, 0.3, 0.2]),
+        CATS,
+        emb,
+        2,
+        RulesConfig(diversity="mmr", mmr_lambda=0.5),
+    )
     assert mmr == [0, 2]
 
 
@@ -34,7 +46,9 @@ def test_fresh_slot_gives_a_cold_item_exposure():
     popularity = np.asarray([50, 40, 30, 20, 0, 10], dtype=float)
     picked, fresh = fresh_slot([0, 1, 2], np.asarray([0, 1, 2, 4, 3]), popularity, 3, RulesConfig())
     assert fresh == 4 and picked == [0, 1, 4]
-    _, none = fresh_slot([0, 1, 2], np.asarray([0, 1, 2, 4]), popularity, 3, RulesConfig(fresh_slots=0))
+    _, none = fresh_slot(
+        [0, 1, 2], np.asarray([0, 1, 2, 4]), popularity, 3, RulesConfig(fresh_slots=0)
+    )
     assert none is None
 
 

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from recommender import VERTICAL
+from shared.config import load_config
+from shared.serving import ServeSettings, create_app
+
+URL = "/v1/recommender"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rec")
+    data = VERTICAL.example_data(tmp / "data")
+    cfg = load_config(VERTICAL.config_cls, overrides=dict(VERTICAL.smoke_overrides))
+    artifact = VERTICAL.train(cfg, data, tmp / "run")
+    with TestClient(create_app(VERTICAL, artifact, ServeSettings(device="cpu"))) as client:
+        yield client, artifact
+
+
+def test_known_user_gets_unseen_items_with_reasons(served):
+    client, _ = served
+    runtime = client.app.state.runtime
+    body = client.get(f"{URL}/users/u0001/recommendations", params={"k": 5}).json()
+    assert body["cold_start"] is False and len(body["items"]) == 5
+    seen = {runtime.catalogue.records[r]["item_id"] for r in runtime.history.seen("u0001")}
+    assert not seen & {i["item_id"] for i in body["items"]}
+    assert all(i["reason"] for i in body["items"])
+
+
+def test_unknown_user_gets_popular_items_then_content_after_first_event(served):
+    client, _ = served
+    cold = client.get(f"{URL}/users/stranger/recommendations", params={"k": 3}).json()
+    assert cold["cold_start"] is True and cold["items"][0]["reason"].startswith(
+        ("trending", "popular")
+    )
+    r = client.post(
+        f"{URL}/events",
+        json={
+            "events": [
+                {"user_id": "stranger", "item_id": "i0000", "event": "purchase", "event_id": "s-1"}
+            ]
+        },
+    )
+    assert r.status_code == 200 and r.json() == {"accepted": 1, "duplicates": 0}
+    warm = client.get(f"{URL}/users/stranger/recommendations", params={"k": 3}).json()
+    assert warm["cold_start"] is False and "i0000" not in {i["item_id"] for i in warm["items"]}
+    again = client.post(
+        f"{URL}/events",
+        json={
+            "events": [
+                {"user_id": "stranger", "item_id": "i0000", "event": "purchase", "event_id": "s-1"}
+            ]
+        },
+    )
+    assert again.json() == {"accepted": 0, "duplicates": 1}
+
+
+@pytest.mark.parametrize("k", [0, 101])
+def test_k_out_of_range_is_422(served, k):
+    client, _ = served
+    r = client.get(f"{URL}/users/u0001/recommendations", params={"k": k})
+    assert r.status_code == 422 and "k" in r.json()["detail"]
+
+
+def test_event_with_unknown_item_is_422_naming_it(served):
+    client, _ = served
+    r = client.post(
+        f"{URL}/events",
+        json={"events": [{"user_id": "u1", "item_id": "nope-42", "event": "click"}]},
+    )
+    assert r.status_code == 422 and "nope-42" in r.json()["detail"]
+    r = client.post(
+        f"{URL}/events", json={"events": [{"user_id": "u1", "item_id": "i0000", "event": "hug"}]}
+    )
+    assert r.status_code == 422 and "events.0.event" in r.json()["detail"]
+
+
+def test_adhoc_history_and_category_filter(served):
+    client, _ = served
+    r = client.post(
+        f"{URL}/recommend",
+        json={
+            "history": [{"item_id": "i0000", "event": "like"}],
+            "k": 3,
+            "include_categories": ["books"],
+        },
+    )
+    assert r.status_code == 200
+    assert {i["category"] for i in r.json()["items"]} == {"books"}
+    bad = client.post(f"{URL}/recommend", json={"history": [{"item_id": "zzz"}]})
+    assert bad.status_code == 422 and "zzz" in bad.json()["detail"]
+
+
+def test_new_item_is_indexed_at_once_persisted_and_similar(served, tmp_path):
+    client, artifact = served
+    item = {
+        "item_id": "fresh-1",
+        "title": "Nordic Pasta Maker",
+        "category": "kitchen",
+        "description": "Roll fresh tagliatelle at home.",
+        "tags": "pasta|italian",
+    }
+    r = client.post(f"{URL}/items", json={"items": [item]})
+    assert r.status_code == 200 and r.json()["added"] == 1
+    sim = client.get(f"{URL}/items/fresh-1/similar", params={"k": 3})
+    assert sim.status_code == 200 and len(sim.json()["items"]) == 3
+    assert client.get(f"{URL}/items/missing/similar").status_code == 404
+    runtime = VERTICAL.load(artifact, "cpu")  # a restart reads the persisted index
+    assert (
+        "fresh-1" in runtime.index.row_of and runtime.catalogue.records[-1]["item_id"] == "fresh-1"
+    )
+
+
+def test_malformed_items_file_is_rejected_whole(served):
+    client, _ = served
+    runtime = client.app.state.runtime
+    before = len(runtime.index)
+    csv = "item_id,title,category\nok-1,Fine Item,kitchen\nbad-1,,kitchen\n"
+    r = client.post(f"{URL}/items/file", params={"format": "csv"}, content=csv.encode())
+    assert r.status_code == 422 and "row 2" in r.json()["detail"] and "title" in r.json()["detail"]
+    assert len(runtime.index) == before and "ok-1" not in runtime.index.row_of
+    good = client.post(
+        f"{URL}/items/file", params={"format": "csv"}, content=b"item_id,title\nok-2,Good\n"
+    )
+    assert good.status_code == 200 and "ok-2" in runtime.index.row_of
+
+
+def test_cli_predict_rows(served):
+    runtime = served[0].app.state.runtime
+    out = runtime.predict([{"user_id": "u0002", "k": 2}, {"user_id": "nobody", "k": 2}])
+    assert [o["cold_start"] for o in out] == [False, True] and all(
+        len(o["items"]) == 2 for o in out
+    )
