@@ -42,7 +42,8 @@ class MedicalImagingConfig(StrictModel):
         backbone: Packaged `efficientnet_lite0`, any timm name (online), or `random:<timm name>`.
         image_size: Side of the square model input; images are resized to it.
         in_chans: 1 folds the pretrained RGB stem for grayscale input; 3 repeats gray to RGB.
-        positive_label: Class the threshold applies to (binary tasks); defaults to the last label.
+        positive_label: Class the threshold applies to (binary tasks); by default the label that
+            is not `normal`/`negative`/`healthy`/`benign`/`0`..., else the last in sorted order.
         class_balance: Weighted cross-entropy, a weighted sampler, or nothing.
         tta: Average predictions over small shifts (and flips when `augment.hflip` allows them).
         val_fraction, test_fraction: Held-out shares when the data has no split of its own.

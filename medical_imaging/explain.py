@@ -36,7 +36,7 @@ def cam_target_layer(backbone: nn.Module, image_size: int) -> nn.Module:
 
 
 def gradcam(task: ImagingTask, pixels: torch.Tensor, class_index: int, image_size: int) -> np.ndarray:
-    """Grad-CAM for one image.
+    """Grad-CAM for one image. Not thread-safe (it hooks shared modules): callers serialise it.
 
     Args:
         task: The trained classifier.
@@ -56,6 +56,7 @@ def gradcam(task: ImagingTask, pixels: torch.Tensor, class_index: int, image_siz
     with torch.inference_mode(False), torch.enable_grad(), GradCAM(model=view, target_layers=[layer]) as cam:
         heatmap = cam(input_tensor=pixels[None].float().clone().to(device),
                       targets=[ClassifierOutputTarget(int(class_index))])
+    task.zero_grad(set_to_none=True)  # the backward pass filled parameter gradients: drop them
     return np.nan_to_num(heatmap[0]).astype(np.float32)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ class MedicalImagingRuntime:
         self.task.to(self.device).eval()
         blank = torch.zeros(self.cfg.in_chans, self.cfg.image_size, self.cfg.image_size)
         self.engine = InferenceEngine(self._batch, warmup_items=[blank])
+        self._explain_lock = threading.Lock()  # Grad-CAM hooks the shared model: one at a time
 
     def prepare(self, data: bytes, name: str = "upload") -> torch.Tensor:
         """Image bytes -> model input; raises InputError (4xx) for anything that is not a usable image."""
@@ -97,7 +99,8 @@ class MedicalImagingRuntime:
         if result is None:
             with torch.inference_mode():
                 result = self._batch([pixels])[0]
-        heatmap = gradcam(self.task, pixels, self.labels.index(result["label"]), self.cfg.image_size)
+        with self._explain_lock:
+            heatmap = gradcam(self.task, pixels, self.labels.index(result["label"]), self.cfg.image_size)
         return overlay_png(pixels, heatmap), result
 
     def info(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ def make_scan(rng: np.random.Generator, size: int, lesion: bool) -> np.ndarray:
     lungs = []
     for side in (-1, 1):
         cx, cy = side * rng.uniform(0.38, 0.5), rng.uniform(-0.1, 0.1)
-        rx, ry = rng.uniform(0.25, 0.33), rng.uniform(0.5, 0.65)
+        rx, ry = rng.uniform(0.3, 0.36), rng.uniform(0.6, 0.75)
         inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 1
         image[inside] -= rng.uniform(0.3, 0.4)
         lungs.append((cx, cy, rx, ry))
@@ -32,8 +32,8 @@ def make_scan(rng: np.random.Generator, size: int, lesion: bool) -> np.ndarray:
         for _ in range(rng.integers(1, 3)):
             cx, cy, rx, ry = lungs[rng.integers(0, 2)]
             bx, by = cx + rng.uniform(-0.5, 0.5) * rx, cy + rng.uniform(-0.6, 0.6) * ry
-            sigma = rng.uniform(0.06, 0.12)
-            image += rng.uniform(0.12, 0.3) * np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * sigma**2))
+            sigma = rng.uniform(0.08, 0.14)
+            image += rng.uniform(0.2, 0.4) * np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * sigma**2))
     image += rng.normal(0, 0.035, size=image.shape)
     return np.clip(image, 0, 1).astype(np.float32)
 

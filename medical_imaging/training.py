@@ -23,6 +23,9 @@ from shared.training import fit
 
 log = logging.getLogger(__name__)
 
+NEGATIVE_NAMES = {"normal", "negative", "healthy", "benign", "no_finding", "no finding", "none", "absent", "0",
+                  "false", "no"}
+
 
 def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path) -> Path:
     """Trains on `data_path` (manifest, class folders or npz) and writes `out_dir/artifact`.
@@ -74,8 +77,14 @@ def _labels(source: ImageSource, positive_label: str | None) -> tuple[list[str],
     ids = np.asarray([index[label] for label in source.labels])
     if positive_label is not None and positive_label not in index:
         raise DataError(f"positive_label {positive_label!r} is not one of the labels {names}")
-    positive = index[positive_label or names[-1]] if len(names) == 2 else None
+    positive = index[positive_label or default_positive(names)] if len(names) == 2 else None
     return names, ids, positive
+
+
+def default_positive(names: list[str]) -> str:
+    """The finding of a binary task: the label that is not a "normal" name, else the last one."""
+    others = [name for name in names if name.strip().lower() not in NEGATIVE_NAMES]
+    return others[0] if len(others) == 1 else names[-1]
 
 
 def _cap(indices: np.ndarray, ids: np.ndarray, limit: int | None, seed: int) -> np.ndarray:

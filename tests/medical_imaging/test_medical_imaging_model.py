@@ -1,0 +1,72 @@
+"""The task, transfer learning through the shared loop, class weights and Grad-CAM."""
+
+from __future__ import annotations
+
+import io
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from medical_imaging.explain import cam_target_layer, gradcam, overlay_png
+from medical_imaging.model import balanced_class_weights, build_task
+from medical_imaging.training import collate_indices, default_positive
+from shared.training import TrainerConfig, fit
+
+
+def test_class_weights_balance_the_classes():
+    weights = balanced_class_weights(torch.tensor([0, 0, 0, 1]), 2)
+    assert weights.tolist() == pytest.approx([4 / 6, 2.0])
+    task = build_task("random:test_efficientnet", 2, 1, class_weights=weights, pretrained=False)
+    batch = {"pixels": torch.rand(4, 1, 32, 32), "labels": torch.tensor([0, 0, 0, 1])}
+    out = task(batch)
+    per_item = torch.nn.functional.cross_entropy(out["logits"], batch["labels"], reduction="none")
+    expected = (per_item * weights[batch["labels"]]).sum() / weights[batch["labels"]].sum()
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_frozen_epochs_leave_the_backbone_untouched(tmp_path):
+    torch.manual_seed(0)
+    task = build_task("random:test_efficientnet", 2, 3, pretrained=False)
+    before = {k: v.clone() for k, v in task.backbone.named_parameters()}
+    head_before = task.head[-1].weight.clone()
+    pixels, labels = torch.rand(16, 3, 32, 32).half(), torch.tensor([0, 1] * 8)
+    collate = partial(collate_indices, pixels=pixels, labels=labels, augment=None)
+    cfg = TrainerConfig(epochs=1, batch_size=8, lr=1e-2, backbone_lr=1e-3, freeze_backbone_epochs=1, progress=False)
+    fit(task, list(range(16)), collate, cfg, tmp_path / "frozen")
+    assert all(torch.equal(before[k], v) for k, v in task.backbone.named_parameters())
+    assert not torch.equal(head_before, task.head[-1].weight)
+    cfg = cfg.model_copy(update={"freeze_backbone_epochs": 0})
+    fit(task, list(range(16)), collate, cfg, tmp_path / "unfrozen")
+    assert any(not torch.equal(before[k], v) for k, v in task.backbone.named_parameters())
+
+
+def test_default_positive_label_is_the_finding():
+    assert default_positive(["lesion", "normal"]) == "lesion"
+    assert default_positive(["0", "1"]) == "1"
+    assert default_positive(["Benign", "malignant"]) == "malignant"
+    assert default_positive(["cat", "dog"]) == "dog"
+
+
+@pytest.mark.parametrize(("size", "expected"), [(32, "blocks.1"), (64, "blocks.2"), (96, "blocks.3"), (224, "blocks.4")])
+def test_cam_layer_keeps_a_usable_resolution(size, expected):
+    task = build_task("random:test_efficientnet", 2, 3, pretrained=False)
+    layer = cam_target_layer(task.backbone, size)
+    if size == 224:
+        assert layer is task.backbone.bn2  # big inputs: the last layer, as usual
+    else:
+        assert layer is task.backbone.get_submodule(expected)
+
+
+def test_gradcam_heatmap_and_overlay():
+    torch.manual_seed(0)
+    task = build_task("random:test_efficientnet", 2, 1, pretrained=False).eval()
+    pixels = torch.rand(1, 48, 48)
+    heatmap = gradcam(task, pixels, 1, 48)
+    assert heatmap.shape == (48, 48) and heatmap.dtype == np.float32
+    assert heatmap.min() >= 0 and heatmap.max() <= 1 and heatmap.max() > 0
+    image = Image.open(io.BytesIO(overlay_png(pixels, heatmap)))
+    assert image.format == "PNG" and image.size == (256, 256)
+    assert all(p.grad is None for p in task.parameters())  # explanation leaves no gradients behind
