@@ -51,14 +51,17 @@ def example_data(folder: Path) -> Path:
 
 
 def example_inputs(data_path: Path) -> list[dict[str, Any]]:
-    return [{"text": "Norvale Bank shares plunge 12% after profit warning"},
-            {"text": "Quillon Systems raises full-year guidance on robust cloud revenue"}]
+    return [
+        {"text": "Norvale Bank shares plunge 12% after profit warning"},
+        {"text": "Quillon Systems raises full-year guidance on robust cloud revenue"},
+    ]
 
 
 def evaluate(runtime, data_path: Path) -> dict[str, float]:
     """Accuracy and macro-F1 of an artifact on a labelled table."""
-    from .training import load_labelled
     from shared.evaluation import classification_metrics
+
+    from .training import load_labelled
 
     df = load_labelled(Path(data_path))
     results = runtime.predict(df.to_dict(orient="records"))
@@ -69,7 +72,9 @@ def evaluate(runtime, data_path: Path) -> dict[str, float]:
 
 
 def smoke_request(client, data_path: Path):
-    return client.post("/v1/finance_sentiment/score", json={"texts": ["Halcrest Financial cuts outlook", ""]})
+    return client.post(
+        "/v1/finance_sentiment/score", json={"texts": ["Halcrest Financial cuts outlook", ""]}
+    )
 
 
 VERTICAL = Vertical(
@@ -82,8 +87,10 @@ VERTICAL = Vertical(
     demo=demo,
     example_data=example_data,
     example_inputs=example_inputs,
-    smoke_overrides={"model": "random:bert-tiny",
-                     "trainer": {"max_steps": 2, "epochs": 1, "batch_size": 8, "progress": False}},
+    smoke_overrides={
+        "model": "random:bert-tiny",
+        "trainer": {"max_steps": 2, "epochs": 1, "batch_size": 8, "progress": False},
+    },
     smoke_request=smoke_request,
     evaluate=evaluate,
     schemas={"labelled_text": LABELLED, "stream_items": STREAM},

@@ -77,6 +77,11 @@ class FinanceConfig(StrictModel):
     text: TextConfig = TextConfig()
     monitor: MonitorConfig = MonitorConfig()
     trainer: TrainerConfig = TrainerConfig(
-        epochs=3, batch_size=16, lr=1e-3, backbone_lr=5e-5, warmup_ratio=0.1, monitor="macro_f1",
+        epochs=3,
+        batch_size=16,
+        lr=1e-3,
+        backbone_lr=5e-5,
+        warmup_ratio=0.1,
+        monitor="macro_f1",
         monitor_mode="max",
     )

@@ -102,7 +102,9 @@ def write_png_report(store: Store, out: str | Path, window: str = "6h") -> Path:
     for ax, s in zip(axes[:, 0], series, strict=False):
         _plot_series(ax, s, pd)
     if not series:
-        axes[0, 0].text(0.5, 0.5, "no scored items yet", ha="center", transform=axes[0, 0].transAxes)
+        axes[0, 0].text(
+            0.5, 0.5, "no scored items yet", ha="center", transform=axes[0, 0].transAxes
+        )
     fig.suptitle(f"Financial sentiment by topic ({window} windows)")
     fig.tight_layout()
     fig.savefig(out, dpi=90)
@@ -113,15 +115,22 @@ def write_png_report(store: Store, out: str | Path, window: str = "6h") -> Path:
 def _plot_series(ax, s: dict[str, Any], pd) -> None:
     t = pd.to_datetime([p["t"] for p in s["points"]])
     volume = ax.twinx()
-    volume.bar(t, [p["volume"] for p in s["points"]], width=0.8 * (t[1] - t[0]) if len(t) > 1 else 0.2,
-               color="#ddd", zorder=0)
+    volume.bar(
+        t,
+        [p["volume"] for p in s["points"]],
+        width=0.8 * (t[1] - t[0]) if len(t) > 1 else 0.2,
+        color="#ddd",
+        zorder=0,
+    )
     volume.set_ylabel("volume", fontsize=8)
     ax.set_zorder(volume.get_zorder() + 1)
     ax.patch.set_visible(False)
     ax.plot(t, [p["negative_share"] for p in s["points"]], color="#c0392b", label="negative share")
     ax.plot(t, [p["mean_score"] for p in s["points"]], color="#2c6fbb", label="mean score")
     for alert in s["alerts"]:
-        ax.axvline(pd.Timestamp(alert["window_start"]), color="#c0392b", linestyle="--", linewidth=1)
+        ax.axvline(
+            pd.Timestamp(alert["window_start"]), color="#c0392b", linestyle="--", linewidth=1
+        )
         ax.plot([pd.Timestamp(alert["window_start"])], [1.0], marker="v", color="#c0392b")
     ax.set_ylim(-1.05, 1.1)
     ax.set_title(f"{s['scope']}: {s['key']} ({len(s['alerts'])} alerts)", fontsize=9, loc="left")

@@ -8,6 +8,7 @@ about fictional companies with a negative event about Norvale Bank injected on d
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ from .training import train
 log = logging.getLogger(__name__)
 
 
-def replay(runtime: FinanceRuntime, stream: pd.DataFrame, chunk: str = "1h") -> list[dict[str, Any]]:
+def replay(
+    runtime: FinanceRuntime, stream: pd.DataFrame, chunk: str = "1h"
+) -> list[dict[str, Any]]:
     """Ingests the stream in time order, `chunk` at a time, as a live feed would arrive."""
     ts = pd.to_datetime(stream["ts"], utc=True)
     buckets = ts.dt.floor(chunk)
@@ -39,13 +42,26 @@ def replay(runtime: FinanceRuntime, stream: pd.DataFrame, chunk: str = "1h") -> 
     return alerts
 
 
-def run_demo(workdir: Path, epochs: int = 3, model: str = "minilm", seed: int = 0) -> dict[str, Any]:
+def run_demo(
+    workdir: Path, epochs: int = 3, model: str = "minilm", seed: int = 0
+) -> dict[str, Any]:
     """Trains on the generated labelled set, replays the stream, and writes the PNG report."""
     workdir = Path(workdir)
+    shutil.rmtree(workdir / "model" / "run", ignore_errors=True)  # a fresh run, not a resumed one
     paths = write_demo_data(workdir / "data", n_per_template=8, seed=seed)
-    cfg = FinanceConfig(model=model, trainer=TrainerConfig(
-        epochs=epochs, batch_size=16, lr=1e-3, backbone_lr=5e-5, seed=seed, monitor="macro_f1",
-        monitor_mode="max", progress=False))
+    cfg = FinanceConfig(
+        model=model,
+        trainer=TrainerConfig(
+            epochs=epochs,
+            batch_size=16,
+            lr=1e-3,
+            backbone_lr=5e-5,
+            seed=seed,
+            monitor="macro_f1",
+            monitor_mode="max",
+            progress=False,
+        ),
+    )
     started = time.perf_counter()
     artifact = train(cfg, paths["labelled"], workdir / "model")
     train_s = time.perf_counter() - started
@@ -66,12 +82,23 @@ def run_demo(workdir: Path, epochs: int = 3, model: str = "minilm", seed: int = 
     metrics = read_manifest(artifact)["metrics"]
     quality = alert_quality(alerts, events, cfg.monitor.window)
     return {
-        "held_out_test (unseen templates)": {k: round(v, 4) for k, v in metrics.items() if k.startswith("test_")},
+        "held_out_test (unseen templates)": {
+            k: round(v, 4) for k, v in metrics.items() if k.startswith("test_")
+        },
         "stream_items_scored": int(len(scored)),
-        "stream_sentiment_accuracy": round(float(np.mean(scored["label"] == truth["true_sentiment"])), 4),
+        "stream_sentiment_accuracy": round(
+            float(np.mean(scored["label"] == truth["true_sentiment"])), 4
+        ),
         "stream_topic_accuracy": round(float(np.mean(scored["topic"] == truth["true_topic"])), 4),
-        "injected_event": {"start": events[0].start, "topic": events[0].topic, "entity": events[0].entity},
-        "alerts": [f"{a['detected_at'][:16]} {a['rule']} {a['scope']}={a['key']} z={a['z']}" for a in alerts],
+        "injected_event": {
+            "start": events[0].start,
+            "topic": events[0].topic,
+            "entity": events[0].entity,
+        },
+        "alerts": [
+            f"{a['detected_at'][:16]} {a['rule']} {a['scope']}={a['key']} z={a['z']}"
+            for a in alerts
+        ],
         "alert_quality": quality,
         "train_seconds": round(train_s, 1),
         "replay_seconds": round(replay_s, 1),

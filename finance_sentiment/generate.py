@@ -21,11 +21,41 @@ COMPANIES = {
     "pharma": [("Corvane Therapeutics", "CRVT"), ("Elmsworth Pharma", "ELMP")],
 }
 THINGS = {
-    "banking": ["loan book", "deposit base", "net interest margin", "mortgage lending", "credit card arm"],
-    "energy": ["oil output", "gas production", "refinery margins", "power generation", "pipeline volumes"],
-    "technology": ["cloud revenue", "chip shipments", "software subscriptions", "device sales", "data centre unit"],
-    "retail": ["same-store sales", "online orders", "holiday sales", "store traffic", "grocery volumes"],
-    "pharma": ["drug sales", "trial programme", "treatment pipeline", "vaccine revenue", "biotech unit"],
+    "banking": [
+        "loan book",
+        "deposit base",
+        "net interest margin",
+        "mortgage lending",
+        "credit card arm",
+    ],
+    "energy": [
+        "oil output",
+        "gas production",
+        "refinery margins",
+        "power generation",
+        "pipeline volumes",
+    ],
+    "technology": [
+        "cloud revenue",
+        "chip shipments",
+        "software subscriptions",
+        "device sales",
+        "data centre unit",
+    ],
+    "retail": [
+        "same-store sales",
+        "online orders",
+        "holiday sales",
+        "store traffic",
+        "grocery volumes",
+    ],
+    "pharma": [
+        "drug sales",
+        "trial programme",
+        "treatment pipeline",
+        "vaccine revenue",
+        "biotech unit",
+    ],
 }
 TEMPLATES = {
     "positive": [
@@ -67,7 +97,9 @@ TEMPLATES = {
 }
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
 WIRES = ["Ledger Wire", "Market Desk", "FinPost Daily", "Harbour Street Journal"]
-HANDLES = [f"{a}{b}" for a in ("trader", "value", "bull", "bear", "quant", "div") for b in range(40)]
+HANDLES = [
+    f"{a}{b}" for a in ("trader", "value", "bull", "bear", "quant", "div") for b in range(40)
+]
 TOPICS = list(COMPANIES)
 ENTITIES = [(topic, name, tick) for topic, cos in COMPANIES.items() for name, tick in cos]
 
@@ -75,7 +107,9 @@ ENTITIES = [(topic, name, tick) for topic, cos in COMPANIES.items() for name, ti
 def _fill(template: str, topic: str, rng: np.random.Generator) -> tuple[str, str]:
     name, tick = COMPANIES[topic][rng.integers(len(COMPANIES[topic]))]
     thing = THINGS[topic][rng.integers(len(THINGS[topic]))]
-    text = template.format(co=name, tick=tick, thing=thing, n=int(rng.integers(2, 40)), day=DAYS[rng.integers(5)])
+    text = template.format(
+        co=name, tick=tick, thing=thing, n=int(rng.integers(2, 40)), day=DAYS[rng.integers(5)]
+    )
     return _decorate(text.replace("$ ", "$"), rng), name
 
 
@@ -83,7 +117,11 @@ def _decorate(text: str, rng: np.random.Generator, when: pd.Timestamp | None = N
     """Adds a wire name and date to a headline, or a handle to a post, as real feeds do."""
     if "$" in text:
         return f"@{HANDLES[rng.integers(len(HANDLES))]}: {text}"
-    when = when if when is not None else pd.Timestamp("2026-01-01") + pd.Timedelta(days=int(rng.integers(300)))
+    when = (
+        when
+        if when is not None
+        else pd.Timestamp("2026-01-01") + pd.Timedelta(days=int(rng.integers(300)))
+    )
     return f"{text} ({WIRES[rng.integers(len(WIRES))]}, {when:%b %d})"
 
 
@@ -96,8 +134,20 @@ def make_labelled(n_per_template: int = 10, seed: int = 0) -> pd.DataFrame:
             for _ in range(n_per_template):
                 topic = TOPICS[rng.integers(len(TOPICS))]
                 text, _ = _fill(template, topic, rng)
-                rows.append({"text": text, "sentiment": sentiment, "topic": topic, "group": f"{sentiment}-{t_id}"})
-    return pd.DataFrame(rows).drop_duplicates("text").sample(frac=1.0, random_state=seed).reset_index(drop=True)
+                rows.append(
+                    {
+                        "text": text,
+                        "sentiment": sentiment,
+                        "topic": topic,
+                        "group": f"{sentiment}-{t_id}",
+                    }
+                )
+    return (
+        pd.DataFrame(rows)
+        .drop_duplicates("text")
+        .sample(frac=1.0, random_state=seed)
+        .reset_index(drop=True)
+    )
 
 
 @dataclass(frozen=True)
@@ -127,7 +177,13 @@ def make_stream(
     rng = np.random.default_rng(seed)
     t0 = pd.Timestamp(start, tz="UTC")
     if events is None:
-        events = [Event(start=str(t0 + pd.Timedelta(days=20, hours=9)), topic="banking", entity="Norvale Bank")]
+        events = [
+            Event(
+                start=str(t0 + pd.Timedelta(days=20, hours=9)),
+                topic="banking",
+                entity="Norvale Bank",
+            )
+        ]
     rows = []
     for hour in range(days * 24):
         t = t0 + pd.Timedelta(hours=hour)
@@ -166,15 +222,25 @@ def _item(rng, topic: str, name: str, tick: str, t: pd.Timestamp, sentiment: str
     templates = TEMPLATES[sentiment]
     template = templates[rng.integers(len(templates))]
     thing = THINGS[topic][rng.integers(len(THINGS[topic]))]
-    text = template.format(co=name, tick=tick, thing=thing, n=int(rng.integers(2, 40)), day=DAYS[rng.integers(5)])
+    text = template.format(
+        co=name, tick=tick, thing=thing, n=int(rng.integers(2, 40)), day=DAYS[rng.integers(5)]
+    )
     ts = t + pd.Timedelta(seconds=int(rng.integers(3600)))
     text = _decorate(text.replace("$ ", "$"), rng, ts)
     source = "social" if "$" in text else "news"
-    return {"ts": ts.isoformat(), "source": source, "text": text, "entity": name,
-            "true_sentiment": sentiment, "true_topic": topic}
+    return {
+        "ts": ts.isoformat(),
+        "source": source,
+        "text": text,
+        "entity": name,
+        "true_sentiment": sentiment,
+        "true_topic": topic,
+    }
 
 
-def write_demo_data(folder: Path, n_per_template: int = 10, days: int = 30, seed: int = 0) -> dict[str, Path]:
+def write_demo_data(
+    folder: Path, n_per_template: int = 10, days: int = 30, seed: int = 0
+) -> dict[str, Path]:
     """Writes `labelled.csv`, `stream.csv` (without the truth columns) and `events.json`."""
     import json
 
@@ -182,5 +248,11 @@ def write_demo_data(folder: Path, n_per_template: int = 10, days: int = 30, seed
     make_labelled(n_per_template, seed).to_csv(folder / "labelled.csv", index=False)
     stream, events = make_stream(days=days, seed=seed)
     stream.drop(columns=["true_sentiment", "true_topic"]).to_csv(folder / "stream.csv", index=False)
-    (folder / "events.json").write_text(json.dumps([asdict(e) for e in events], indent=2), encoding="utf-8")
-    return {"labelled": folder / "labelled.csv", "stream": folder / "stream.csv", "events": folder / "events.json"}
+    (folder / "events.json").write_text(
+        json.dumps([asdict(e) for e in events], indent=2), encoding="utf-8"
+    )
+    return {
+        "labelled": folder / "labelled.csv",
+        "stream": folder / "stream.csv",
+        "events": folder / "events.json",
+    }

@@ -24,7 +24,9 @@ STREAM_SUFFIXES = (".csv", ".jsonl")
 REQUIRED = ("id", "ts", "text")
 
 
-def validate_rows(records: list[dict[str, Any]], first_row: int = 1) -> tuple[list[dict], list[dict]]:
+def validate_rows(
+    records: list[dict[str, Any]], first_row: int = 1
+) -> tuple[list[dict], list[dict]]:
     """Splits records into valid stream rows (ts as UTC Timestamp) and rejections with reasons.
 
     Naive timestamps are taken as UTC. `first_row` numbers the first record (1-based).
@@ -44,8 +46,15 @@ def validate_rows(records: list[dict[str, Any]], first_row: int = 1) -> tuple[li
         if reasons:
             rejected.append({"row": row_no, "id": item_id or None, "reason": "; ".join(reasons)})
             continue
-        good.append({"id": item_id, "ts": ts, "text": text, "source": _text(record.get("source")) or "unknown",
-                     "entity": _text(record.get("entity")) or None})
+        good.append(
+            {
+                "id": item_id,
+                "ts": ts,
+                "text": text,
+                "source": _text(record.get("source")) or "unknown",
+                "entity": _text(record.get("entity")) or None,
+            }
+        )
     return good, rejected
 
 
@@ -90,26 +99,39 @@ def read_stream_file(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[
         except UnicodeDecodeError as exc:
             if is_csv and lineno == 1:
                 raise DataError(f"{path}: the header line is not UTF-8 text") from None
-            rejected.append({"row": row_no, "id": None, "reason": f"undecodable bytes (not UTF-8 at byte {exc.start})"})
+            rejected.append(
+                {
+                    "row": row_no,
+                    "id": None,
+                    "reason": f"undecodable bytes (not UTF-8 at byte {exc.start})",
+                }
+            )
     records = _parse_csv(path, decoded, rejected) if is_csv else _parse_jsonl(decoded, rejected)
     return records, rejected
 
 
-def _parse_csv(path: Path, decoded: list[tuple[int, str]], rejected: list[dict]) -> list[dict[str, Any]]:
+def _parse_csv(
+    path: Path, decoded: list[tuple[int, str]], rejected: list[dict]
+) -> list[dict[str, Any]]:
     if not decoded:
         raise DataError(f"{path}: empty file")
     header = decoded[0][1]
     body = [(n, line) for n, line in decoded[1:] if line.strip()]
     try:
-        df = pd.read_csv(StringIO("\n".join([header] + [line for _, line in body])), dtype=str,
-                         keep_default_na=False)
+        df = pd.read_csv(
+            StringIO("\n".join([header] + [line for _, line in body])),
+            dtype=str,
+            keep_default_na=False,
+        )
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"{path}: cannot be parsed as CSV: {exc}") from None
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing required column(s) {missing}; found {list(df.columns)}")
     records = df.to_dict(orient="records")
-    numbers = [n for n, _ in body] if len(body) == len(records) else list(range(1, len(records) + 1))
+    numbers = (
+        [n for n, _ in body] if len(body) == len(records) else list(range(1, len(records) + 1))
+    )
     for record, n in zip(records, numbers, strict=True):
         record["_row"] = n
     return records
@@ -150,8 +172,14 @@ class FolderWatcher:
     restart does not ingest them again.
     """
 
-    def __init__(self, folder: str | Path, store, ingest_file: Callable[[Path], dict[str, Any]],
-                 poll_s: float = 2.0, settle_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        store,
+        ingest_file: Callable[[Path], dict[str, Any]],
+        poll_s: float = 2.0,
+        settle_s: float = 0.5,
+    ) -> None:
         self.folder, self.store, self.ingest_file = Path(folder), store, ingest_file
         self.poll_s, self.settle_s = poll_s, settle_s
         self._stop = threading.Event()
@@ -163,7 +191,9 @@ class FolderWatcher:
         self.folder.mkdir(parents=True, exist_ok=True)
         for path in sorted(p for p in self.folder.iterdir() if p.suffix.lower() in STREAM_SUFFIXES):
             stat = path.stat()
-            if time.time() - stat.st_mtime < self.settle_s or self.store.file_seen(path, stat.st_size, stat.st_mtime):
+            if time.time() - stat.st_mtime < self.settle_s or self.store.file_seen(
+                path, stat.st_size, stat.st_mtime
+            ):
                 continue
             try:
                 summary = self.ingest_file(path)
@@ -175,7 +205,9 @@ class FolderWatcher:
         return summaries
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="finance-folder-watcher", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="finance-folder-watcher", daemon=True
+        )
         self._thread.start()
 
     def _run(self) -> None:

@@ -29,8 +29,14 @@ class SentimentTask(nn.Module):
     (B, T); optional `labels` (B,) and `topics` (B,) with -100 where a row has no topic.
     """
 
-    def __init__(self, backbone: nn.Module, n_labels: int = 3, n_topics: int = 0,
-                 topic_loss_weight: float = 0.5, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        n_labels: int = 3,
+        n_topics: int = 0,
+        topic_loss_weight: float = 0.5,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         hidden = backbone.config.hidden_size
@@ -44,7 +50,9 @@ class SentimentTask(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        hidden = self.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        hidden = self.backbone(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = self.dropout((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
         result = {"logits": self.head(pooled)}
@@ -53,8 +61,14 @@ class SentimentTask(nn.Module):
         if "labels" in batch:
             loss = nn.functional.cross_entropy(result["logits"].float(), batch["labels"])
             topics = batch.get("topics")
-            if self.topic_head is not None and topics is not None and bool((topics != IGNORE).any()):
-                topic_loss = nn.functional.cross_entropy(result["topic_logits"].float(), topics, ignore_index=IGNORE)
+            if (
+                self.topic_head is not None
+                and topics is not None
+                and bool((topics != IGNORE).any())
+            ):
+                topic_loss = nn.functional.cross_entropy(
+                    result["topic_logits"].float(), topics, ignore_index=IGNORE
+                )
                 loss = loss + self.topic_loss_weight * topic_loss
             result["loss"] = loss
         return result
@@ -64,10 +78,19 @@ def make_collate(tokenizer, max_length: int):
     """Collate for `(text, label_id, topic_id)` tuples into a tokenised batch."""
 
     def collate(rows: list[tuple[str, int, int]]) -> dict[str, torch.Tensor]:
-        enc = tokenizer([r[0] for r in rows], padding=True, truncation=True, max_length=max_length,
-                        return_tensors="pt")
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-                "labels": torch.tensor([r[1] for r in rows]), "topics": torch.tensor([r[2] for r in rows])}
+        enc = tokenizer(
+            [r[0] for r in rows],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        return {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "labels": torch.tensor([r[1] for r in rows]),
+            "topics": torch.tensor([r[2] for r in rows]),
+        }
 
     return collate
 
@@ -91,20 +114,37 @@ def aggregate(probs: np.ndarray) -> np.ndarray:
 class Scorer:
     """Scores texts: class probabilities, score = P(positive) - P(negative), and a topic."""
 
-    def __init__(self, tokenizer, task: SentimentTask, labels: list[str], topics: list[str],
-                 text_cfg, device: torch.device, zero_shot=None) -> None:
+    def __init__(
+        self,
+        tokenizer,
+        task: SentimentTask,
+        labels: list[str],
+        topics: list[str],
+        text_cfg,
+        device: torch.device,
+        zero_shot=None,
+    ) -> None:
         self.tokenizer, self.task, self.labels, self.topics = tokenizer, task.eval(), labels, topics
         self.text_cfg, self.device, self.zero_shot = text_cfg, device, zero_shot
         self._order = [labels.index(name) for name in ("negative", "neutral", "positive")]
 
     @torch.inference_mode()
-    def forward(self, texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
+    def forward(
+        self, texts: list[str], batch_size: int = 64
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, 3) probabilities in negative/neutral/positive order and (N, K) topic probabilities."""
         probs, topic_probs = [], []
         for start in range(0, len(texts), batch_size):
-            enc = self.tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                                 max_length=self.text_cfg.max_length, return_tensors="pt").to(self.device)
-            out = self.task({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
+            enc = self.tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=self.text_cfg.max_length,
+                return_tensors="pt",
+            ).to(self.device)
+            out = self.task(
+                {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+            )
             probs.append(out["logits"].float().softmax(-1)[:, self._order].cpu().numpy())
             if "topic_logits" in out:
                 topic_probs.append(out["topic_logits"].float().softmax(-1).cpu().numpy())
@@ -127,10 +167,13 @@ class Scorer:
         for i in range(len(texts)):
             rows = np.flatnonzero(owner_arr == i)
             p = aggregate(probs[rows]) if len(rows) > 1 else probs[rows[0]]
-            item = {"label": ("negative", "neutral", "positive")[int(p.argmax())],
-                    "score": float(p[2] - p[0]),
-                    "probs": {"negative": float(p[0]), "neutral": float(p[1]), "positive": float(p[2])},
-                    "topic": None, "sentences": int(len(rows))}
+            item = {
+                "label": ("negative", "neutral", "positive")[int(p.argmax())],
+                "score": float(p[2] - p[0]),
+                "probs": {"negative": float(p[0]), "neutral": float(p[1]), "positive": float(p[2])},
+                "topic": None,
+                "sentences": int(len(rows)),
+            }
             if topic_probs is not None:
                 item["topic"] = self.topics[int(topic_probs[rows].mean(0).argmax())]
             results.append(item)
@@ -147,7 +190,9 @@ def load_scorer(artifact: Path, device: torch.device, text_cfg, base_model: str)
     tokenizer = AutoTokenizer.from_pretrained(str(artifact / "model"))
     body = AutoModel.from_pretrained(str(artifact / "model"))
     topics = meta["topics"]
-    task = SentimentTask(body, len(meta["labels"]), len(topics) if meta["topic_mode"] == "classifier" else 0)
+    task = SentimentTask(
+        body, len(meta["labels"]), len(topics) if meta["topic_mode"] == "classifier" else 0
+    )
     task.load_state_dict(load_weights(artifact / "heads.safetensors"), strict=False)
     zero_shot = None
     if meta["topic_mode"] == "zero-shot":

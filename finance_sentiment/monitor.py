@@ -27,14 +27,21 @@ def parse_window(window: str) -> pd.Timedelta:
     try:
         delta = pd.Timedelta(window)
     except (ValueError, TypeError):
-        raise InputError(f"window {window!r} is not a duration such as '1h', '6h' or '1D'", 400) from None
+        raise InputError(
+            f"window {window!r} is not a duration such as '1h', '6h' or '1D'", 400
+        ) from None
     if delta < pd.Timedelta("1min"):
         raise InputError(f"window {window!r} is shorter than one minute", 400)
     return delta
 
 
-def window_table(df: pd.DataFrame, scope: str, window: pd.Timedelta,
-                 start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> pd.DataFrame:
+def window_table(
+    df: pd.DataFrame,
+    scope: str,
+    window: pd.Timedelta,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
     """Per key and window: `volume`, `negatives`, `mean_score`, `negative_share` on a full grid.
 
     Windows with no items are present with volume 0 (a volume baseline needs its quiet windows).
@@ -45,8 +52,11 @@ def window_table(df: pd.DataFrame, scope: str, window: pd.Timedelta,
         return pd.DataFrame(columns=columns)
     origin = pd.Timestamp(0, tz="UTC")
     buckets = origin + ((df["ts"] - origin) // window) * window
-    grouped = df.assign(window_start=buckets, neg=(df["label"] == "negative").astype(int)).groupby(
-        [scope, "window_start"]).agg(volume=("score", "size"), negatives=("neg", "sum"), mean_score=("score", "mean"))
+    grouped = (
+        df.assign(window_start=buckets, neg=(df["label"] == "negative").astype(int))
+        .groupby([scope, "window_start"])
+        .agg(volume=("score", "size"), negatives=("neg", "sum"), mean_score=("score", "mean"))
+    )
     first = origin + ((start if start is not None else buckets.min()) - origin) // window * window
     last = end if end is not None else buckets.max()
     grid = pd.date_range(first, last, freq=window)
@@ -57,8 +67,13 @@ def window_table(df: pd.DataFrame, scope: str, window: pd.Timedelta,
     return full.reset_index().rename(columns={scope: "key"})[columns]
 
 
-def trends(store: Store, window: str = "1D", topic: str | None = None, entity: str | None = None,
-           since: float | None = None) -> list[dict[str, Any]]:
+def trends(
+    store: Store,
+    window: str = "1D",
+    topic: str | None = None,
+    entity: str | None = None,
+    since: float | None = None,
+) -> list[dict[str, Any]]:
     """Series per topic (or per entity when `entity` is given) with alerts, for charts and the API."""
     delta = parse_window(window)
     df = store.scored_frame(start=since)
@@ -68,19 +83,39 @@ def trends(store: Store, window: str = "1D", topic: str | None = None, entity: s
         table = table[table["key"] == key]
     series = []
     for name, part in table.groupby("key", sort=True):
-        points = [{"t": ws.isoformat(), "volume": int(v), "mean_score": _num(m), "negative_share": _num(s)}
-                  for ws, v, m, s in zip(part["window_start"], part["volume"], part["mean_score"],
-                                         part["negative_share"], strict=True)]
+        points = [
+            {
+                "t": ws.isoformat(),
+                "volume": int(v),
+                "mean_score": _num(m),
+                "negative_share": _num(s),
+            }
+            for ws, v, m, s in zip(
+                part["window_start"],
+                part["volume"],
+                part["mean_score"],
+                part["negative_share"],
+                strict=True,
+            )
+        ]
         alerts = [a for a in store.alerts(scope=scope, key=str(name))]
-        series.append({"scope": scope, "key": str(name), "window": window, "points": points, "alerts": alerts})
+        series.append(
+            {"scope": scope, "key": str(name), "window": window, "points": points, "alerts": alerts}
+        )
     return series
 
 
 def _num(value: float) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), 4)
+    return (
+        None
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else round(float(value), 4)
+    )
 
 
-def detect(store: Store, cfg: MonitorConfig, new_items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def detect(
+    store: Store, cfg: MonitorConfig, new_items: Iterable[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Evaluates the rules for the windows and keys that new scored items fell in.
 
     Args:
@@ -116,8 +151,16 @@ def detect(store: Store, cfg: MonitorConfig, new_items: Iterable[dict[str, Any]]
     return new
 
 
-def _rules(cfg: MonitorConfig, scope: str, key: str, ws: pd.Timestamp, window: pd.Timedelta,
-           items: list[tuple[float, str]], volume: np.ndarray, negatives: np.ndarray) -> list[dict[str, Any]]:
+def _rules(
+    cfg: MonitorConfig,
+    scope: str,
+    key: str,
+    ws: pd.Timestamp,
+    window: pd.Timedelta,
+    items: list[tuple[float, str]],
+    volume: np.ndarray,
+    negatives: np.ndarray,
+) -> list[dict[str, Any]]:
     """Alerts of both rules for one window; each at the first item where its rule held.
 
     Args:
@@ -146,12 +189,25 @@ def _alert(rule, scope, key, ws, window, items, hit, values, baseline, z) -> lis
     i = int(np.flatnonzero(hit)[0])
     what = "negative share" if rule == "negative_share" else "volume"
     value = float(values[i])
-    message = (f"{what} surge for {scope} {key!r}: {value:.2f} vs baseline {baseline:.2f} "
-               f"(z={float(z[i]):.1f}, {i + 1} items) in window starting {ws.isoformat()}")
-    return [{"rule": rule, "scope": scope, "key": key, "window_start": ws.isoformat(),
-             "window_end": (ws + window).isoformat(), "detected_at": pd.Timestamp(items[i][0], unit="s", tz="UTC").isoformat(),
-             "value": round(value, 4), "baseline": round(float(baseline), 4), "z": round(float(z[i]), 3),
-             "volume": i + 1, "message": message}]
+    message = (
+        f"{what} surge for {scope} {key!r}: {value:.2f} vs baseline {baseline:.2f} "
+        f"(z={float(z[i]):.1f}, {i + 1} items) in window starting {ws.isoformat()}"
+    )
+    return [
+        {
+            "rule": rule,
+            "scope": scope,
+            "key": key,
+            "window_start": ws.isoformat(),
+            "window_end": (ws + window).isoformat(),
+            "detected_at": pd.Timestamp(items[i][0], unit="s", tz="UTC").isoformat(),
+            "value": round(value, 4),
+            "baseline": round(float(baseline), 4),
+            "z": round(float(z[i]), 3),
+            "volume": i + 1,
+            "message": message,
+        }
+    ]
 
 
 def _cooling(store: Store, alert: dict[str, Any], window: pd.Timedelta, cooldown: int) -> bool:
@@ -178,6 +234,8 @@ def dispatch(alerts: list[dict[str, Any]], webhook_url: str | None, timeout_s: f
         try:
             httpx.post(webhook_url, json={"alert": alert}, timeout=timeout_s).raise_for_status()
             sent += 1
-        except httpx.HTTPError as exc:  # a dead webhook must not stop ingestion; the table keeps the alert
+        except (
+            httpx.HTTPError
+        ) as exc:  # a dead webhook must not stop ingestion; the table keeps the alert
             log.error("webhook %s failed for alert %s: %s", webhook_url, alert["key"], exc)
     return sent

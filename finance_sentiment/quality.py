@@ -7,7 +7,9 @@ from typing import Any
 import pandas as pd
 
 
-def alert_quality(alerts: list[dict[str, Any]], events: list[Any], window: str = "6h") -> dict[str, float]:
+def alert_quality(
+    alerts: list[dict[str, Any]], events: list[Any], window: str = "6h"
+) -> dict[str, float]:
     """Matches alerts to events.
 
     An alert matches an event when its key is the event's topic (topic scope) or entity (entity
@@ -22,10 +24,15 @@ def alert_quality(alerts: list[dict[str, Any]], events: list[Any], window: str =
         e = event if isinstance(event, dict) else event.__dict__
         start = pd.Timestamp(e["start"])
         end = start + pd.Timedelta(hours=e["hours"]) + slack
-        hits = [i for i, a in enumerate(alerts)
-                if ((a["scope"] == "topic" and a["key"] == e["topic"]) or
-                    (a["scope"] == "entity" and a["key"] == e["entity"]))
-                and start <= pd.Timestamp(a["detected_at"]) <= end]
+        hits = [
+            i
+            for i, a in enumerate(alerts)
+            if (
+                (a["scope"] == "topic" and a["key"] == e["topic"])
+                or (a["scope"] == "entity" and a["key"] == e["entity"])
+            )
+            and start <= pd.Timestamp(a["detected_at"]) <= end
+        ]
         matched.update(hits)
         if hits:
             first = min(pd.Timestamp(alerts[i]["detected_at"]) for i in hits)

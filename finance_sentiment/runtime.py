@@ -40,21 +40,27 @@ class MonitorSettings(BaseSettings):
 class FinanceRuntime:
     """Scores texts and runs the monitor. `predict(rows)` scores rows with a `text` field."""
 
-    def __init__(self, artifact: Path, device: str = "auto", settings: MonitorSettings | None = None) -> None:
+    def __init__(
+        self, artifact: Path, device: str = "auto", settings: MonitorSettings | None = None
+    ) -> None:
         artifact = Path(artifact)
         self.manifest = read_manifest(artifact)
         self.cfg = FinanceConfig.model_validate(self.manifest["config"])
         self.settings = settings or MonitorSettings()
         self.device = resolve_device(device)
         self.scorer = load_scorer(artifact, self.device, self.cfg.text, self.cfg.model)
-        self.engine = InferenceEngine(lambda texts: self.scorer.score(list(texts)),
-                                      warmup_items=["Shares rose after strong results."])
+        self.engine = InferenceEngine(
+            lambda texts: self.scorer.score(list(texts)),
+            warmup_items=["Shares rose after strong results."],
+        )
         self.store = Store(self.settings.db or artifact.parent / "monitor.db")
         self.webhook_url = self.settings.webhook_url or self.cfg.monitor.webhook_url
         self.recover()
         self.watcher = None
         if self.settings.watch_dir is not None:
-            self.watcher = FolderWatcher(self.settings.watch_dir, self.store, self.ingest_file, self.settings.poll_s)
+            self.watcher = FolderWatcher(
+                self.settings.watch_dir, self.store, self.ingest_file, self.settings.poll_s
+            )
             self.watcher.start()
 
     def predict(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -65,9 +71,15 @@ class FinanceRuntime:
         return self.engine.run(texts)
 
     def info(self) -> dict[str, Any]:
-        return {"model": self.manifest["model_name"], "metrics": self.manifest["metrics"],
-                "labels": self.cfg.labels, "topics": self.scorer.topics, "store": str(self.store.path),
-                "items": self.store.count_items(), "watch_dir": str(self.settings.watch_dir or "")}
+        return {
+            "model": self.manifest["model_name"],
+            "metrics": self.manifest["metrics"],
+            "labels": self.cfg.labels,
+            "topics": self.scorer.topics,
+            "store": str(self.store.path),
+            "items": self.store.count_items(),
+            "watch_dir": str(self.settings.watch_dir or ""),
+        }
 
     # The three ingest steps; the service awaits the engine between them, the CLI does not.
     def accept(self, records: list[dict[str, Any]], file_rows: bool = False) -> dict[str, Any]:
@@ -76,10 +88,15 @@ class FinanceRuntime:
         inserted, duplicates = self.store.add_items(good)
         return {"inserted": inserted, "duplicates": duplicates, "rejected": rejected}
 
-    def record_scores(self, inserted: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def record_scores(
+        self, inserted: list[dict[str, Any]], results: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """Writes scores, evaluates the alert rules on the touched windows, and dispatches alerts."""
         self.store.set_scores([r["id"] for r in inserted], results)
-        scored = [{**row, "topic": result.get("topic")} for row, result in zip(inserted, results, strict=True)]
+        scored = [
+            {**row, "topic": result.get("topic")}
+            for row, result in zip(inserted, results, strict=True)
+        ]
         alerts = detect(self.store, self.cfg.monitor, scored)
         dispatch(alerts, self.webhook_url, self.cfg.monitor.webhook_timeout_s)
         return alerts
@@ -113,11 +130,14 @@ class FinanceRuntime:
 
 
 def summary(step: dict[str, Any], alerts: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"accepted": len(step["inserted"]), "duplicates": step["duplicates"], "rejected": step["rejected"],
-            "alerts": alerts}
+    return {
+        "accepted": len(step["inserted"]),
+        "duplicates": step["duplicates"],
+        "rejected": step["rejected"],
+        "alerts": alerts,
+    }
 
 
 def load(artifact_dir: Path, device: str = "auto") -> FinanceRuntime:
     """`Vertical.load`: the runtime for an artifact (monitor settings from the environment)."""
     return FinanceRuntime(Path(artifact_dir), device)
-

@@ -21,7 +21,14 @@ from .dashboard import render_page
 from .ingest import read_stream_file
 from .monitor import parse_window, trends
 from .runtime import FinanceRuntime, summary
-from .schemas import AlertsResponse, IngestRequest, IngestResponse, ScoreRequest, ScoreResponse, TrendsResponse
+from .schemas import (
+    AlertsResponse,
+    IngestRequest,
+    IngestResponse,
+    ScoreRequest,
+    ScoreResponse,
+    TrendsResponse,
+)
 
 
 async def _ingest(runtime: FinanceRuntime, records: list[dict], file_rows: bool) -> dict:
@@ -40,7 +47,9 @@ def build_router() -> APIRouter:
     async def score(req: ScoreRequest, runtime: FinanceRuntime = Depends(get_runtime)) -> dict:
         """Scores a batch of texts: label, class probabilities, score = P(pos) - P(neg), topic."""
         keep = [i for i, t in enumerate(req.texts) if t.strip()]
-        rejected = [{"row": i + 1, "reason": "empty text"} for i, t in enumerate(req.texts) if not t.strip()]
+        rejected = [
+            {"row": i + 1, "reason": "empty text"} for i, t in enumerate(req.texts) if not t.strip()
+        ]
         if not keep:
             raise InputError("every text is empty; send at least one non-empty text", 422)
         scored = await runtime.engine.submit_many([req.texts[i] for i in keep])
@@ -55,7 +64,9 @@ def build_router() -> APIRouter:
         return await _ingest(runtime, [item.model_dump() for item in req.items], file_rows=False)
 
     @router.post("/ingest/file", response_model=IngestResponse)
-    async def ingest_file(file: UploadFile = File(...), runtime: FinanceRuntime = Depends(get_runtime)) -> dict:
+    async def ingest_file(
+        file: UploadFile = File(...), runtime: FinanceRuntime = Depends(get_runtime)
+    ) -> dict:
         """Ingests an uploaded `.csv` or `.jsonl`; undecodable lines are rejected, the rest kept."""
         suffix = Path(file.filename or "").suffix.lower()
         if suffix not in (".csv", ".jsonl"):
@@ -69,22 +80,32 @@ def build_router() -> APIRouter:
         return out
 
     @router.get("/trends", response_model=TrendsResponse)
-    def get_trends(topic: str | None = None, entity: str | None = None, window: str = "1D",
-                   runtime: FinanceRuntime = Depends(get_runtime)) -> dict:
+    def get_trends(
+        topic: str | None = None,
+        entity: str | None = None,
+        window: str = "1D",
+        runtime: FinanceRuntime = Depends(get_runtime),
+    ) -> dict:
         """Per-window volume, mean score and negative share per topic (or entity), with alerts."""
         parse_window(window)
         return {"series": trends(runtime.store, window=window, topic=topic, entity=entity)}
 
     @router.get("/alerts", response_model=AlertsResponse)
-    def get_alerts(scope: Literal["topic", "entity"] | None = None, key: str | None = None,
-                   limit: int = Query(200, ge=1, le=5000),
-                   runtime: FinanceRuntime = Depends(get_runtime)) -> dict:
+    def get_alerts(
+        scope: Literal["topic", "entity"] | None = None,
+        key: str | None = None,
+        limit: int = Query(200, ge=1, le=5000),
+        runtime: FinanceRuntime = Depends(get_runtime),
+    ) -> dict:
         """Alerts, newest window first."""
         return {"alerts": runtime.store.alerts(scope=scope, key=key, limit=limit)}
 
     @router.get("/dashboard", response_class=HTMLResponse)
-    def dashboard(window: str = "6h", refresh: int = Query(10, ge=1, le=3600),
-                  runtime: FinanceRuntime = Depends(get_runtime)) -> str:
+    def dashboard(
+        window: str = "6h",
+        refresh: int = Query(10, ge=1, le=3600),
+        runtime: FinanceRuntime = Depends(get_runtime),
+    ) -> str:
         """Per-topic trend charts with alerts marked; the page refreshes itself."""
         parse_window(window)
         return render_page(window, refresh)

@@ -58,8 +58,19 @@ CREATE TABLE IF NOT EXISTS files (
     ingested_at REAL NOT NULL
 );
 """
-ALERT_COLUMNS = ("rule", "scope", "key", "window_start", "window_end", "detected_at", "value", "baseline", "z",
-                 "volume", "message")
+ALERT_COLUMNS = (
+    "rule",
+    "scope",
+    "key",
+    "window_start",
+    "window_end",
+    "detected_at",
+    "value",
+    "baseline",
+    "z",
+    "volume",
+    "message",
+)
 
 
 def text_hash(text: str) -> str:
@@ -96,8 +107,16 @@ class Store:
                     cur = self._db.execute(
                         "INSERT OR IGNORE INTO items (id, text_hash, ts, ts_epoch, source, entity, text, ingested_at)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (row["id"], text_hash(row["text"]), row["ts"].isoformat(), row["ts"].timestamp(),
-                         row["source"], row.get("entity") or None, row["text"], now),
+                        (
+                            row["id"],
+                            text_hash(row["text"]),
+                            row["ts"].isoformat(),
+                            row["ts"].timestamp(),
+                            row["source"],
+                            row.get("entity") or None,
+                            row["text"],
+                            now,
+                        ),
                     )
                     if cur.rowcount == 1:
                         inserted.append(row)
@@ -112,8 +131,15 @@ class Store:
     def set_scores(self, ids: list[str], results: list[dict[str, Any]]) -> None:
         """Writes each item's label, score, class probabilities and topic."""
         params = [
-            (r["label"], r["score"], r["probs"]["negative"], r["probs"]["neutral"], r["probs"]["positive"],
-             r.get("topic"), item_id)
+            (
+                r["label"],
+                r["score"],
+                r["probs"]["negative"],
+                r["probs"]["neutral"],
+                r["probs"]["positive"],
+                r.get("topic"),
+                item_id,
+            )
             for item_id, r in zip(ids, results, strict=True)
         ]
         with self._lock:
@@ -124,12 +150,17 @@ class Store:
 
     def unscored(self, limit: int = 10_000) -> list[dict[str, Any]]:
         """Items stored but not yet scored (left by a crash between storing and scoring)."""
-        return self._query("SELECT id, text, ts, entity FROM items WHERE score IS NULL ORDER BY ts_epoch LIMIT ?", (limit,))
+        return self._query(
+            "SELECT id, text, ts, entity FROM items WHERE score IS NULL ORDER BY ts_epoch LIMIT ?",
+            (limit,),
+        )
 
     def scored_frame(self, start: float | None = None, end: float | None = None) -> pd.DataFrame:
         """Scored items with `ts_epoch` in [start, end) as a DataFrame (ts as UTC timestamps)."""
-        sql = ("SELECT id, ts_epoch, source, entity, topic, label, score, text FROM items"
-               " WHERE score IS NOT NULL AND ts_epoch >= ? AND ts_epoch < ? ORDER BY ts_epoch")
+        sql = (
+            "SELECT id, ts_epoch, source, entity, topic, label, score, text FROM items"
+            " WHERE score IS NOT NULL AND ts_epoch >= ? AND ts_epoch < ? ORDER BY ts_epoch"
+        )
         with self._lock:
             df = pd.read_sql_query(sql, self._db, params=(start or -1e18, end or 1e18))
         df["ts"] = pd.to_datetime(df["ts_epoch"], unit="s", utc=True)
@@ -137,11 +168,18 @@ class Store:
 
     def first_epoch(self) -> float:
         """Time of the earliest scored item (where baselines start); 0 when there is none."""
-        return float(self._query("SELECT MIN(ts_epoch) AS t FROM items WHERE score IS NOT NULL")[0]["t"] or 0.0)
+        return float(
+            self._query("SELECT MIN(ts_epoch) AS t FROM items WHERE score IS NOT NULL")[0]["t"]
+            or 0.0
+        )
 
-    def window_counts(self, scope: str, key: str, width_s: float, lo: int, hi: int) -> dict[int, tuple[int, int]]:
+    def window_counts(
+        self, scope: str, key: str, width_s: float, lo: int, hi: int
+    ) -> dict[int, tuple[int, int]]:
         """Window index -> (volume, negatives) of scored items of one topic or entity, windows [lo, hi)."""
-        column = {"topic": "topic", "entity": "entity"}[scope]  # never interpolate user text into SQL
+        column = {"topic": "topic", "entity": "entity"}[
+            scope
+        ]  # never interpolate user text into SQL
         rows = self._query(
             f"SELECT CAST(ts_epoch / ? AS INTEGER) AS b, COUNT(*) AS n, SUM(label = 'negative') AS k FROM items"
             f" WHERE {column} = ? AND score IS NOT NULL AND ts_epoch >= ? AND ts_epoch < ? GROUP BY b",
@@ -149,12 +187,16 @@ class Store:
         )
         return {int(r["b"]): (int(r["n"]), int(r["k"])) for r in rows}
 
-    def window_items(self, scope: str, key: str, start: float, end: float) -> list[tuple[float, str]]:
+    def window_items(
+        self, scope: str, key: str, start: float, end: float
+    ) -> list[tuple[float, str]]:
         """(ts_epoch, label) of the scored items of one topic or entity in [start, end), in time order."""
         column = {"topic": "topic", "entity": "entity"}[scope]
         rows = self._query(
             f"SELECT ts_epoch, label FROM items WHERE {column} = ? AND score IS NOT NULL"
-            f" AND ts_epoch >= ? AND ts_epoch < ? ORDER BY ts_epoch", (key, start, end))
+            f" AND ts_epoch >= ? AND ts_epoch < ? ORDER BY ts_epoch",
+            (key, start, end),
+        )
         return [(float(r["ts_epoch"]), str(r["label"])) for r in rows]
 
     def count_items(self) -> int:
@@ -170,7 +212,9 @@ class Store:
             )
             return cur.rowcount == 1
 
-    def alerts(self, scope: str | None = None, key: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+    def alerts(
+        self, scope: str | None = None, key: str | None = None, limit: int = 500
+    ) -> list[dict[str, Any]]:
         """Alerts, newest window first, optionally for one scope and key."""
         sql, params = "SELECT * FROM alerts WHERE 1=1", []
         if scope:
@@ -185,7 +229,10 @@ class Store:
 
     def mark_file(self, path: Path, size: int, mtime: float) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", (str(path), size, mtime, time.time()))
+            self._db.execute(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
+                (str(path), size, mtime, time.time()),
+            )
 
     def _query(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
         with self._lock:

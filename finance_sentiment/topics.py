@@ -19,18 +19,32 @@ class ZeroShotTopics:
         temperature: Softmax temperature over cosine similarities (for probabilities).
     """
 
-    def __init__(self, model_name: str, descriptions: dict[str, str], device: str = "cpu",
-                 temperature: float = 0.05) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        descriptions: dict[str, str],
+        device: str = "cpu",
+        temperature: float = 0.05,
+    ) -> None:
         from shared.models import load_model
 
         self.names = list(descriptions)
         self.encoder = load_model(model_name, "sentence-encoder", device=device)
         self.temperature = temperature
-        self.topic_vectors = self._encode([f"{name}: {text}" for name, text in descriptions.items()])
+        self.topic_vectors = self._encode(
+            [f"{name}: {text}" for name, text in descriptions.items()]
+        )
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.encoder.encode(texts, batch_size=64, normalize_embeddings=True,
-                                              convert_to_numpy=True, show_progress_bar=False))
+        return np.asarray(
+            self.encoder.encode(
+                texts,
+                batch_size=64,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        )
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """(N, K) softmax over cosine similarities to the K topic descriptions."""

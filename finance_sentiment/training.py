@@ -32,13 +32,14 @@ def load_labelled(path: Path) -> pd.DataFrame:
     return df
 
 
-def predict_probs(task: SentimentTask, collate, rows: list[tuple[str, int, int]], batch_size: int = 64
-                  ) -> tuple[np.ndarray, np.ndarray | None]:
+def predict_probs(
+    task: SentimentTask, collate, rows: list[tuple[str, int, int]], batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Sentiment (N, C) and topic (N, K) probabilities for `rows`, in the task's device."""
     device = next(task.parameters()).device
     probs, topic_probs = [], []
     for start in range(0, len(rows), batch_size):
-        batch = collate(rows[start:start + batch_size])
+        batch = collate(rows[start : start + batch_size])
         out = task({k: batch[k].to(device) for k in ("input_ids", "attention_mask")})
         probs.append(out["logits"].float().softmax(-1).cpu().numpy())
         if "topic_logits" in out:
@@ -72,50 +73,117 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
     group, e.g. one template or article, never straddle splits). The best epoch by validation
     `trainer.monitor` is kept; test metrics go into the manifest.
     """
-    from shared.models import load_model
-
     data_path, out_dir = Path(data_path), Path(out_dir)
     df = load_labelled(data_path)
     if set(df["sentiment"]) - set(cfg.labels):
-        raise DataError(f"{data_path}: sentiments {sorted(set(df['sentiment']) - set(cfg.labels))} not in labels")
+        raise DataError(
+            f"{data_path}: sentiments {sorted(set(df['sentiment']) - set(cfg.labels))} not in labels"
+        )
     label_ids = df["sentiment"].map({name: i for i, name in enumerate(cfg.labels)}).to_numpy()
     has_topics = "topic" in df.columns and bool(df["topic"].ne("").any())
     topics = sorted(t for t in df["topic"].unique() if t) if has_topics else list(cfg.topics)
-    topic_ids = (df["topic"].map({t: i for i, t in enumerate(topics)}).fillna(IGNORE).astype(int).to_numpy()
-                 if has_topics else np.full(len(df), IGNORE))
+    topic_ids = (
+        df["topic"].map({t: i for i, t in enumerate(topics)}).fillna(IGNORE).astype(int).to_numpy()
+        if has_topics
+        else np.full(len(df), IGNORE)
+    )
     groups = df["group"].astype(str).tolist() if "group" in df.columns else None
     tr, va, te = split_indices(len(df), labels=label_ids, groups=groups, seed=cfg.trainer.seed)
-    rows = [(str(t), int(y), int(k)) for t, y, k in zip(df["text"], label_ids, topic_ids, strict=True)]
+    rows = [
+        (str(t), int(y), int(k)) for t, y, k in zip(df["text"], label_ids, topic_ids, strict=True)
+    ]
+
+    task, tokenizer, collate, result = fit_sentiment(
+        cfg,
+        [rows[i] for i in tr],
+        [rows[i] for i in va],
+        len(topics) if has_topics else 0,
+        out_dir / "run",
+    )
+    val_rows, test_rows = [rows[i] for i in va], [rows[i] for i in te]
+    metrics: dict[str, Any] = {
+        f"val_{k}": v for k, v in evaluate_rows(task, collate, val_rows, cfg.labels).items()
+    }
+    metrics.update(
+        {f"test_{k}": v for k, v in evaluate_rows(task, collate, test_rows, cfg.labels).items()}
+    )
+    metrics.update(
+        {
+            "train_rows": len(tr),
+            "val_rows": len(va),
+            "test_rows": len(te),
+            "best_epoch": result.best_epoch,
+            "steps": result.steps,
+        }
+    )
+    log.info("held-out metrics: %s", metrics)
+    return write_finance_artifact(
+        out_dir / "artifact",
+        cfg,
+        task,
+        tokenizer,
+        topics,
+        has_topics,
+        metrics,
+        fingerprint(data_path),
+    )
+
+
+def fit_sentiment(
+    cfg: FinanceConfig,
+    train_rows: list[tuple[str, int, int]],
+    val_rows: list[tuple[str, int, int]],
+    n_topics: int,
+    run_dir: Path,
+):
+    """Builds the task on `cfg.model` and fits it with the shared loop (best epoch by validation).
+
+    Rows are `(text, label_id, topic_id or -100)`. Returns (task, tokenizer, collate, TrainResult).
+    """
+    from shared.models import load_model
 
     tokenizer, body = load_model(cfg.model, "text-backbone")
-    task = SentimentTask(body, len(cfg.labels), len(topics) if has_topics else 0, cfg.topic_loss_weight)
+    task = SentimentTask(body, len(cfg.labels), n_topics, cfg.topic_loss_weight)
     collate = make_collate(tokenizer, cfg.text.max_length)
-    val_rows, test_rows = [rows[i] for i in va], [rows[i] for i in te]
-    result = fit(task, [rows[i] for i in tr], collate, cfg.trainer, out_dir / "run",
-                 evaluate=(lambda t: evaluate_rows(t, collate, val_rows, cfg.labels)) if val_rows else None)
-    metrics: dict[str, Any] = {f"val_{k}": v for k, v in evaluate_rows(task, collate, val_rows, cfg.labels).items()}
-    metrics.update({f"test_{k}": v for k, v in evaluate_rows(task, collate, test_rows, cfg.labels).items()})
-    metrics.update({"train_rows": len(tr), "val_rows": len(va), "test_rows": len(te),
-                    "best_epoch": result.best_epoch, "steps": result.steps})
-    log.info("held-out metrics: %s", metrics)
-    return write_finance_artifact(out_dir / "artifact", cfg, task, tokenizer, topics, has_topics, metrics,
-                                  fingerprint(data_path))
+    evaluate = (lambda t: evaluate_rows(t, collate, val_rows, cfg.labels)) if val_rows else None
+    result = fit(task, train_rows, collate, cfg.trainer, run_dir, evaluate=evaluate)
+    return task, tokenizer, collate, result
 
 
-def write_finance_artifact(final: Path, cfg: FinanceConfig, task: SentimentTask, tokenizer, topics: list[str],
-                           has_topics: bool, metrics: dict[str, Any], data_fingerprint: str) -> Path:
+def write_finance_artifact(
+    final: Path,
+    cfg: FinanceConfig,
+    task: SentimentTask,
+    tokenizer,
+    topics: list[str],
+    has_topics: bool,
+    metrics: dict[str, Any],
+    data_fingerprint: str,
+) -> Path:
     """Writes the model folder (safetensors), the topic head and `finance.json` atomically."""
     topic_mode = "classifier" if has_topics else ("zero-shot" if cfg.topics else "none")
-    with write_artifact(final, vertical="finance_sentiment", model_name=cfg.model, config=cfg.model_dump(),
-                        metrics=metrics, label_map=cfg.labels, data_fingerprint=data_fingerprint) as tmp:
+    with write_artifact(
+        final,
+        vertical="finance_sentiment",
+        model_name=cfg.model,
+        config=cfg.model_dump(),
+        metrics=metrics,
+        label_map=cfg.labels,
+        data_fingerprint=data_fingerprint,
+    ) as tmp:
         task.to("cpu")
         task.backbone.save_pretrained(tmp / "model")
         tokenizer.save_pretrained(tmp / "model")
         save_weights(tmp / "heads.safetensors", task.heads_state())
-        save_json(tmp / "finance.json", {
-            "labels": cfg.labels, "topics": topics if topic_mode != "none" else [], "topic_mode": topic_mode,
-            "topic_descriptions": cfg.topics if topic_mode == "zero-shot" else {},
-            "score": "P(positive) - P(negative)",
-        })
+        save_json(
+            tmp / "finance.json",
+            {
+                "labels": cfg.labels,
+                "topics": topics if topic_mode != "none" else [],
+                "topic_mode": topic_mode,
+                "topic_descriptions": cfg.topics if topic_mode == "zero-shot" else {},
+                "score": "P(positive) - P(negative)",
+            },
+        )
     task.to(resolve_device(cfg.trainer.device))
     return final

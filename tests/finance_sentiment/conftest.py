@@ -27,13 +27,30 @@ def add_scored():
 
 def store_scored(store, rows):
     """Stores rows `(id, ts, entity, topic, label)` as already-scored items (labels chosen by the test)."""
-    items = [{"id": i, "ts": pd.Timestamp(ts, tz="UTC"), "source": "test", "entity": entity,
-              "text": f"text {i}"} for i, ts, entity, _, _ in rows]
+    items = [
+        {
+            "id": i,
+            "ts": pd.Timestamp(ts, tz="UTC"),
+            "source": "test",
+            "entity": entity,
+            "text": f"text {i}",
+        }
+        for i, ts, entity, _, _ in rows
+    ]
     inserted, _ = store.add_items(items)
     scores = {"negative": -0.8, "neutral": 0.0, "positive": 0.8}
-    results = [{"label": label, "score": scores[label],
-                "probs": {"negative": float(label == "negative"), "neutral": float(label == "neutral"),
-                          "positive": float(label == "positive")}, "topic": topic}
-               for _, _, _, topic, label in rows]
+    results = [
+        {
+            "label": label,
+            "score": scores[label],
+            "probs": {
+                "negative": float(label == "negative"),
+                "neutral": float(label == "neutral"),
+                "positive": float(label == "positive"),
+            },
+            "topic": topic,
+        }
+        for _, _, _, topic, label in rows
+    ]
     store.set_scores([r[0] for r in rows], results)
     return [{**item, "topic": row[3]} for item, row in zip(inserted, rows, strict=True)]

@@ -28,24 +28,45 @@ def test_stream_injects_a_negative_event_on_the_known_day():
     event = events[0]
     start = pd.Timestamp(event.start)
     ts = pd.to_datetime(stream["ts"], utc=True)
-    assert ts.min() >= pd.Timestamp("2026-10-01", tz="UTC") and ts.max() < pd.Timestamp("2026-10-31", tz="UTC")
-    during = stream[(ts >= start) & (ts < start + pd.Timedelta(hours=event.hours)) & (stream.entity == event.entity)]
+    assert ts.min() >= pd.Timestamp("2026-10-01", tz="UTC") and ts.max() < pd.Timestamp(
+        "2026-10-31", tz="UTC"
+    )
+    during = stream[
+        (ts >= start)
+        & (ts < start + pd.Timedelta(hours=event.hours))
+        & (stream.entity == event.entity)
+    ]
     before = stream[(ts < start) & (stream.entity == event.entity)]
-    assert (during.true_sentiment == "negative").mean() > 0.7 > 0.4 > (before.true_sentiment == "negative").mean()
+    assert (
+        (during.true_sentiment == "negative").mean()
+        > 0.7
+        > 0.4
+        > (before.true_sentiment == "negative").mean()
+    )
     assert len(during) / event.hours > 3 * len(before) / (start - ts.min()).total_seconds() * 3600
     assert stream["id"].is_unique
 
 
 def test_validate_rows_rejects_bad_rows_and_keeps_the_rest():
-    good, rejected = validate_rows([
-        {"id": "a", "ts": "2026-10-01T10:00:00Z", "text": "Fine text", "source": "news"},
-        {"id": "b", "ts": "2026-10-01 11:00", "text": "   "},
-        {"id": "c", "ts": "yesterday-ish", "text": "Has text"},
-        {"id": "", "ts": "2026-10-01", "text": "No id"},
-        {"id": "e", "ts": "2026-10-01T12:00:00+02:00", "text": "Offset time", "entity": "Norvale Bank"},
-    ])
+    good, rejected = validate_rows(
+        [
+            {"id": "a", "ts": "2026-10-01T10:00:00Z", "text": "Fine text", "source": "news"},
+            {"id": "b", "ts": "2026-10-01 11:00", "text": "   "},
+            {"id": "c", "ts": "yesterday-ish", "text": "Has text"},
+            {"id": "", "ts": "2026-10-01", "text": "No id"},
+            {
+                "id": "e",
+                "ts": "2026-10-01T12:00:00+02:00",
+                "text": "Offset time",
+                "entity": "Norvale Bank",
+            },
+        ]
+    )
     assert [g["id"] for g in good] == ["a", "e"]
-    assert good[1]["ts"] == pd.Timestamp("2026-10-01T10:00:00Z") and good[1]["entity"] == "Norvale Bank"
+    assert (
+        good[1]["ts"] == pd.Timestamp("2026-10-01T10:00:00Z")
+        and good[1]["entity"] == "Norvale Bank"
+    )
     reasons = {r["row"]: r["reason"] for r in rejected}
     assert reasons[2] == "empty text"
     assert "unparseable timestamp 'yesterday-ish'" in reasons[3]
@@ -54,15 +75,21 @@ def test_validate_rows_rejects_bad_rows_and_keeps_the_rest():
 
 def test_csv_with_undecodable_bytes_rejects_only_that_row(tmp_path):
     path = tmp_path / "feed.csv"
-    path.write_bytes(b"id,ts,source,text\n1,2026-10-01T00:00:00Z,news,Good one\n"
-                     b"2,2026-10-01T01:00:00Z,news,Bad \xff\xfe bytes\n3,2026-10-01T02:00:00Z,news,\n"
-                     b"4,not a time,news,Text\n5,2026-10-01T03:00:00Z,social,Also good\n")
+    path.write_bytes(
+        b"id,ts,source,text\n1,2026-10-01T00:00:00Z,news,Good one\n"
+        b"2,2026-10-01T01:00:00Z,news,Bad \xff\xfe bytes\n3,2026-10-01T02:00:00Z,news,\n"
+        b"4,not a time,news,Text\n5,2026-10-01T03:00:00Z,social,Also good\n"
+    )
     records, rejected = read_stream_file(path)
     good, bad = validate_file_records(records)
     assert [g["id"] for g in good] == ["1", "5"]
     reasons = {r["row"]: r["reason"] for r in rejected + bad}
     assert set(reasons) == {2, 3, 4}
-    assert "undecodable bytes" in reasons[2] and reasons[3] == "empty text" and "timestamp" in reasons[4]
+    assert (
+        "undecodable bytes" in reasons[2]
+        and reasons[3] == "empty text"
+        and "timestamp" in reasons[4]
+    )
 
 
 def test_jsonl_rejects_bad_json_and_bad_bytes_line_by_line(tmp_path):
@@ -72,7 +99,10 @@ def test_jsonl_rejects_bad_json_and_bad_bytes_line_by_line(tmp_path):
     records, rejected = read_stream_file(path)
     assert [r["id"] for r in records] == ["x"]
     assert {r["row"]: r["reason"].split(":")[0] for r in rejected} == {
-        2: "invalid JSON", 3: "undecodable bytes (not UTF-8 at byte 21)", 4: "not a JSON object"}
+        2: "invalid JSON",
+        3: "undecodable bytes (not UTF-8 at byte 21)",
+        4: "not a JSON object",
+    }
 
 
 def test_missing_column_names_the_file(tmp_path):

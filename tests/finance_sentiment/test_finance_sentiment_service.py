@@ -27,7 +27,10 @@ def test_aggregation_rule_lets_an_opinionated_sentence_outweigh_neutral_ones():
     p = aggregate(__import__("numpy").array([neutral, neutral, neutral, negative]))
     assert p.argmax() == 0 and p.sum() == pytest.approx(1.0)
     assert split_sentences("Profit fell 3%. The CEO left! Shares rose $4.50 today.") == [
-        "Profit fell 3%.", "The CEO left!", "Shares rose $4.50 today."]
+        "Profit fell 3%.",
+        "The CEO left!",
+        "Shares rose $4.50 today.",
+    ]
 
 
 def test_score_returns_probabilities_score_and_topic_and_rejects_empty_rows(client):
@@ -39,7 +42,9 @@ def test_score_returns_probabilities_score_and_topic_and_rejects_empty_rows(clie
     first, skipped, article = body["results"]
     assert skipped is None
     assert sum(first["probs"].values()) == pytest.approx(1.0, abs=1e-4)
-    assert first["score"] == pytest.approx(first["probs"]["positive"] - first["probs"]["negative"], abs=1e-6)
+    assert first["score"] == pytest.approx(
+        first["probs"]["positive"] - first["probs"]["negative"], abs=1e-6
+    )
     assert first["topic"] in {"banking", "energy", "technology", "retail", "pharma"}
     assert article["sentences"] == 8
 
@@ -49,17 +54,26 @@ def test_score_bad_requests_are_4xx_with_reasons(client):
     assert r.status_code == 422 and "every text is empty" in r.json()["detail"]
     r = client.post(f"{URL}/score", json={"texts": []})
     assert r.status_code == 422 and "texts" in r.json()["detail"]
-    r = client.post(f"{URL}/score", content=b'{"texts": ["\xff"]}', headers={"content-type": "application/json"})
+    r = client.post(
+        f"{URL}/score", content=b'{"texts": ["\xff"]}', headers={"content-type": "application/json"}
+    )
     assert 400 <= r.status_code < 500
 
 
 def test_ingest_stores_dedupes_and_rejects_row_by_row(client):
-    items = [{"id": "1", "ts": "2026-10-01T09:00:00Z", "text": "Norvale Bank cuts outlook", "entity": "Norvale Bank"},
-             {"id": "2", "ts": "not-a-date", "text": "Bad time"},
-             {"id": "3", "ts": "2026-10-01T10:00:00Z", "text": ""},
-             {"id": "1", "ts": "2026-10-01T11:00:00Z", "text": "same id again"},
-             {"id": "5", "ts": "2026-10-01T12:00:00Z", "text": "norvale bank  cuts outlook"},
-             {"id": "6", "ts": "2026-10-02T12:00:00Z", "text": "Quillon Systems beats expectations"}]
+    items = [
+        {
+            "id": "1",
+            "ts": "2026-10-01T09:00:00Z",
+            "text": "Norvale Bank cuts outlook",
+            "entity": "Norvale Bank",
+        },
+        {"id": "2", "ts": "not-a-date", "text": "Bad time"},
+        {"id": "3", "ts": "2026-10-01T10:00:00Z", "text": ""},
+        {"id": "1", "ts": "2026-10-01T11:00:00Z", "text": "same id again"},
+        {"id": "5", "ts": "2026-10-01T12:00:00Z", "text": "norvale bank  cuts outlook"},
+        {"id": "6", "ts": "2026-10-02T12:00:00Z", "text": "Quillon Systems beats expectations"},
+    ]
     r = client.post(f"{URL}/ingest", json={"items": items})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -68,7 +82,9 @@ def test_ingest_stores_dedupes_and_rejects_row_by_row(client):
     assert "unparseable timestamp" in body["rejected"][0]["reason"]
     series = client.get(f"{URL}/trends", params={"window": "1D"}).json()["series"]
     assert sum(p["volume"] for s in series for p in s["points"]) == 2
-    entity = client.get(f"{URL}/trends", params={"entity": "Norvale Bank", "window": "6h"}).json()["series"]
+    entity = client.get(f"{URL}/trends", params={"entity": "Norvale Bank", "window": "6h"}).json()[
+        "series"
+    ]
     assert [s["key"] for s in entity] == ["Norvale Bank"] and entity[0]["scope"] == "entity"
     assert client.get(f"{URL}/trends", params={"window": "soon"}).status_code == 400
     assert client.get(f"{URL}/alerts").json() == {"alerts": []}
@@ -76,26 +92,39 @@ def test_ingest_stores_dedupes_and_rejects_row_by_row(client):
 
 
 def test_ingest_file_upload_keeps_good_rows_of_a_file_with_bad_bytes(client):
-    data = (b"id,ts,source,text,entity\n10,2026-10-03T00:00:00Z,news,Kestrel Petroleum raises guidance,Kestrel\n"
-            b"11,2026-10-03T01:00:00Z,news,Broken \xff text,Kestrel\n12,2026-10-03T02:00:00Z,news,,Kestrel\n")
+    data = (
+        b"id,ts,source,text,entity\n10,2026-10-03T00:00:00Z,news,Kestrel Petroleum raises guidance,Kestrel\n"
+        b"11,2026-10-03T01:00:00Z,news,Broken \xff text,Kestrel\n12,2026-10-03T02:00:00Z,news,,Kestrel\n"
+    )
     r = client.post(f"{URL}/ingest/file", files={"file": ("feed.csv", data, "text/csv")})
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] == 1
-    assert [(x["row"], x["reason"][:11]) for x in r.json()["rejected"]] == [(2, "undecodable"), (3, "empty text")]
-    r = client.post(f"{URL}/ingest/file", files={"file": ("feed.xlsx", b"x", "application/octet-stream")})
+    assert [(x["row"], x["reason"][:11]) for x in r.json()["rejected"]] == [
+        (2, "undecodable"),
+        (3, "empty text"),
+    ]
+    r = client.post(
+        f"{URL}/ingest/file", files={"file": ("feed.xlsx", b"x", "application/octet-stream")}
+    )
     assert r.status_code == 415 and "must be .csv or .jsonl" in r.json()["detail"]
 
 
 def test_dashboard_page_is_served(client):
     r = client.get(f"{URL}/dashboard", params={"window": "1D", "refresh": 5})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    assert 'WINDOW="1D"' in r.text and "setInterval(refresh,REFRESH)" in r.text and "REFRESH=5*1000" in r.text
+    assert (
+        'WINDOW="1D"' in r.text
+        and "setInterval(refresh,REFRESH)" in r.text
+        and "REFRESH=5*1000" in r.text
+    )
 
 
 def test_crash_between_store_and_score_is_recovered_on_restart(fs_artifact, tmp_path):
     settings = MonitorSettings(db=tmp_path / "m.db")
     runtime = FinanceRuntime(fs_artifact, "cpu", settings)
-    step = runtime.accept([{"id": "a", "ts": "2026-10-01T00:00:00Z", "text": "Pennick Market cuts jobs"}])
+    step = runtime.accept(
+        [{"id": "a", "ts": "2026-10-01T00:00:00Z", "text": "Pennick Market cuts jobs"}]
+    )
     assert len(step["inserted"]) == 1
     runtime.close()  # "crash": stored, never scored
     restarted = FinanceRuntime(fs_artifact, "cpu", settings)
@@ -114,9 +143,17 @@ def test_watched_folder_ingests_new_files_once(fs_artifact, tmp_path):
         from finance_sentiment.ingest import FolderWatcher
 
         watcher = FolderWatcher(folder, runtime.store, runtime.ingest_file, settle_s=0)
-        pd.DataFrame({"id": ["f1", "f2"], "ts": ["2026-10-01T00:00:00Z", "bad"], "source": "news",
-                      "text": ["Marlowe Stores posts record profit", "x"]}).to_csv(folder / "a.csv", index=False)
-        (folder / "b.jsonl").write_text('{"id": "f3", "ts": "2026-10-01T02:00:00Z", "text": "Elmsworth Pharma trial"}\n')
+        pd.DataFrame(
+            {
+                "id": ["f1", "f2"],
+                "ts": ["2026-10-01T00:00:00Z", "bad"],
+                "source": "news",
+                "text": ["Marlowe Stores posts record profit", "x"],
+            }
+        ).to_csv(folder / "a.csv", index=False)
+        (folder / "b.jsonl").write_text(
+            '{"id": "f3", "ts": "2026-10-01T02:00:00Z", "text": "Elmsworth Pharma trial"}\n'
+        )
         (folder / "notes.txt").write_text("ignored")
         summaries = watcher.poll_once()
         assert [(s["accepted"], len(s["rejected"])) for s in summaries] == [(1, 1), (1, 0)]
