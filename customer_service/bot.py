@@ -223,7 +223,11 @@ class CustomerServiceBot:
         return answers, ids, texts, kinds, vectors
 
     def _commit(self, kb: KnowledgeBase) -> dict[str, Any]:
-        saved = save_version(self.kb_root, kb)  # raises before anything changes in memory
+        try:
+            saved = save_version(self.kb_root, kb)  # fails before anything changes in memory
+        except OSError as exc:
+            raise InputError(f"the knowledge base could not be saved ({exc}); the previous knowledge base "
+                             "is still live, unchanged", 503) from None
         self._install(saved)
         log.info("knowledge base now at %s (%d answers)", saved.version, len(saved.answers))
         return {"version": saved.version, "answers": len(saved.answers)}

@@ -38,7 +38,7 @@ class CustomerServiceConfig(StrictModel):
     """
 
     model: str = "minilm"
-    max_seq_length: int = Field(64, ge=8, le=512)
+    max_seq_length: int = Field(48, ge=8, le=512)
     mnrl_scale: float = 20.0
     intent_loss_weight: float = 1.0
     hybrid: Literal["auto", "on", "off"] = "auto"

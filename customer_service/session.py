@@ -6,6 +6,7 @@ A shared store (Redis, a database) implements the same three methods and stores
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 import time
@@ -74,7 +75,7 @@ class InMemorySessionStore:
             if item[0] < self.clock():
                 del self._data[session_id]
                 return None
-            return Session.from_dict(item[1])  # a copy: callers mutate it, then `put` it back
+            return Session.from_dict(copy.deepcopy(item[1]))  # a copy: callers mutate it, then `put` it back
 
     def put(self, session: Session) -> None:
         with self._lock:

@@ -78,6 +78,8 @@ def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
     encoder = load_model(cfg.model, "sentence-encoder")
     encoder.max_seq_length = cfg.max_seq_length
     task = BotTask(encoder, len(intents), cfg.mnrl_scale, cfg.intent_loss_weight)
+    if task.head is not None:
+        init_head_from_prototypes(task, splits["train"], intent_id)
     rows = [(q, texts.get(a, ""), a, intent_id.get(i, -100))
             for q, a, i in zip(splits["train"]["question"], splits["train"]["answer_id"], splits["train"]["intent"],
                                strict=True)]
@@ -92,6 +94,28 @@ def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
     metrics.update(val_metrics)
     metrics.update({f"n_{k}": float(len(v)) for k, v in splits.items()})
     return write_bot_artifact(out_dir, cfg, task, kb, calibration, intents, data, metrics, data_path)
+
+
+def init_head_from_prototypes(task: BotTask, train_pairs: pd.DataFrame, intent_id: dict[str, int]) -> None:
+    """Starts the intent head at the class means of the training questions (a nearest-centroid classifier).
+
+    With few steps on CPU a randomly initialised head lags far behind retrieval; from the
+    prototypes it starts where retrieval is and the loop only refines it.
+    """
+    import torch
+
+    known = train_pairs[train_pairs["intent"].isin(intent_id)]
+    if known.empty:
+        return
+    vectors = ev.embed(task, list(known["question"]))
+    ids = np.array([intent_id[i] for i in known["intent"]])
+    weight = task.head.weight.detach().clone()
+    for c in np.unique(ids):
+        mean = vectors[ids == c].mean(0)
+        weight[c] = torch.from_numpy(2.0 * mean / max(1e-6, float(np.linalg.norm(mean))))  # logits ~ 20 x cosine
+    with torch.no_grad():
+        task.head.weight.copy_(weight)
+        task.head.bias.zero_()
 
 
 def _epoch_evaluator(task: BotTask, data: Dataset, val: pd.DataFrame, intent_id: dict[str, int]):

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from customer_service.session import (
+    InMemorySessionStore,
+    Session,
+    extract_slots,
+    fill_template,
+    is_follow_up,
+)
+
+SLOTS = {"card_type": ["debit", "credit"], "account_type": ["savings"]}
+
+
+def test_sessions_expire_after_their_ttl_and_renew_on_put():
+    now = [0.0]
+    store = InMemorySessionStore(ttl_s=10, clock=lambda: now[0])
+    store.put(Session("a", slots={"card_type": "debit"}))
+    now[0] = 9.0
+    assert store.get("a").slots == {"card_type": "debit"}
+    store.put(store.get("a"))  # renewed until 19
+    now[0] = 18.0
+    assert store.get("a") is not None
+    now[0] = 19.5
+    assert store.get("a") is None and store.get("unknown") is None
+
+
+def test_store_keeps_at_most_max_sessions_dropping_the_least_recent():
+    store = InMemorySessionStore(max_sessions=2)
+    for name in ("a", "b", "c"):
+        store.put(Session(name))
+    assert store.get("a") is None and store.get("b") and store.get("c") and len(store) == 2
+
+
+def test_get_returns_a_copy_so_unsaved_changes_do_not_leak():
+    store = InMemorySessionStore()
+    store.put(Session("a"))
+    copy = store.get("a")
+    copy.slots["card_type"] = "credit"
+    assert store.get("a").slots == {}
+
+
+def test_session_round_trips_through_a_dict():
+    session = Session("x", slots={"card_type": "credit"}, last_answer_id="A1")
+    session.add_turn("user", "hi")
+    assert Session.from_dict(session.to_dict()) == session
+
+
+def test_extract_slots_matches_whole_words_first_mention_wins():
+    assert extract_slots("My Credit card and my debit card", SLOTS) == {"card_type": "credit"}
+    assert extract_slots("creditworthy savings", SLOTS) == {"account_type": "savings"}
+    assert extract_slots("nothing here", SLOTS) == {}
+
+
+def test_fill_template_reports_missing_slots():
+    text, missing = fill_template("Freeze your {card_type} card in {app}.", {"card_type": "debit"})
+    assert text == "Freeze your debit card in ." and missing == ["app"]
+    assert fill_template("No slots.", {}) == ("No slots.", [])
+
+
+def test_follow_up_detection():
+    assert is_follow_up("and for my credit card?")
+    assert is_follow_up("what about savings")
+    assert is_follow_up("credit one")
+    assert not is_follow_up("how do I order a new credit card for my son")
