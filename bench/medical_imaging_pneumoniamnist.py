@@ -33,15 +33,23 @@ DEFAULT_DATA = DATA / "medical_imaging" / "pneumoniamnist" / "pneumoniamnist.npz
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--size", type=int, default=28, help="model input side; 28 is native, more is upsampled")
-    parser.add_argument("--epochs", type=int, default=10, help="full protocol: 10 (early stopping on val AUC)")
+    parser.add_argument(
+        "--size", type=int, default=28, help="model input side; 28 is native, more is upsampled"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=10, help="full protocol: 10 (early stopping on val AUC)"
+    )
     parser.add_argument("--freeze-epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--backbone-lr", type=float, default=5e-4)
-    parser.add_argument("--max-train", type=int, default=None, help="cap on training images (bounded runs)")
+    parser.add_argument(
+        "--max-train", type=int, default=None, help="cap on training images (bounded runs)"
+    )
     parser.add_argument("--threshold", choices=["youden", "sensitivity"], default="youden")
     parser.add_argument("--tta", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
@@ -65,11 +73,21 @@ def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     overrides = {
-        "image_size": args.size, "in_chans": 1, "max_images": args.max_train, "tta": args.tta,
+        "image_size": args.size,
+        "in_chans": 1,
+        "max_images": args.max_train,
+        "tta": args.tta,
         "calibration": {"threshold_method": args.threshold, "target_sensitivity": 0.95},
-        "trainer": {"epochs": args.epochs, "freeze_backbone_epochs": args.freeze_epochs, "batch_size": args.batch_size,
-                    "lr": args.lr, "backbone_lr": args.backbone_lr, "seed": args.seed, "progress": False,
-                    "early_stopping_patience": 3},
+        "trainer": {
+            "epochs": args.epochs,
+            "freeze_backbone_epochs": args.freeze_epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "backbone_lr": args.backbone_lr,
+            "seed": args.seed,
+            "progress": False,
+            "early_stopping_patience": 3,
+        },
     }
     cfg = load_config(MedicalImagingConfig, overrides=overrides)
     out = args.out / f"size{args.size}"
@@ -84,11 +102,18 @@ def main() -> None:
 
     manifest, calibration = read_manifest(artifact), load_json(artifact / "calibration.json")
     metrics = {
-        "auc": test["auc"], "accuracy": test["accuracy"], "sensitivity": test["sensitivity"],
-        "specificity": test["specificity"], "ece": test["ece"], "ece_uncalibrated": test["ece_uncalibrated"],
-        "accuracy_argmax": test["accuracy_argmax"], "threshold": calibration["threshold"],
-        "temperature": calibration["temperature"], "val_auc": manifest["metrics"]["val_auc"],
-        "train_seconds": manifest["metrics"]["train_seconds"], "best_epoch": manifest["metrics"]["best_epoch"],
+        "auc": test["auc"],
+        "accuracy": test["accuracy"],
+        "sensitivity": test["sensitivity"],
+        "specificity": test["specificity"],
+        "ece": test["ece"],
+        "ece_uncalibrated": test["ece_uncalibrated"],
+        "accuracy_argmax": test["accuracy_argmax"],
+        "threshold": calibration["threshold"],
+        "temperature": calibration["temperature"],
+        "val_auc": manifest["metrics"]["val_auc"],
+        "train_seconds": manifest["metrics"]["train_seconds"],
+        "best_epoch": manifest["metrics"]["best_epoch"],
         "inference_images_per_s": images_per_s,
     }
     name = "pneumoniamnist_28" if args.size == 28 else "pneumoniamnist_upsampled"
@@ -99,9 +124,18 @@ def main() -> None:
         f"weighted loss, early stopping + temperature + {args.threshold} threshold on val only; metrics on test "
         f"at that threshold (accuracy_argmax: plain argmax); tta={args.tta}"
     )
-    write_result(name, dataset=str(args.data.relative_to(DATA)) if args.data.is_relative_to(DATA) else str(args.data),
-                 protocol=protocol, metrics=metrics, anchors=ANCHORS, seconds=total.seconds, seed=args.seed,
-                 notes=f"artifact {artifact}; CPU shared with other jobs, so times are pessimistic")
+    write_result(
+        name,
+        dataset=str(args.data.relative_to(DATA))
+        if args.data.is_relative_to(DATA)
+        else str(args.data),
+        protocol=protocol,
+        metrics=metrics,
+        anchors=ANCHORS,
+        seconds=total.seconds,
+        seed=args.seed,
+        notes=f"artifact {artifact}; CPU shared with other jobs, so times are pessimistic",
+    )
 
 
 if __name__ == "__main__":

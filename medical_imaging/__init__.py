@@ -17,7 +17,13 @@ from shared.registry import Vertical
 SMOKE_OVERRIDES: dict[str, Any] = {
     "backbone": "random:test_efficientnet",
     "image_size": 32,
-    "trainer": {"epochs": 1, "max_steps": 2, "batch_size": 8, "freeze_backbone_epochs": 0, "progress": False},
+    "trainer": {
+        "epochs": 1,
+        "max_steps": 2,
+        "batch_size": 8,
+        "freeze_backbone_epochs": 0,
+        "progress": False,
+    },
 }
 
 
@@ -49,7 +55,9 @@ def example_data(folder: Path) -> Path:
     """A tiny manifest of generated scans (some DICOM) for smoke tests."""
     from medical_imaging.synthetic import write_dataset
 
-    return write_dataset(folder, n_patients=16, images_per_patient=2, size=40, positive_rate=0.5, dicom_every=4)
+    return write_dataset(
+        folder, n_patients=16, images_per_patient=2, size=40, positive_rate=0.5, dicom_every=4
+    )
 
 
 def example_inputs(data_path: Path) -> list[dict[str, Any]]:
@@ -63,7 +71,9 @@ def example_inputs(data_path: Path) -> list[dict[str, Any]]:
 
 def smoke_request(client, data_path: Path):
     image = Path(data_path).parent / "images" / "p0000_0.png"
-    return client.post("/v1/medical_imaging/predict", files={"file": (image.name, image.read_bytes(), "image/png")})
+    return client.post(
+        "/v1/medical_imaging/predict", files={"file": (image.name, image.read_bytes(), "image/png")}
+    )
 
 
 def evaluate(runtime, data_path: Path) -> dict[str, float]:

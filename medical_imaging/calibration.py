@@ -15,7 +15,9 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200)
     """
     logits_t = torch.as_tensor(logits, dtype=torch.float64)
     labels_t = torch.as_tensor(labels, dtype=torch.long)
-    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)  # optimise log T: T stays positive
+    log_t = torch.zeros(
+        1, dtype=torch.float64, requires_grad=True
+    )  # optimise log T: T stays positive
     optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure():
@@ -37,8 +39,12 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def choose_threshold(scores: np.ndarray, positives: np.ndarray, method: str = "sensitivity",
-                     target_sensitivity: float = 0.95) -> float:
+def choose_threshold(
+    scores: np.ndarray,
+    positives: np.ndarray,
+    method: str = "sensitivity",
+    target_sensitivity: float = 0.95,
+) -> float:
     """The probability threshold for the positive class, chosen on validation data.
 
     `sensitivity`: the highest threshold whose sensitivity reaches the target (so specificity is
@@ -58,7 +64,9 @@ def choose_threshold(scores: np.ndarray, positives: np.ndarray, method: str = "s
     return float(thresholds[reaching[0]])  # roc_curve orders thresholds from high to low
 
 
-def operating_point(scores: np.ndarray, positives: np.ndarray, threshold: float) -> dict[str, float]:
+def operating_point(
+    scores: np.ndarray, positives: np.ndarray, threshold: float
+) -> dict[str, float]:
     """Sensitivity, specificity and accuracy when `score >= threshold` means positive."""
     positives = np.asarray(positives).astype(bool)
     predicted = np.asarray(scores) >= threshold

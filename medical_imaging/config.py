@@ -63,6 +63,14 @@ class MedicalImagingConfig(StrictModel):
     augment: AugmentConfig = AugmentConfig()
     calibration: CalibrationConfig = CalibrationConfig()
     trainer: TrainerConfig = TrainerConfig(
-        epochs=6, batch_size=32, lr=1e-3, backbone_lr=2e-4, weight_decay=1e-4, freeze_backbone_epochs=1,
-        schedule="cosine", monitor="auc", monitor_mode="max", early_stopping_patience=3,
+        epochs=6,
+        batch_size=32,
+        lr=1e-3,
+        backbone_lr=2e-4,
+        weight_decay=1e-4,
+        freeze_backbone_epochs=1,
+        schedule="cosine",
+        monitor="auc",
+        monitor_mode="max",
+        early_stopping_patience=3,
     )

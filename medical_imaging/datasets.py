@@ -61,13 +61,21 @@ def read_source(path: str | Path) -> ImageSource:
         return _read_npz(path)
     if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".parquet"):
         return _read_manifest(path)
-    raise DataError(f"{path}: expected a manifest CSV, a folder of class subfolders, or a MedMNIST .npz")
+    raise DataError(
+        f"{path}: expected a manifest CSV, a folder of class subfolders, or a MedMNIST .npz"
+    )
 
 
 def _read_manifest(path: Path) -> ImageSource:
     df = load_table(path, MANIFEST_SCHEMA)
-    paths = [(path.parent / p).resolve() if not Path(p).is_absolute() else Path(p) for p in df["path"]]
-    missing = [f"{path}: row {i + 1}, column 'path': {p} not found" for i, p in enumerate(paths) if not p.is_file()]
+    paths = [
+        (path.parent / p).resolve() if not Path(p).is_absolute() else Path(p) for p in df["path"]
+    ]
+    missing = [
+        f"{path}: row {i + 1}, column 'path': {p} not found"
+        for i, p in enumerate(paths)
+        if not p.is_file()
+    ]
     if missing:
         raise DataError("invalid data:\n" + "\n".join(missing[:20]))
     groups = None
@@ -76,8 +84,13 @@ def _read_manifest(path: Path) -> ImageSource:
     splits = None
     if "split" in df.columns and df["split"].astype(str).str.strip().ne("").all():
         splits = df["split"].astype(str).tolist()
-    return ImageSource(origin=path, labels=df["label"].astype(str).tolist(), paths=paths, groups=groups,
-                       splits=splits)
+    return ImageSource(
+        origin=path,
+        labels=df["label"].astype(str).tolist(),
+        paths=paths,
+        groups=groups,
+        splits=splits,
+    )
 
 
 def _read_npz(path: Path) -> ImageSource:
@@ -88,7 +101,9 @@ def _read_npz(path: Path) -> ImageSource:
     return ImageSource(origin=path, labels=labels, arrays=arrays, splits=splits)
 
 
-def split_source(source: ImageSource, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
+def split_source(
+    source: ImageSource, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, np.ndarray]:
     """Train/val/test indices: the source's own split if it has one, else stratified and by patient.
 
     With patient ids, no patient appears in two splits.
@@ -97,13 +112,24 @@ def split_source(source: ImageSource, val_fraction: float, test_fraction: float,
         splits = np.asarray(source.splits)
         out = {name: np.flatnonzero(splits == name) for name in ("train", "val", "test")}
         if len(out["val"]) == 0:  # a source with train/test only: carve val out of train
-            tr, va, _ = split_indices(len(out["train"]), labels=np.asarray(source.labels)[out["train"]],
-                                      groups=_subset(source.groups, out["train"]), val_fraction=val_fraction,
-                                      test_fraction=0.0, seed=seed)
+            tr, va, _ = split_indices(
+                len(out["train"]),
+                labels=np.asarray(source.labels)[out["train"]],
+                groups=_subset(source.groups, out["train"]),
+                val_fraction=val_fraction,
+                test_fraction=0.0,
+                seed=seed,
+            )
             out["train"], out["val"] = out["train"][tr], out["train"][va]
         return out
-    tr, va, te = split_indices(len(source), labels=source.labels, groups=source.groups,
-                               val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    tr, va, te = split_indices(
+        len(source),
+        labels=source.labels,
+        groups=source.groups,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
     return {"train": tr, "val": va, "test": te}
 
 
@@ -120,7 +146,9 @@ def load_images(source: ImageSource, indices: np.ndarray, size: int, in_chans: i
     out = torch.empty((len(indices), in_chans, size, size), dtype=torch.float16)
     for row, i in enumerate(indices):
         if source.arrays is not None:
-            image = source.arrays[i].astype(np.float32) / (255.0 if source.arrays.dtype == np.uint8 else 1.0)
+            image = source.arrays[i].astype(np.float32) / (
+                255.0 if source.arrays.dtype == np.uint8 else 1.0
+            )
             image = image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image
         else:
             try:

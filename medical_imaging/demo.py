@@ -16,8 +16,16 @@ log = logging.getLogger(__name__)
 
 DEMO_OVERRIDES: dict[str, Any] = {
     "image_size": 48,
-    "trainer": {"epochs": 5, "freeze_backbone_epochs": 2, "batch_size": 32, "lr": 3e-3, "backbone_lr": 1e-3,
-                "warmup_ratio": 0.05, "early_stopping_patience": None, "progress": False},
+    "trainer": {
+        "epochs": 5,
+        "freeze_backbone_epochs": 2,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "backbone_lr": 1e-3,
+        "warmup_ratio": 0.05,
+        "early_stopping_patience": None,
+        "progress": False,
+    },
 }
 
 
@@ -32,12 +40,15 @@ def demo(workdir: str | Path) -> dict[str, Any]:
     from medical_imaging.training import train
 
     workdir = Path(workdir)
-    manifest = write_dataset(workdir / "data", n_patients=110, images_per_patient=3, size=96, dicom_every=10,
-                             seed=0)
+    manifest = write_dataset(
+        workdir / "data", n_patients=110, images_per_patient=3, size=96, dicom_every=10, seed=0
+    )
     cfg = load_config(MedicalImagingConfig, overrides=DEMO_OVERRIDES)
     artifact = train(cfg, manifest, workdir / "model")
     metrics = read_manifest(artifact)["metrics"]
-    overlays = _write_overlays(MedicalImagingRuntime(artifact, "auto"), manifest, cfg, workdir / "explanations")
+    overlays = _write_overlays(
+        MedicalImagingRuntime(artifact, "auto"), manifest, cfg, workdir / "explanations"
+    )
     return {
         "data": str(manifest),
         "artifact": str(artifact),
@@ -61,19 +72,32 @@ def read_calibration(artifact: Path) -> dict[str, Any]:
     return load_json(Path(artifact) / "calibration.json")
 
 
-def _write_overlays(runtime, manifest: Path, cfg: MedicalImagingConfig, folder: Path, count: int = 4) -> list[str]:
+def _write_overlays(
+    runtime, manifest: Path, cfg: MedicalImagingConfig, folder: Path, count: int = 4
+) -> list[str]:
     """Grad-CAM overlays for a few lesion and normal images of the test split (the same split training used)."""
     from medical_imaging.datasets import read_source, split_source
 
-    test = split_source(read_source(manifest), cfg.val_fraction, cfg.test_fraction, cfg.trainer.seed)["test"]
+    test = split_source(
+        read_source(manifest), cfg.val_fraction, cfg.test_fraction, cfg.trainer.seed
+    )["test"]
     table = load_table(manifest, _schema()).iloc[test]
-    picks = [*table[table["label"] == "lesion"].head(count // 2).itertuples(),
-             *table[table["label"] == "normal"].head(count - count // 2).itertuples()]
-    rows = [{"path": str(manifest.parent / row.path),
-             "heatmap_path": str(folder / f"{Path(row.path).stem}_{row.label}.png")} for row in picks]
+    picks = [
+        *table[table["label"] == "lesion"].head(count // 2).itertuples(),
+        *table[table["label"] == "normal"].head(count - count // 2).itertuples(),
+    ]
+    rows = [
+        {
+            "path": str(manifest.parent / row.path),
+            "heatmap_path": str(folder / f"{Path(row.path).stem}_{row.label}.png"),
+        }
+        for row in picks
+    ]
     results = runtime.predict(rows)
-    return [f"{r['heatmap_path']} (true {row.label}, predicted {r['label']})"
-            for r, row in zip(results, picks, strict=True)]
+    return [
+        f"{r['heatmap_path']} (true {row.label}, predicted {r['label']})"
+        for r, row in zip(results, picks, strict=True)
+    ]
 
 
 def _schema():

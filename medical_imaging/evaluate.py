@@ -19,15 +19,24 @@ def evaluate(runtime, data_path: str | Path, split: str = "test") -> dict[str, f
     source = read_source(data_path)
     unknown = sorted(set(source.labels) - set(runtime.labels))
     if unknown:
-        raise DataError(f"{data_path}: labels {unknown} are not known to the model ({runtime.labels})")
+        raise DataError(
+            f"{data_path}: labels {unknown} are not known to the model ({runtime.labels})"
+        )
     indices = np.arange(len(source))
     if source.splits is not None:
         indices = np.flatnonzero(np.asarray(source.splits) == split)
         if len(indices) == 0:
             raise DataError(f"{data_path}: has no {split!r} split")
     pixels = load_images(source, indices, runtime.cfg.image_size, runtime.cfg.in_chans)
-    logits = predict_logits(runtime.task, pixels, tta=runtime.cfg.tta, hflip=runtime.cfg.augment.hflip)
+    logits = predict_logits(
+        runtime.task, pixels, tta=runtime.cfg.tta, hflip=runtime.cfg.augment.hflip
+    )
     labels = np.asarray([runtime.labels.index(source.labels[i]) for i in indices])
     cal = runtime.calibration
-    return heldout_metrics(logits, labels, temperature=cal["temperature"], threshold=cal["threshold"],
-                           positive_index=cal["positive_index"])
+    return heldout_metrics(
+        logits,
+        labels,
+        temperature=cal["temperature"],
+        threshold=cal["threshold"],
+        positive_index=cal["positive_index"],
+    )

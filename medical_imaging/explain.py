@@ -24,7 +24,9 @@ def cam_target_layer(backbone: nn.Module, image_size: int) -> nn.Module:
     if info is not None:
         stages = [(f["module"], f["reduction"]) for f in info]
         wide = [name for name, reduction in stages if image_size // reduction >= MIN_CAM_SIDE]
-        if image_size // stages[-1][1] >= MIN_CAM_SIDE:  # big inputs: the whole network's last layer
+        if (
+            image_size // stages[-1][1] >= MIN_CAM_SIDE
+        ):  # big inputs: the whole network's last layer
             last = getattr(backbone, "bn2", None) or getattr(backbone, "conv_head", None)
             if last is not None:
                 return last
@@ -35,7 +37,9 @@ def cam_target_layer(backbone: nn.Module, image_size: int) -> nn.Module:
     return convs[-1]
 
 
-def gradcam(task: ImagingTask, pixels: torch.Tensor, class_index: int, image_size: int) -> np.ndarray:
+def gradcam(
+    task: ImagingTask, pixels: torch.Tensor, class_index: int, image_size: int
+) -> np.ndarray:
     """Grad-CAM for one image. Not thread-safe (it hooks shared modules): callers serialise it.
 
     Args:
@@ -53,9 +57,15 @@ def gradcam(task: ImagingTask, pixels: torch.Tensor, class_index: int, image_siz
     device = next(task.parameters()).device
     view = LogitsView(task).eval()
     layer = cam_target_layer(task.backbone, image_size)
-    with torch.inference_mode(False), torch.enable_grad(), GradCAM(model=view, target_layers=[layer]) as cam:
-        heatmap = cam(input_tensor=pixels[None].float().clone().to(device),
-                      targets=[ClassifierOutputTarget(int(class_index))])
+    with (
+        torch.inference_mode(False),
+        torch.enable_grad(),
+        GradCAM(model=view, target_layers=[layer]) as cam,
+    ):
+        heatmap = cam(
+            input_tensor=pixels[None].float().clone().to(device),
+            targets=[ClassifierOutputTarget(int(class_index))],
+        )
     task.zero_grad(set_to_none=True)  # the backward pass filled parameter gradients: drop them
     return np.nan_to_num(heatmap[0]).astype(np.float32)
 
@@ -67,9 +77,18 @@ def overlay_png(pixels: torch.Tensor, heatmap: np.ndarray, size: int = 256) -> b
 
     image = pixels.float().cpu()
     image = image.expand(3, -1, -1) if image.shape[0] == 1 else image
-    rgb = np.asarray(Image.fromarray((image.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).resize(
-        (size, size), Image.BILINEAR), dtype=np.float32) / 255.0
-    mask = np.asarray(Image.fromarray(heatmap).resize((size, size), Image.BILINEAR), dtype=np.float32)
+    rgb = (
+        np.asarray(
+            Image.fromarray((image.permute(1, 2, 0).numpy() * 255).astype(np.uint8)).resize(
+                (size, size), Image.BILINEAR
+            ),
+            dtype=np.float32,
+        )
+        / 255.0
+    )
+    mask = np.asarray(
+        Image.fromarray(heatmap).resize((size, size), Image.BILINEAR), dtype=np.float32
+    )
     blended = show_cam_on_image(rgb, np.clip(mask, 0, 1), use_rgb=True, image_weight=0.6)
     buffer = io.BytesIO()
     Image.fromarray(blended).save(buffer, format="PNG")

@@ -41,7 +41,9 @@ def decode_image(data: bytes, name: str = "upload", *, max_side: int = MAX_SIDE)
     """
     if not data:
         raise InputError(f"{name}: empty file (0 bytes); upload a PNG, JPEG or DICOM image", 400)
-    array = _decode_dicom(data, name) if is_dicom(data, name) else _decode_raster(data, name, max_side)
+    array = (
+        _decode_dicom(data, name) if is_dicom(data, name) else _decode_raster(data, name, max_side)
+    )
     _check_shape(array, name, max_side)
     return array
 
@@ -65,7 +67,9 @@ def _decode_raster(data: bytes, name: str, max_side: int) -> np.ndarray:
         raise InputError(f"{name}: cannot be read as an image: {exc}", 415) from None
     width, height = image.size
     if max(width, height) > max_side:  # checked before decoding the pixels
-        raise InputError(f"{name}: image is {width}x{height} pixels; the limit is {max_side} per side", 413)
+        raise InputError(
+            f"{name}: image is {width}x{height} pixels; the limit is {max_side} per side", 413
+        )
     if getattr(image, "n_frames", 1) > 1:
         raise InputError(f"{name}: has {image.n_frames} frames; send one 2-D image", 422)
     try:
@@ -91,12 +95,15 @@ def _decode_dicom(data: bytes, name: str) -> np.ndarray:
         pixels = ds.pixel_array
     except Exception as exc:
         # The exception text never includes header values, only the structural problem.
-        raise InputError(f"{name}: corrupt or unreadable DICOM ({type(exc).__name__})", 422) from None
+        raise InputError(
+            f"{name}: corrupt or unreadable DICOM ({type(exc).__name__})", 422
+        ) from None
     if pixels.ndim == 3 and int(getattr(ds, "SamplesPerPixel", 1)) == 3:
         return _min_max(pixels.astype(np.float32))
     if pixels.ndim != 2:
         raise InputError(
-            f"{name}: DICOM pixel data has shape {tuple(pixels.shape)}; send one 2-D image (no multi-frame)", 422
+            f"{name}: DICOM pixel data has shape {tuple(pixels.shape)}; send one 2-D image (no multi-frame)",
+            422,
         )
     values = apply_modality_lut(pixels, ds).astype(np.float32)
     values = _window(values, ds)
@@ -134,9 +141,16 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 
 def _check_shape(array: np.ndarray, name: str, max_side: int) -> None:
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
-        raise InputError(f"{name}: image has shape {tuple(array.shape)}; expected (H, W) or (H, W, 3)", 422)
+        raise InputError(
+            f"{name}: image has shape {tuple(array.shape)}; expected (H, W) or (H, W, 3)", 422
+        )
     height, width = array.shape[:2]
     if min(height, width) < MIN_SIDE:
-        raise InputError(f"{name}: image is {width}x{height} pixels; at least {MIN_SIDE} per side are needed", 422)
+        raise InputError(
+            f"{name}: image is {width}x{height} pixels; at least {MIN_SIDE} per side are needed",
+            422,
+        )
     if max(height, width) > max_side:
-        raise InputError(f"{name}: image is {width}x{height} pixels; the limit is {max_side} per side", 413)
+        raise InputError(
+            f"{name}: image is {width}x{height} pixels; the limit is {max_side} per side", 413
+        )

@@ -11,8 +11,14 @@ from medical_imaging.transforms import tta_views
 from shared.evaluation import expected_calibration_error, roc_auc
 
 
-def predict_logits(task: ImagingTask, pixels: torch.Tensor, *, batch_size: int = 128, tta: bool = False,
-                   hflip: bool = False) -> np.ndarray:
+def predict_logits(
+    task: ImagingTask,
+    pixels: torch.Tensor,
+    *,
+    batch_size: int = 128,
+    tta: bool = False,
+    hflip: bool = False,
+) -> np.ndarray:
     """(N, C, H, W) pixels -> (N, n_classes) logits, on the task's device; TTA averages logits."""
     device = next(task.parameters()).device
     was_training = task.training
@@ -24,11 +30,21 @@ def predict_logits(task: ImagingTask, pixels: torch.Tensor, *, batch_size: int =
             views = tta_views(batch, hflip) if tta else [batch]
             out.append(torch.stack([task.logits(v).float() for v in views]).mean(0).cpu())
     task.train(was_training)
-    return torch.cat(out).numpy() if out else np.zeros((0, task.head[-1].out_features), dtype=np.float32)
+    return (
+        torch.cat(out).numpy()
+        if out
+        else np.zeros((0, task.head[-1].out_features), dtype=np.float32)
+    )
 
 
-def heldout_metrics(logits: np.ndarray, labels: np.ndarray, *, temperature: float, threshold: float | None,
-                    positive_index: int | None) -> dict[str, float]:
+def heldout_metrics(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    *,
+    temperature: float,
+    threshold: float | None,
+    positive_index: int | None,
+) -> dict[str, float]:
     """AUC, accuracy, sensitivity/specificity at the threshold, and ECE before and after calibration.
 
     For a binary task, `accuracy`, `sensitivity` and `specificity` use the stored threshold on the
@@ -46,7 +62,9 @@ def heldout_metrics(logits: np.ndarray, labels: np.ndarray, *, temperature: floa
     out["nll_uncalibrated"] = _nll(raw, labels)
     out["nll"] = _nll(calibrated, labels)
     if positive_index is not None and threshold is not None:
-        out.update(operating_point(calibrated[:, positive_index], labels == positive_index, threshold))
+        out.update(
+            operating_point(calibrated[:, positive_index], labels == positive_index, threshold)
+        )
     else:
         out["accuracy"] = out["accuracy_argmax"]
     return out

@@ -28,11 +28,19 @@ class ImagingTask(nn.Module):
         drop_rate: Dropout before the head.
     """
 
-    def __init__(self, backbone: nn.Module, n_classes: int, in_chans: int,
-                 class_weights: torch.Tensor | None = None, drop_rate: float = 0.2) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        n_classes: int,
+        in_chans: int,
+        class_weights: torch.Tensor | None = None,
+        drop_rate: float = 0.2,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Sequential(nn.Dropout(drop_rate), nn.Linear(backbone.num_features, n_classes))
+        self.head = nn.Sequential(
+            nn.Dropout(drop_rate), nn.Linear(backbone.num_features, n_classes)
+        )
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         if in_chans == 1:  # the folded stem sums the RGB filters, so gray pixels see one mean/std
             mean, std = mean.mean(0, keepdim=True), std.mean(0, keepdim=True)
@@ -49,7 +57,9 @@ class ImagingTask(nn.Module):
         logits = self.logits(batch["pixels"])
         out = {"logits": logits}
         if "labels" in batch:
-            out["loss"] = F.cross_entropy(logits, batch["labels"], weight=self.class_weights.to(logits.dtype))
+            out["loss"] = F.cross_entropy(
+                logits, batch["labels"], weight=self.class_weights.to(logits.dtype)
+            )
         return out
 
 
@@ -80,8 +90,15 @@ def build_backbone(name: str, in_chans: int, pretrained: bool = True) -> nn.Modu
     return timm.create_model(timm_arch(name), pretrained=False, num_classes=0, in_chans=in_chans)
 
 
-def build_task(backbone_name: str, n_classes: int, in_chans: int, *, drop_rate: float = 0.2,
-               class_weights: torch.Tensor | None = None, pretrained: bool = True) -> ImagingTask:
+def build_task(
+    backbone_name: str,
+    n_classes: int,
+    in_chans: int,
+    *,
+    drop_rate: float = 0.2,
+    class_weights: torch.Tensor | None = None,
+    pretrained: bool = True,
+) -> ImagingTask:
     """The training task for `backbone_name` with a fresh head of `n_classes`."""
     backbone = build_backbone(backbone_name, in_chans, pretrained)
     return ImagingTask(backbone, n_classes, in_chans, class_weights, drop_rate)

@@ -39,7 +39,9 @@ class MedicalImagingRuntime:
         self.labels: list[str] = list(self.manifest["label_map"])
         self.calibration: dict[str, Any] = load_json(artifact_dir / "calibration.json")
         self.device = resolve_device(device)
-        self.task = build_task(self.cfg.backbone, len(self.labels), self.cfg.in_chans, pretrained=False)
+        self.task = build_task(
+            self.cfg.backbone, len(self.labels), self.cfg.in_chans, pretrained=False
+        )
         self.task.load_state_dict(load_weights(artifact_dir / "model.safetensors"))
         self.task.to(self.device).eval()
         blank = torch.zeros(self.cfg.in_chans, self.cfg.image_size, self.cfg.image_size)
@@ -94,18 +96,26 @@ class MedicalImagingRuntime:
                 result["heatmap_path"] = target
         return results
 
-    def explain(self, pixels: torch.Tensor, result: dict[str, Any] | None = None) -> tuple[bytes, dict[str, Any]]:
+    def explain(
+        self, pixels: torch.Tensor, result: dict[str, Any] | None = None
+    ) -> tuple[bytes, dict[str, Any]]:
         """Grad-CAM overlay PNG for the predicted label, and the prediction itself."""
         if result is None:
             with torch.inference_mode():
                 result = self._batch([pixels])[0]
         with self._explain_lock:
-            heatmap = gradcam(self.task, pixels, self.labels.index(result["label"]), self.cfg.image_size)
+            heatmap = gradcam(
+                self.task, pixels, self.labels.index(result["label"]), self.cfg.image_size
+            )
         return overlay_png(pixels, heatmap), result
 
     def info(self) -> dict[str, Any]:
         return {
-            "model": self.manifest["model_name"], "labels": self.labels, "image_size": self.cfg.image_size,
-            "threshold": self.calibration["threshold"], "temperature": self.calibration["temperature"],
-            "positive_label": self.calibration["positive_label"], "metrics": self.manifest["metrics"],
+            "model": self.manifest["model_name"],
+            "labels": self.labels,
+            "image_size": self.cfg.image_size,
+            "threshold": self.calibration["threshold"],
+            "temperature": self.calibration["temperature"],
+            "positive_label": self.calibration["positive_label"],
+            "metrics": self.manifest["metrics"],
         }

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from urllib.parse import quote
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, UploadFile
 from fastapi.responses import Response
@@ -51,22 +51,33 @@ def build_router() -> APIRouter:
     router = APIRouter()
 
     @router.post("/predict", response_model=PredictResponse)
-    async def predict(file: UploadFile = File(..., description="PNG, JPEG or DICOM image"),
-                      runtime=Depends(get_runtime), settings: ServeSettings = Depends(get_settings)):
+    async def predict(
+        file: UploadFile = File(..., description="PNG, JPEG or DICOM image"),
+        runtime=Depends(get_runtime),
+        settings: ServeSettings = Depends(get_settings),
+    ):
         """Label, calibrated probabilities, the operating threshold and a low-confidence flag."""
         pixels = await _read_upload(file, runtime, settings)
         return await runtime.engine.submit(pixels)
 
-    @router.post("/explain", response_class=Response,
-                 responses={200: {"content": {"image/png": {}}, "description": "Grad-CAM overlay"}})
-    async def explain(file: UploadFile = File(..., description="PNG, JPEG or DICOM image"),
-                      runtime=Depends(get_runtime), settings: ServeSettings = Depends(get_settings)):
+    @router.post(
+        "/explain",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}, "description": "Grad-CAM overlay"}},
+    )
+    async def explain(
+        file: UploadFile = File(..., description="PNG, JPEG or DICOM image"),
+        runtime=Depends(get_runtime),
+        settings: ServeSettings = Depends(get_settings),
+    ):
         """Grad-CAM overlay PNG of the predicted label; the prediction is in `X-Prediction-*` headers."""
         pixels = await _read_upload(file, runtime, settings)
         result = await runtime.engine.submit(pixels)
         png, result = await asyncio.to_thread(runtime.explain, pixels, result)
-        headers = {"X-Prediction-Label": quote(result["label"]),
-                   "X-Prediction-Low-Confidence": str(result["low_confidence"]).lower()}
+        headers = {
+            "X-Prediction-Label": quote(result["label"]),
+            "X-Prediction-Low-Confidence": str(result["low_confidence"]).lower(),
+        }
         return Response(content=png, media_type="image/png", headers=headers)
 
     return router

@@ -17,7 +17,7 @@ SYNTHETIC_PATIENT_NAME = "SYNTHETIC^DO-NOT-LEAK"
 
 def make_scan(rng: np.random.Generator, size: int, lesion: bool) -> np.ndarray:
     """One (size, size) float32 scan in [0, 1]."""
-    yy, xx = np.mgrid[-1:1:size * 1j, -1:1:size * 1j].astype(np.float32)
+    yy, xx = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j].astype(np.float32)
     image = np.full((size, size), rng.uniform(0.55, 0.7), dtype=np.float32)
     lungs = []
     for side in (-1, 1):
@@ -33,7 +33,9 @@ def make_scan(rng: np.random.Generator, size: int, lesion: bool) -> np.ndarray:
             cx, cy, rx, ry = lungs[rng.integers(0, 2)]
             bx, by = cx + rng.uniform(-0.5, 0.5) * rx, cy + rng.uniform(-0.6, 0.6) * ry
             sigma = rng.uniform(0.08, 0.14)
-            image += rng.uniform(0.2, 0.4) * np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / (2 * sigma**2))
+            image += rng.uniform(0.2, 0.4) * np.exp(
+                -((xx - bx) ** 2 + (yy - by) ** 2) / (2 * sigma**2)
+            )
     image += rng.normal(0, 0.035, size=image.shape)
     return np.clip(image, 0, 1).astype(np.float32)
 
@@ -62,7 +64,10 @@ def write_dicom(path: Path, image: np.ndarray, patient_name: str = SYNTHETIC_PAT
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
     ds.PatientName, ds.PatientID, ds.Modality = patient_name, "SYN-0001", "OT"
     ds.Rows, ds.Columns = image.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
@@ -74,8 +79,16 @@ def write_dicom(path: Path, image: np.ndarray, patient_name: str = SYNTHETIC_PAT
     ds.save_as(path, enforce_file_format=True)
 
 
-def write_dataset(folder: str | Path, *, n_patients: int, images_per_patient: int = 2, size: int = 96,
-                  positive_rate: float = 0.35, dicom_every: int = 0, seed: int = 0) -> Path:
+def write_dataset(
+    folder: str | Path,
+    *,
+    n_patients: int,
+    images_per_patient: int = 2,
+    size: int = 96,
+    positive_rate: float = 0.35,
+    dicom_every: int = 0,
+    seed: int = 0,
+) -> Path:
     """Writes scans plus `manifest.csv` (`path, label, patient_id`); returns the manifest path.
 
     Args:
@@ -93,7 +106,13 @@ def write_dataset(folder: str | Path, *, n_patients: int, images_per_patient: in
             suffix = ".dcm" if dicom_every and k % dicom_every == 0 else ".png"
             name = f"images/p{patient:04d}_{shot}{suffix}"
             (write_dicom if suffix == ".dcm" else write_png)(folder / name, image)
-            rows.append({"path": name, "label": "lesion" if lesion else "normal", "patient_id": f"P{patient:04d}"})
+            rows.append(
+                {
+                    "path": name,
+                    "label": "lesion" if lesion else "normal",
+                    "patient_id": f"P{patient:04d}",
+                }
+            )
     manifest = folder / "manifest.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
     return manifest

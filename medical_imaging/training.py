@@ -23,8 +23,19 @@ from shared.training import fit
 
 log = logging.getLogger(__name__)
 
-NEGATIVE_NAMES = {"normal", "negative", "healthy", "benign", "no_finding", "no finding", "none", "absent", "0",
-                  "false", "no"}
+NEGATIVE_NAMES = {
+    "normal",
+    "negative",
+    "healthy",
+    "benign",
+    "no_finding",
+    "no finding",
+    "none",
+    "absent",
+    "0",
+    "false",
+    "no",
+}
 
 
 def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path) -> Path:
@@ -38,21 +49,47 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
     names, ids, positive = _labels(source, cfg.positive_label)
     splits = split_source(source, cfg.val_fraction, cfg.test_fraction, cfg.trainer.seed)
     if len(splits["val"]) == 0 or len(splits["train"]) == 0:
-        raise DataError(f"{data_path}: too few images to hold out a validation split ({len(source)} images)")
+        raise DataError(
+            f"{data_path}: too few images to hold out a validation split ({len(source)} images)"
+        )
     splits["train"] = _cap(splits["train"], ids, cfg.max_images, cfg.trainer.seed)
-    pixels = {k: load_images(source, idx, cfg.image_size, cfg.in_chans) for k, idx in splits.items() if len(idx)}
+    pixels = {
+        k: load_images(source, idx, cfg.image_size, cfg.in_chans)
+        for k, idx in splits.items()
+        if len(idx)
+    }
     labels = {k: torch.as_tensor(ids[idx]) for k, idx in splits.items() if len(idx)}
     log.info("images: %s", {k: len(v) for k, v in pixels.items()})
 
-    weights = balanced_class_weights(labels["train"], len(names)) if cfg.class_balance == "weighted_loss" else None
-    task = build_task(cfg.backbone, len(names), cfg.in_chans, drop_rate=cfg.drop_rate, class_weights=weights)
-    order = _oversample(labels["train"], cfg.trainer.seed) if cfg.class_balance == "oversample" else None
+    weights = (
+        balanced_class_weights(labels["train"], len(names))
+        if cfg.class_balance == "weighted_loss"
+        else None
+    )
+    task = build_task(
+        cfg.backbone, len(names), cfg.in_chans, drop_rate=cfg.drop_rate, class_weights=weights
+    )
+    order = (
+        _oversample(labels["train"], cfg.trainer.seed)
+        if cfg.class_balance == "oversample"
+        else None
+    )
     items = list(range(len(labels["train"]))) if order is None else order.tolist()
-    collate = partial(collate_indices, pixels=pixels["train"], labels=labels["train"],
-                      augment=build_augment(cfg.augment))
+    collate = partial(
+        collate_indices,
+        pixels=pixels["train"],
+        labels=labels["train"],
+        augment=build_augment(cfg.augment),
+    )
     started = time.perf_counter()
-    result = fit(task, items, collate, cfg.trainer, out_dir / "run",
-                 evaluate=partial(_validation_metrics, pixels=pixels["val"], labels=labels["val"]))
+    result = fit(
+        task,
+        items,
+        collate,
+        cfg.trainer,
+        out_dir / "run",
+        evaluate=partial(_validation_metrics, pixels=pixels["val"], labels=labels["val"]),
+    )
     train_seconds = time.perf_counter() - started
 
     predict = partial(predict_logits, task, tta=cfg.tta, hflip=cfg.augment.hflip)
@@ -60,16 +97,39 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
     calibration = _calibrate(cfg, val_logits, ids[splits["val"]], names, positive)
     scored = "test" if "test" in pixels else "val"
     scored_logits = val_logits if scored == "val" else predict(pixels[scored])
-    metrics = {f"{scored}_{k}": v for k, v in _metrics(scored_logits, ids[splits[scored]], calibration).items()}
-    metrics.update({f"val_{k}": v for k, v in _metrics(val_logits, ids[splits["val"]], calibration).items()
-                    if k in ("auc", "ece", "ece_uncalibrated")})
-    metrics.update({"train_seconds": round(train_seconds, 1), "best_epoch": float(result.best_epoch or 0),
-                    "n_train": float(len(items))})
-    return _write(cfg, out_dir, task, names, calibration, metrics, source,
-                  (scored_logits, ids[splits[scored]], scored))
+    metrics = {
+        f"{scored}_{k}": v
+        for k, v in _metrics(scored_logits, ids[splits[scored]], calibration).items()
+    }
+    metrics.update(
+        {
+            f"val_{k}": v
+            for k, v in _metrics(val_logits, ids[splits["val"]], calibration).items()
+            if k in ("auc", "ece", "ece_uncalibrated")
+        }
+    )
+    metrics.update(
+        {
+            "train_seconds": round(train_seconds, 1),
+            "best_epoch": float(result.best_epoch or 0),
+            "n_train": float(len(items)),
+        }
+    )
+    return _write(
+        cfg,
+        out_dir,
+        task,
+        names,
+        calibration,
+        metrics,
+        source,
+        (scored_logits, ids[splits[scored]], scored),
+    )
 
 
-def _labels(source: ImageSource, positive_label: str | None) -> tuple[list[str], np.ndarray, int | None]:
+def _labels(
+    source: ImageSource, positive_label: str | None
+) -> tuple[list[str], np.ndarray, int | None]:
     names = sorted(set(source.labels))
     if len(names) < 2:
         raise DataError(f"{source.origin}: needs at least two labels, found {names}")
@@ -106,7 +166,9 @@ def _oversample(labels: torch.Tensor, seed: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def collate_indices(indices: list[int], *, pixels: torch.Tensor, labels: torch.Tensor, augment) -> dict:
+def collate_indices(
+    indices: list[int], *, pixels: torch.Tensor, labels: torch.Tensor, augment
+) -> dict:
     """A training batch: augmented float pixels (B, C, H, W) in [0, 1] and labels (B,)."""
     images = [pixels[i].float() for i in indices]
     if augment is not None:
@@ -114,47 +176,89 @@ def collate_indices(indices: list[int], *, pixels: torch.Tensor, labels: torch.T
     return {"pixels": torch.stack(images), "labels": labels[indices]}
 
 
-def _validation_metrics(task: ImagingTask, *, pixels: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+def _validation_metrics(
+    task: ImagingTask, *, pixels: torch.Tensor, labels: torch.Tensor
+) -> dict[str, float]:
     logits = predict_logits(task, pixels)
     y = labels.numpy()
     out = heldout_metrics(logits, y, temperature=1.0, threshold=None, positive_index=None)
     metrics = {"loss": out["nll"], "accuracy": out["accuracy"]}
-    metrics["auc"] = out.get("auc", out["accuracy"])  # a class missing from val: monitor accuracy instead
+    metrics["auc"] = out.get(
+        "auc", out["accuracy"]
+    )  # a class missing from val: monitor accuracy instead
     return metrics
 
 
-def _calibrate(cfg: MedicalImagingConfig, logits: np.ndarray, y: np.ndarray, names: list[str],
-               positive: int | None) -> dict:
+def _calibrate(
+    cfg: MedicalImagingConfig,
+    logits: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    positive: int | None,
+) -> dict:
     temperature = fit_temperature(logits, y) if cfg.calibration.temperature else 1.0
     threshold = None
     if positive is not None:
         scores = softmax(logits, temperature)[:, positive]
-        threshold = choose_threshold(scores, y == positive, cfg.calibration.threshold_method,
-                                     cfg.calibration.target_sensitivity)
+        threshold = choose_threshold(
+            scores,
+            y == positive,
+            cfg.calibration.threshold_method,
+            cfg.calibration.target_sensitivity,
+        )
     log.info("calibration: temperature %.3f, threshold %s", temperature, threshold)
-    return {"temperature": temperature, "threshold": threshold, "positive_label": None if positive is None
-            else names[positive], "positive_index": positive, "method": cfg.calibration.threshold_method,
-            "target_sensitivity": cfg.calibration.target_sensitivity,
-            "low_confidence_margin": cfg.calibration.low_confidence_margin, "fitted_on": "validation"}
+    return {
+        "temperature": temperature,
+        "threshold": threshold,
+        "positive_label": None if positive is None else names[positive],
+        "positive_index": positive,
+        "method": cfg.calibration.threshold_method,
+        "target_sensitivity": cfg.calibration.target_sensitivity,
+        "low_confidence_margin": cfg.calibration.low_confidence_margin,
+        "fitted_on": "validation",
+    }
 
 
 def _metrics(logits: np.ndarray, y: np.ndarray, calibration: dict) -> dict[str, float]:
-    return heldout_metrics(logits, y, temperature=calibration["temperature"], threshold=calibration["threshold"],
-                           positive_index=calibration["positive_index"])
+    return heldout_metrics(
+        logits,
+        y,
+        temperature=calibration["temperature"],
+        threshold=calibration["threshold"],
+        positive_index=calibration["positive_index"],
+    )
 
 
-def _write(cfg, out_dir: Path, task: ImagingTask, names: list[str], calibration: dict, metrics: dict,
-           source: ImageSource, scored: tuple[np.ndarray, np.ndarray, str]) -> Path:
+def _write(
+    cfg,
+    out_dir: Path,
+    task: ImagingTask,
+    names: list[str],
+    calibration: dict,
+    metrics: dict,
+    source: ImageSource,
+    scored: tuple[np.ndarray, np.ndarray, str],
+) -> Path:
     logits, y, split = scored
     probs = softmax(logits, calibration["temperature"])
     if calibration["positive_index"] is not None:
-        predicted = np.where(probs[:, calibration["positive_index"]] >= calibration["threshold"],
-                             calibration["positive_index"], 1 - calibration["positive_index"])
+        predicted = np.where(
+            probs[:, calibration["positive_index"]] >= calibration["threshold"],
+            calibration["positive_index"],
+            1 - calibration["positive_index"],
+        )
     else:
         predicted = probs.argmax(1)
-    with write_artifact(out_dir / "artifact", vertical="medical_imaging", model_name=cfg.backbone,
-                        config=cfg.model_dump(mode="json"), metrics=metrics, label_map=names,
-                        data_fingerprint=source.fingerprint(), extra={"metrics_split": split}) as tmp:
+    with write_artifact(
+        out_dir / "artifact",
+        vertical="medical_imaging",
+        model_name=cfg.backbone,
+        config=cfg.model_dump(mode="json"),
+        metrics=metrics,
+        label_map=names,
+        data_fingerprint=source.fingerprint(),
+        extra={"metrics_split": split},
+    ) as tmp:
         save_weights(tmp / "model.safetensors", task.state_dict())
         save_json(tmp / "calibration.json", calibration)
         plot_confusion_matrix(y, predicted, names, tmp / f"confusion_{split}.png")

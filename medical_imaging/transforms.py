@@ -29,8 +29,9 @@ def to_model_input(image: np.ndarray, size: int, in_chans: int) -> torch.Tensor:
     elif tensor.shape[0] == 1 and in_chans == 3:
         tensor = tensor.expand(3, -1, -1)
     if tuple(tensor.shape[1:]) != (size, size):
-        tensor = F.interpolate(tensor[None], size=(size, size), mode="bilinear", antialias=True,
-                               align_corners=False)[0]
+        tensor = F.interpolate(
+            tensor[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )[0]
     return tensor.clamp(0.0, 1.0).contiguous()
 
 
@@ -41,7 +42,9 @@ def build_augment(cfg: AugmentConfig) -> Callable[[torch.Tensor], torch.Tensor] 
     from torchvision.transforms import v2
 
     steps: list = [
-        v2.RandomAffine(degrees=cfg.rotation_deg, translate=(cfg.translate, cfg.translate), scale=cfg.scale),
+        v2.RandomAffine(
+            degrees=cfg.rotation_deg, translate=(cfg.translate, cfg.translate), scale=cfg.scale
+        ),
     ]
     if cfg.brightness or cfg.contrast:
         steps.append(v2.ColorJitter(brightness=cfg.brightness, contrast=cfg.contrast))

@@ -27,7 +27,9 @@ def test_temperature_recovers_the_overconfidence_factor():
 def test_calibration_lowers_ece():
     logits, labels = overconfident()
     temperature = fit_temperature(logits[:2000], labels[:2000])
-    out = heldout_metrics(logits[2000:], labels[2000:], temperature=temperature, threshold=0.5, positive_index=1)
+    out = heldout_metrics(
+        logits[2000:], labels[2000:], temperature=temperature, threshold=0.5, positive_index=1
+    )
     assert out["ece"] < 0.5 * out["ece_uncalibrated"]
     assert out["nll"] < out["nll_uncalibrated"]
     assert 0.5 < out["auc"] < 1.0 and {"sensitivity", "specificity", "accuracy"} <= set(out)

@@ -16,8 +16,13 @@ from shared.errors import DataError
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
-    return write_dataset(tmp_path_factory.mktemp("scans"), n_patients=30, images_per_patient=3, size=24,
-                         dicom_every=5)
+    return write_dataset(
+        tmp_path_factory.mktemp("scans"),
+        n_patients=30,
+        images_per_patient=3,
+        size=24,
+        dicom_every=5,
+    )
 
 
 def test_manifest_reads_paths_labels_and_patients(manifest):
@@ -83,8 +88,15 @@ def test_class_folders_and_npz_sources(tmp_path):
     source = read_source(tmp_path / "tree")
     assert sorted(source.labels) == ["lesion"] * 3 + ["normal"] * 3
     images = rng.integers(0, 255, (10, 28, 28), dtype=np.uint8)
-    np.savez(tmp_path / "d.npz", train_images=images[:6], train_labels=np.zeros((6, 1)),
-             val_images=images[6:8], val_labels=np.ones((2, 1)), test_images=images[8:], test_labels=np.ones((2, 1)))
+    np.savez(
+        tmp_path / "d.npz",
+        train_images=images[:6],
+        train_labels=np.zeros((6, 1)),
+        val_images=images[6:8],
+        val_labels=np.ones((2, 1)),
+        test_images=images[8:],
+        test_labels=np.ones((2, 1)),
+    )
     source = read_source(tmp_path / "d.npz")
     splits = split_source(source, 0.1, 0.1, seed=0)
     assert [len(splits[k]) for k in ("train", "val", "test")] == [6, 2, 2]
@@ -107,14 +119,19 @@ def test_to_model_input_handles_gray_and_colour():
 def test_augmentations_keep_laterality_unless_allowed():
     image = torch.zeros(1, 32, 32)
     image[:, 8:24, 2:10] = 1.0  # a finding on the left
-    augment = build_augment(AugmentConfig(rotation_deg=5, translate=0.02, brightness=0.0, contrast=0.0))
+    augment = build_augment(
+        AugmentConfig(rotation_deg=5, translate=0.02, brightness=0.0, contrast=0.0)
+    )
     torch.manual_seed(0)
     for _ in range(20):
         out = augment(image)
         assert out[:, :, :16].sum() > 5 * out[:, :, 16:].sum()  # never moved to the right
         assert out.min() >= 0 and out.max() <= 1
-    flips = build_augment(AugmentConfig(hflip=True, rotation_deg=0, translate=0, brightness=0, contrast=0,
-                                        scale=(1.0, 1.0)))
+    flips = build_augment(
+        AugmentConfig(
+            hflip=True, rotation_deg=0, translate=0, brightness=0, contrast=0, scale=(1.0, 1.0)
+        )
+    )
     torch.manual_seed(0)
     assert any(flips(image)[:, :, 16:].sum() > flips(image)[:, :, :16].sum() for _ in range(20))
     assert build_augment(AugmentConfig(enabled=False)) is None

@@ -54,7 +54,10 @@ def test_dicom_narrow_window_clips_and_monochrome1_inverts(tmp_path):
     image = np.linspace(0, 1, 16 * 16, dtype=np.float32).reshape(16, 16)
     write_dicom(tmp_path / "a.dcm", image)
     ds = pydicom.dcmread(tmp_path / "a.dcm")
-    ds.WindowCenter, ds.WindowWidth = 0, 100  # around modality value 0 = stored 1024 = 0.25 of the range
+    ds.WindowCenter, ds.WindowWidth = (
+        0,
+        100,
+    )  # around modality value 0 = stored 1024 = 0.25 of the range
     ds.PhotometricInterpretation = "MONOCHROME1"
     ds.save_as(tmp_path / "b.dcm")
     out = read_image_file(tmp_path / "b.dcm")

@@ -34,7 +34,9 @@ def test_frozen_epochs_leave_the_backbone_untouched(tmp_path):
     head_before = task.head[-1].weight.clone()
     pixels, labels = torch.rand(16, 3, 32, 32).half(), torch.tensor([0, 1] * 8)
     collate = partial(collate_indices, pixels=pixels, labels=labels, augment=None)
-    cfg = TrainerConfig(epochs=1, batch_size=8, lr=1e-2, backbone_lr=1e-3, freeze_backbone_epochs=1, progress=False)
+    cfg = TrainerConfig(
+        epochs=1, batch_size=8, lr=1e-2, backbone_lr=1e-3, freeze_backbone_epochs=1, progress=False
+    )
     fit(task, list(range(16)), collate, cfg, tmp_path / "frozen")
     assert all(torch.equal(before[k], v) for k, v in task.backbone.named_parameters())
     assert not torch.equal(head_before, task.head[-1].weight)
@@ -50,7 +52,9 @@ def test_default_positive_label_is_the_finding():
     assert default_positive(["cat", "dog"]) == "dog"
 
 
-@pytest.mark.parametrize(("size", "expected"), [(32, "blocks.1"), (64, "blocks.2"), (96, "blocks.3"), (224, "blocks.4")])
+@pytest.mark.parametrize(
+    ("size", "expected"), [(32, "blocks.1"), (64, "blocks.2"), (96, "blocks.3"), (224, "blocks.4")]
+)
 def test_cam_layer_keeps_a_usable_resolution(size, expected):
     task = build_task("random:test_efficientnet", 2, 3, pretrained=False)
     layer = cam_target_layer(task.backbone, size)
@@ -70,3 +74,16 @@ def test_gradcam_heatmap_and_overlay():
     image = Image.open(io.BytesIO(overlay_png(pixels, heatmap)))
     assert image.format == "PNG" and image.size == (256, 256)
     assert all(p.grad is None for p in task.parameters())  # explanation leaves no gradients behind
+
+
+@pytest.mark.slow
+def test_packaged_efficientnet_backbone_folds_its_stem_for_grayscale():
+    rgb = build_task("efficientnet_lite0", 2, 3)
+    gray = build_task("efficientnet_lite0", 2, 1)
+    stem_rgb, stem_gray = rgb.backbone.conv_stem.weight, gray.backbone.conv_stem.weight
+    assert stem_gray.shape[1] == 1 and stem_rgb.shape[1] == 3
+    assert torch.allclose(stem_gray[:, 0], stem_rgb.sum(1), atol=1e-5)  # ImageNet weights, folded
+    assert torch.equal(
+        rgb.backbone.blocks[3][0].conv_pw.weight, gray.backbone.blocks[3][0].conv_pw.weight
+    )
+    assert rgb.backbone.num_features == 1280 and rgb.head[-1].out_features == 2

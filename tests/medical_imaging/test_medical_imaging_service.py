@@ -24,7 +24,9 @@ def trained(tmp_path_factory):
     """A tiny random-backbone artifact trained on generated scans (a quarter of them DICOM)."""
     root = tmp_path_factory.mktemp("mi_service")
     data = medical_imaging.VERTICAL.example_data(root / "data")
-    cfg = load_config(medical_imaging.MedicalImagingConfig, overrides=dict(medical_imaging.SMOKE_OVERRIDES))
+    cfg = load_config(
+        medical_imaging.MedicalImagingConfig, overrides=dict(medical_imaging.SMOKE_OVERRIDES)
+    )
     handler, root_logger = _Capture(), logging.getLogger()
     level = root_logger.level
     root_logger.addHandler(handler)
@@ -54,7 +56,9 @@ def png(size: int = 40, seed: int = 0) -> bytes:
 
 
 def client_for(artifact, **settings) -> TestClient:
-    return TestClient(create_app(medical_imaging.VERTICAL, artifact, ServeSettings(device="cpu", **settings)))
+    return TestClient(
+        create_app(medical_imaging.VERTICAL, artifact, ServeSettings(device="cpu", **settings))
+    )
 
 
 def test_predict_returns_calibrated_label_at_the_stored_threshold(trained):
@@ -70,7 +74,9 @@ def test_predict_returns_calibrated_label_at_the_stored_threshold(trained):
     expected = "lesion" if body["probabilities"]["lesion"] >= body["threshold"] else "normal"
     assert body["label"] == expected
     margin = calibration["low_confidence_margin"]
-    assert body["low_confidence"] == (abs(body["probabilities"]["lesion"] - body["threshold"]) < margin)
+    assert body["low_confidence"] == (
+        abs(body["probabilities"]["lesion"] - body["threshold"]) < margin
+    )
 
 
 def test_runtime_moves_the_decision_with_the_threshold(trained):
@@ -88,7 +94,9 @@ def test_dicom_upload_and_explain_png(trained, tmp_path):
     artifact, _, _ = trained
     write_dicom(tmp_path / "scan.dcm", make_scan(np.random.default_rng(1), 40, lesion=True))
     with client_for(artifact) as client:
-        predicted = client.post(f"{URL}/predict", files={"file": ("scan.dcm", (tmp_path / "scan.dcm").read_bytes())})
+        predicted = client.post(
+            f"{URL}/predict", files={"file": ("scan.dcm", (tmp_path / "scan.dcm").read_bytes())}
+        )
         explained = client.post(f"{URL}/explain", files={"file": ("scan.png", png(), "image/png")})
     assert predicted.status_code == 200, predicted.text
     assert explained.status_code == 200, explained.text
@@ -117,7 +125,9 @@ def _tiff_stack() -> bytes:
 
 def _huge_png() -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(np.zeros((9000, 9000), dtype=np.uint8)).save(buffer, format="PNG", optimize=True)
+    Image.fromarray(np.zeros((9000, 9000), dtype=np.uint8)).save(
+        buffer, format="PNG", optimize=True
+    )
     return buffer.getvalue()
 
 
@@ -133,7 +143,9 @@ def _huge_png() -> bytes:
 )
 def test_bad_uploads_get_4xx_with_reason(trained, name, payload, status, words):
     artifact, _, _ = trained
-    payload = {"tiff": _tiff_stack, "huge": _huge_png}[payload]() if isinstance(payload, str) else payload
+    payload = (
+        {"tiff": _tiff_stack, "huge": _huge_png}[payload]() if isinstance(payload, str) else payload
+    )
     with client_for(artifact) as client:
         for route in ("predict", "explain"):
             response = client.post(f"{URL}/{route}", files={"file": (name, payload)})
@@ -167,6 +179,8 @@ def test_dicom_identifiers_never_reach_artifact_or_logs(trained):
     for path in artifact.rglob("*"):
         if path.is_file():
             content = path.read_bytes()
-            assert SYNTHETIC_PATIENT_NAME.encode() not in content and b"SYN-0001" not in content, path
+            assert SYNTHETIC_PATIENT_NAME.encode() not in content and b"SYN-0001" not in content, (
+                path
+            )
     assert SYNTHETIC_PATIENT_NAME not in logs and "SYN-0001" not in logs
     assert "calibration" in logs  # the capture did see the training logs

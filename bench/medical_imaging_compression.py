@@ -1,0 +1,111 @@
+"""Compression of a trained PneumoniaMNIST model: size, CPU latency and test-metric change per method.
+
+Needs an artifact from `bench/medical_imaging_pneumoniamnist.py` (default: the 28 px run). The
+int8 calibration uses val images; metrics are on the test split with the artifact's temperature
+and threshold. Latencies of all methods are measured interleaved in the same run; the median of
+the rounds is reported. Writes `bench/results/compression_medical_imaging.json`.
+
+    python -m bench.medical_imaging_compression --artifact runs/bench_pneumoniamnist/size28/artifact
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.common import DATA, ROOT, Timer, write_result
+from medical_imaging import VERTICAL
+from medical_imaging.compress import COMPRESSORS, float_model, latency_ms, logits_of, model_size_mb
+from medical_imaging.datasets import load_images, read_source
+from medical_imaging.metrics import heldout_metrics
+
+DEFAULT_DATA = DATA / "medical_imaging" / "pneumoniamnist" / "pneumoniamnist.npz"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--artifact",
+        type=Path,
+        default=ROOT / "runs" / "bench_pneumoniamnist" / "size28" / "artifact",
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calibration-images", type=int, default=256)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    with Timer() as total:
+        runtime = VERTICAL.load(args.artifact, "cpu")
+        size, chans = runtime.cfg.image_size, runtime.cfg.in_chans
+        source = read_source(args.data)
+        split = np.asarray(source.splits)
+        test_idx, val_idx = np.flatnonzero(split == "test"), np.flatnonzero(split == "val")
+        test = load_images(source, test_idx, size, chans)
+        calibration = load_images(source, val_idx[: args.calibration_images], size, chans)
+        labels = np.asarray([runtime.labels.index(source.labels[i]) for i in test_idx])
+        models = {"fp32": float_model(runtime.task)}
+        for name, build in COMPRESSORS.items():
+            models[name] = (
+                build(runtime.task, calibration) if name == "int8_static" else build(runtime.task)
+            )
+        cal = runtime.calibration
+        quality = {
+            name: heldout_metrics(
+                logits_of(m, test).numpy(),
+                labels,
+                temperature=cal["temperature"],
+                threshold=cal["threshold"],
+                positive_index=cal["positive_index"],
+            )
+            for name, m in models.items()
+        }
+        one, batch = test[:1].float(), test[:32].float()
+        single = {name: [] for name in models}
+        batched = {name: [] for name in models}
+        for _ in range(args.rounds):  # interleaved, so load changes hit every method alike
+            for name, m in models.items():
+                single[name].append(latency_ms(m, one, repeats=10))
+                batched[name].append(latency_ms(m, batch, repeats=3))
+    rows = {}
+    for name, m in models.items():
+        p50, p50_32 = statistics.median(single[name]), statistics.median(batched[name])
+        rows[name] = {
+            "size_mb": model_size_mb(m),
+            "p50_ms": p50,
+            "p50_ms_batch32": p50_32,
+            "speedup": statistics.median(single["fp32"]) / p50,
+            "speedup_batch32": statistics.median(batched["fp32"]) / p50_32,
+            "auc": quality[name]["auc"],
+            "accuracy": quality[name]["accuracy"],
+            "metric_delta": quality[name]["auc"] - quality["fp32"]["auc"],
+            "accuracy_delta": quality[name]["accuracy"] - quality["fp32"]["accuracy"],
+        }
+    metrics = {
+        f"{name}_{k}": v for name, row in rows.items() if name != "fp32" for k, v in row.items()
+    }
+    write_result(
+        "compression_medical_imaging",
+        dataset="medical_imaging/pneumoniamnist (test split)",
+        protocol=(
+            f"artifact {args.artifact} ({size}px, {runtime.manifest['model_name']}); int8 calibrated on "
+            f"{len(calibration)} val images; metric_delta = test AUC change vs fp32 at the artifact's "
+            f"temperature/threshold; p50_ms = median single-image latency on CPU, torch threads "
+            f"{torch.get_num_threads()}, {args.rounds} interleaved rounds"
+        ),
+        metrics=metrics,
+        baselines={"fp32": rows["fp32"]},
+        seconds=total.seconds,
+        seed=0,
+        notes="size_mb is the serialized state dict (packed int8 weights for int8_static); CPU shared with "
+        "other jobs, so latencies are noisy; compare the speedup ratios",
+    )
+
+
+if __name__ == "__main__":
+    main()
