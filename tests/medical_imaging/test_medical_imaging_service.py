@@ -184,3 +184,17 @@ def test_dicom_identifiers_never_reach_artifact_or_logs(trained):
             )
     assert SYNTHETIC_PATIENT_NAME not in logs and "SYN-0001" not in logs
     assert "calibration" in logs  # the capture did see the training logs
+
+
+def test_tta_averages_over_views(trained):
+    artifact, data, _ = trained
+    runtime = medical_imaging.VERTICAL.load(artifact, "cpu")
+    rows = medical_imaging.VERTICAL.example_inputs(data)[1:]
+    plain = runtime.predict(rows)
+    runtime.cfg.tta = True
+    averaged = runtime.predict(rows)
+    assert [set(r["probabilities"]) for r in averaged] == [set(r["probabilities"]) for r in plain]
+    assert any(
+        abs(a["probabilities"]["lesion"] - p["probabilities"]["lesion"]) > 1e-7
+        for a, p in zip(averaged, plain, strict=True)
+    )
