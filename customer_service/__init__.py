@@ -53,7 +53,9 @@ def _example_inputs(data_path: Path) -> list[dict[str, Any]]:
 
 
 def _smoke_request(client: Any, data_path: Path) -> Any:
-    return client.post("/v1/customer_service/chat", json={"session_id": "smoke", "message": "I lost my card"})
+    return client.post(
+        "/v1/customer_service/chat", json={"session_id": "smoke", "message": "I lost my card"}
+    )
 
 
 def _evaluate(runtime: Any, data_path: Path) -> dict[str, float]:
@@ -65,7 +67,12 @@ def _evaluate(runtime: Any, data_path: Path) -> dict[str, float]:
 def _schemas() -> dict[str, Any]:
     from customer_service.schemas import DIALOGUE_SCHEMA, KB_SCHEMA, OOS_SCHEMA, PAIRS_SCHEMA
 
-    return {"kb": KB_SCHEMA, "pairs": PAIRS_SCHEMA, "dialogues": DIALOGUE_SCHEMA, "out_of_scope": OOS_SCHEMA}
+    return {
+        "kb": KB_SCHEMA,
+        "pairs": PAIRS_SCHEMA,
+        "dialogues": DIALOGUE_SCHEMA,
+        "out_of_scope": OOS_SCHEMA,
+    }
 
 
 VERTICAL = Vertical(

@@ -16,7 +16,14 @@ from customer_service.kb_store import KnowledgeBase, load_current, save_version
 from customer_service.ood import Calibration
 from customer_service.retrieval import KnowledgeIndex, answer_text, encode
 from customer_service.scoring import Decision, decide, retrieval_probs
-from customer_service.session import InMemorySessionStore, Session, SessionStore, extract_slots, fill_template, is_follow_up
+from customer_service.session import (
+    InMemorySessionStore,
+    Session,
+    SessionStore,
+    extract_slots,
+    fill_template,
+    is_follow_up,
+)
 from shared.artifacts import load_json, load_weights, read_manifest
 from shared.devices import resolve_device
 from shared.engine import InferenceEngine
@@ -25,8 +32,12 @@ from shared.models import load_model
 
 log = logging.getLogger(__name__)
 
-HANDOFF_ANSWER = "I'm not sure I can answer that well, so I'm passing you to a colleague who can help."
-_HUMAN = re.compile(r"\b(human|real person|live agent|an agent|a person|representative|speak to someone)\b", re.I)
+HANDOFF_ANSWER = (
+    "I'm not sure I can answer that well, so I'm passing you to a colleague who can help."
+)
+_HUMAN = re.compile(
+    r"\b(human|real person|live agent|an agent|a person|representative|speak to someone)\b", re.I
+)
 
 
 class CustomerServiceBot:
@@ -39,13 +50,20 @@ class CustomerServiceBot:
         kb_root: Where live KB versions are kept; the artifact folder when omitted.
     """
 
-    def __init__(self, artifact_dir: Path, device: str = "auto", sessions: SessionStore | None = None,
-                 kb_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        artifact_dir: Path,
+        device: str = "auto",
+        sessions: SessionStore | None = None,
+        kb_root: Path | None = None,
+    ) -> None:
         self.artifact_dir = Path(artifact_dir)
         self.manifest = read_manifest(self.artifact_dir)
         bot = load_json(self.artifact_dir / "bot.json")
         self.device = str(resolve_device(device))
-        self.encoder = load_model(str(self.artifact_dir / "encoder"), "sentence-encoder", device=self.device)
+        self.encoder = load_model(
+            str(self.artifact_dir / "encoder"), "sentence-encoder", device=self.device
+        )
         self.encoder.eval()
         self.intents: list[str] = bot["intents"]
         self.calibration = Calibration(**bot["calibration"])
@@ -56,8 +74,12 @@ class CustomerServiceBot:
             shutil.copytree(self.artifact_dir / "kb", self.kb_root / "kb", dirs_exist_ok=True)
         self._kb_lock = threading.Lock()
         self._install(load_current(self.kb_root))
-        self.sessions = sessions or InMemorySessionStore(bot.get("session_ttl_s", 1800), bot.get("max_sessions", 10_000))
-        self.engine = InferenceEngine(self.encode_batch, max_batch_size=32, max_wait_ms=2.0, warmup_items=["hello"])
+        self.sessions = sessions or InMemorySessionStore(
+            bot.get("session_ttl_s", 1800), bot.get("max_sessions", 10_000)
+        )
+        self.engine = InferenceEngine(
+            self.encode_batch, max_batch_size=32, max_wait_ms=2.0, warmup_items=["hello"]
+        )
 
     def _load_head(self) -> tuple[np.ndarray, np.ndarray] | None:
         path = self.artifact_dir / "head.safetensors"
@@ -68,7 +90,10 @@ class CustomerServiceBot:
 
     def _install(self, kb: KnowledgeBase) -> None:
         """Swaps in a KB snapshot and its index in one assignment (readers see old or new, never half)."""
-        self._state = (kb, KnowledgeIndex(kb.entry_ids, kb.entry_texts, kb.vectors, self.calibration.bm25_weight))
+        self._state = (
+            kb,
+            KnowledgeIndex(kb.entry_ids, kb.entry_texts, kb.vectors, self.calibration.bm25_weight),
+        )
 
     # -- inference -------------------------------------------------------------------------
     def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
@@ -83,7 +108,9 @@ class CustomerServiceBot:
             return [text, f"{session.last_query} {text}"]
         return [text]
 
-    def _decide(self, vector: np.ndarray, query: str, kb: KnowledgeBase, index: KnowledgeIndex, k: int = 20) -> Decision:
+    def _decide(
+        self, vector: np.ndarray, query: str, kb: KnowledgeBase, index: KnowledgeIndex, k: int = 20
+    ) -> Decision:
         hits = index.search(vector, query, k=k)
         logits = None
         if self.head is not None:
@@ -91,7 +118,9 @@ class CustomerServiceBot:
             logits = (vector * 10.0) @ weight.T + bias  # same rescaling as BotTask.intent_logits
         return decide(hits, logits, self.intents, kb.answers, self.calibration)
 
-    def reply(self, session_id: str, message: str, queries: list[str], vectors: list[np.ndarray]) -> dict[str, Any]:
+    def reply(
+        self, session_id: str, message: str, queries: list[str], vectors: list[np.ndarray]
+    ) -> dict[str, Any]:
         """Answers one message (after `plan` and embedding its queries) and updates the session."""
         kb, index = self._state
         session = self.sessions.get(session_id) or Session(session_id)
@@ -103,10 +132,22 @@ class CustomerServiceBot:
             if contextual.confidence >= threshold:
                 decision, used_context = contextual, True
         mentioned = extract_slots(text, self.slot_values)
-        if (decision.confidence < threshold and mentioned and session.last_answer_id in kb.answers
-                and is_follow_up(text)):
-            decision, used_context = Decision(session.last_answer_id, session.last_intent, session.last_confidence,
-                                              decision.hits, "context"), True
+        if (
+            decision.confidence < threshold
+            and mentioned
+            and session.last_answer_id in kb.answers
+            and is_follow_up(text)
+        ):
+            decision, used_context = (
+                Decision(
+                    session.last_answer_id,
+                    session.last_intent,
+                    session.last_confidence,
+                    decision.hits,
+                    "context",
+                ),
+                True,
+            )
         session.slots.update(mentioned)
         response = self._respond(decision, kb, session, text)
         session.add_turn("user", text)
@@ -116,29 +157,55 @@ class CustomerServiceBot:
             session.last_answer_id, session.last_intent = decision.answer_id, decision.intent
             session.last_confidence = decision.confidence
         self.sessions.put(session)
-        log.info("chat session=%s answer=%s confidence=%.3f handoff=%s context=%s", session_id,
-                 response["answer_id"], decision.confidence, response["handoff"], used_context)
+        log.info(
+            "chat session=%s answer=%s confidence=%.3f handoff=%s context=%s",
+            session_id,
+            response["answer_id"],
+            decision.confidence,
+            response["handoff"],
+            used_context,
+        )
         return {**response, "context_used": used_context}
 
-    def _respond(self, decision: Decision, kb: KnowledgeBase, session: Session, text: str) -> dict[str, Any]:
+    def _respond(
+        self, decision: Decision, kb: KnowledgeBase, session: Session, text: str
+    ) -> dict[str, Any]:
         probs = retrieval_probs(decision.hits, self.calibration)
-        sources = [{"answer_id": h.answer_id, "title": kb.answers.get(h.answer_id, {}).get("title", ""),
-                    "score": round(h.score, 4), "probability": round(float(p), 4)}
-                   for h, p in zip(decision.hits[:3], probs[:3], strict=False)]
-        out = {"answer": HANDOFF_ANSWER, "answer_id": decision.answer_id, "intent": decision.intent,
-               "confidence": round(decision.confidence, 4), "handoff": False, "handoff_reason": None,
-               "sources": sources, "slots": dict(session.slots), "missing_slots": []}
+        sources = [
+            {
+                "answer_id": h.answer_id,
+                "title": kb.answers.get(h.answer_id, {}).get("title", ""),
+                "score": round(h.score, 4),
+                "probability": round(float(p), 4),
+            }
+            for h, p in zip(decision.hits[:3], probs[:3], strict=False)
+        ]
+        out = {
+            "answer": HANDOFF_ANSWER,
+            "answer_id": decision.answer_id,
+            "intent": decision.intent,
+            "confidence": round(decision.confidence, 4),
+            "handoff": False,
+            "handoff_reason": None,
+            "sources": sources,
+            "slots": dict(session.slots),
+            "missing_slots": [],
+        }
         if _HUMAN.search(text):
             return {**out, "handoff": True, "handoff_reason": "the customer asked for a human"}
         if decision.answer_id is None or decision.answer_id not in kb.answers:
             return {**out, "handoff": True, "handoff_reason": "the knowledge base has no answers"}
         if decision.confidence < self.calibration.threshold:
-            reason = (f"confidence {decision.confidence:.2f} is below the threshold {self.calibration.threshold:.2f}: "
-                      "the question looks out of scope for the knowledge base")
+            reason = (
+                f"confidence {decision.confidence:.2f} is below the threshold {self.calibration.threshold:.2f}: "
+                "the question looks out of scope for the knowledge base"
+            )
             return {**out, "handoff": True, "handoff_reason": reason}
         answer, missing = fill_template(kb.answers[decision.answer_id]["answer"], session.slots)
         if missing:
-            options = "; ".join(f"{s.replace('_', ' ')}: {', '.join(self.slot_values.get(s, []))}" for s in missing)
+            options = "; ".join(
+                f"{s.replace('_', ' ')}: {', '.join(self.slot_values.get(s, []))}" for s in missing
+            )
             answer = f"{answer} (Tell me which one you mean, {options}.)"
         return {**out, "answer": answer, "missing_slots": missing}
 
@@ -161,15 +228,30 @@ class CustomerServiceBot:
         """Top-`k` answers for a query with their fused scores."""
         kb, index = self._state
         hits = index.search(vector, mask_pii(query), k=k)
-        return [{"answer_id": h.answer_id, "score": round(h.score, 4), "dense_score": round(h.dense, 4),
-                 **{key: kb.answers[h.answer_id].get(key, "") for key in ("title", "answer", "intent")}}
-                for h in hits]
+        return [
+            {
+                "answer_id": h.answer_id,
+                "score": round(h.score, 4),
+                "dense_score": round(h.dense, 4),
+                **{
+                    key: kb.answers[h.answer_id].get(key, "")
+                    for key in ("title", "answer", "intent")
+                },
+            }
+            for h in hits
+        ]
 
     def info(self) -> dict[str, Any]:
         kb, _ = self._state
-        return {"model": self.manifest["model_name"], "metrics": self.manifest["metrics"],
-                "calibration": self.calibration.as_dict(), "intents": len(self.intents),
-                "kb_version": kb.version, "kb_answers": len(kb.answers), "kb_entries": len(kb.entry_ids)}
+        return {
+            "model": self.manifest["model_name"],
+            "metrics": self.manifest["metrics"],
+            "calibration": self.calibration.as_dict(),
+            "intents": len(self.intents),
+            "kb_version": kb.version,
+            "kb_answers": len(kb.answers),
+            "kb_entries": len(kb.entry_ids),
+        }
 
     # -- knowledge-base edits ----------------------------------------------------------------
     def kb_snapshot(self) -> KnowledgeBase:
@@ -181,7 +263,9 @@ class CustomerServiceBot:
             kb = self._state[0]
             clash = sorted({i["answer_id"] for i in items} & set(kb.answers))
             if clash:
-                raise InputError(f"answer_id already in the knowledge base: {clash}; use PUT to change it", 409)
+                raise InputError(
+                    f"answer_id already in the knowledge base: {clash}; use PUT to change it", 409
+                )
             return self._commit(kb.plus(*self._entries(items)))
 
     def update_answer(self, answer_id: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -191,9 +275,16 @@ class CustomerServiceBot:
             if answer_id not in kb.answers:
                 raise InputError(f"answer_id {answer_id!r} is not in the knowledge base", 404)
             old = kb.answers[answer_id]
-            item = {"answer_id": answer_id, **old, **{k: v for k, v in changes.items() if v is not None}}
-            keep = [i for i, (a, kind) in enumerate(zip(kb.entry_ids, kb.entry_kinds, strict=True))
-                    if a == answer_id and kind == "paraphrase"]
+            item = {
+                "answer_id": answer_id,
+                **old,
+                **{k: v for k, v in changes.items() if v is not None},
+            }
+            keep = [
+                i
+                for i, (a, kind) in enumerate(zip(kb.entry_ids, kb.entry_kinds, strict=True))
+                if a == answer_id and kind == "paraphrase"
+            ]
             answers, ids, texts, kinds, vectors = self._entries([item])
             ids += [answer_id] * len(keep)
             texts += [kb.entry_texts[i] for i in keep]
@@ -212,7 +303,9 @@ class CustomerServiceBot:
         answers, ids, texts, kinds = {}, [], [], []
         for item in items:
             aid = item["answer_id"]
-            record = {k: mask_pii(str(item.get(k) or "")) for k in ("answer", "intent", "title", "tags")}
+            record = {
+                k: mask_pii(str(item.get(k) or "")) for k in ("answer", "intent", "title", "tags")
+            }
             answers[aid] = record
             questions = [mask_pii(q) for q in item.get("questions") or []]
             ids += [aid] * (1 + len(questions))
@@ -226,8 +319,11 @@ class CustomerServiceBot:
         try:
             saved = save_version(self.kb_root, kb)  # fails before anything changes in memory
         except OSError as exc:
-            raise InputError(f"the knowledge base could not be saved ({exc}); the previous knowledge base "
-                             "is still live, unchanged", 503) from None
+            raise InputError(
+                f"the knowledge base could not be saved ({exc}); the previous knowledge base "
+                "is still live, unchanged",
+                503,
+            ) from None
         self._install(saved)
         log.info("knowledge base now at %s (%d answers)", saved.version, len(saved.answers))
         return {"version": saved.version, "answers": len(saved.answers)}
@@ -245,7 +341,11 @@ def evaluate_runtime(runtime: CustomerServiceBot, data_path: Path) -> dict[str, 
     for i, row in pairs.iterrows():
         out = runtime.chat(f"eval-{i}", str(row["question"]))
         target_intent, target_id = str(row.get("intent") or ""), str(row.get("answer_id") or "")
-        correct += (out["intent"] == target_intent) if target_intent and out["intent"] else out["answer_id"] == target_id
+        correct += (
+            (out["intent"] == target_intent)
+            if target_intent and out["intent"]
+            else out["answer_id"] == target_id
+        )
         handoffs += out["handoff"]
     n = max(1, len(pairs))
     return {"accuracy": correct / n, "handoff_rate": handoffs / n, "n": float(len(pairs))}

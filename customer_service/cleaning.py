@@ -47,7 +47,9 @@ def normalise(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9\[\]]+", text))
 
 
-def dedupe(texts: Sequence[str], keys: Sequence[str] | None = None, threshold: float = 0.9) -> np.ndarray:
+def dedupe(
+    texts: Sequence[str], keys: Sequence[str] | None = None, threshold: float = 0.9
+) -> np.ndarray:
     """Indices of the rows to keep after removing exact and near-duplicate texts.
 
     Two rows are duplicates when they share `keys` (e.g. the answer they point to) and their
@@ -70,7 +72,9 @@ def dedupe(texts: Sequence[str], keys: Sequence[str] | None = None, threshold: f
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     kept = np.asarray(keep)
-    matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), use_idf=False).fit_transform([norm[i] for i in kept])
+    matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), use_idf=False).fit_transform(
+        [norm[i] for i in kept]
+    )
     key_arr = np.asarray([keys[i] for i in kept], dtype=object)
     drop = np.zeros(len(kept), dtype=bool)
     for start in range(0, len(kept), 512):  # chunked: memory stays O(chunk x n)

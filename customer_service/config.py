@@ -13,7 +13,12 @@ from shared.training import TrainerConfig
 def _default_trainer() -> TrainerConfig:
     # The head learns from scratch (lr); the pretrained encoder moves gently (backbone_lr).
     return TrainerConfig(
-        epochs=3, batch_size=32, lr=2e-3, backbone_lr=5e-5, monitor="accuracy", monitor_mode="max",
+        epochs=3,
+        batch_size=32,
+        lr=2e-3,
+        backbone_lr=5e-5,
+        monitor="accuracy",
+        monitor_mode="max",
         progress=False,
     )
 

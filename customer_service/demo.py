@@ -20,7 +20,9 @@ CONVERSATION = [
     "can I buy bitcoin with you?",
 ]
 NEW_ANSWER = {
-    "answer_id": "A900", "title": "Crypto assets", "intent": "",
+    "answer_id": "A900",
+    "title": "Crypto assets",
+    "intent": "",
     "answer": "Larkspur Bank does not offer crypto assets such as bitcoin; you can send money to a regulated exchange.",
     "questions": ["can I buy cryptocurrency", "do you support bitcoin"],
 }
@@ -33,25 +35,56 @@ def run_demo(workdir: Path, epochs: int = 2) -> dict[str, Any]:
 
     started = time.perf_counter()
     data = write_demo_data(workdir / "data")
-    cfg = CustomerServiceConfig.model_validate({"max_seq_length": 32, "trainer": {"epochs": epochs, "batch_size": 32, "lr": 2e-3,
-                                                            "backbone_lr": 5e-5, "monitor": "accuracy",
-                                                            "monitor_mode": "max", "progress": False}})
+    cfg = CustomerServiceConfig.model_validate(
+        {
+            "max_seq_length": 32,
+            "trainer": {
+                "epochs": epochs,
+                "batch_size": 32,
+                "lr": 2e-3,
+                "backbone_lr": 5e-5,
+                "monitor": "accuracy",
+                "monitor_mode": "max",
+                "progress": False,
+            },
+        }
+    )
     artifact = train(cfg, data, workdir / "run")
     bot = CustomerServiceBot(artifact, "auto")
     transcript = []
     for i, message in enumerate(CONVERSATION):
         if i == len(CONVERSATION) - 1:
             version = bot.add_answers([NEW_ANSWER])["version"]
-            transcript.append({"kb_update": f"added answer A900 (crypto) -> KB {version}, no retraining"})
+            transcript.append(
+                {"kb_update": f"added answer A900 (crypto) -> KB {version}, no retraining"}
+            )
         reply = bot.chat("demo-session", message)
-        transcript.append({"user": message, "bot": reply["answer"], "answer_id": reply["answer_id"],
-                           "intent": reply["intent"], "confidence": reply["confidence"],
-                           "handoff": reply["handoff"], "handoff_reason": reply["handoff_reason"],
-                           "context_used": reply["context_used"]})
+        transcript.append(
+            {
+                "user": message,
+                "bot": reply["answer"],
+                "answer_id": reply["answer_id"],
+                "intent": reply["intent"],
+                "confidence": reply["confidence"],
+                "handoff": reply["handoff"],
+                "handoff_reason": reply["handoff_reason"],
+                "context_used": reply["context_used"],
+            }
+        )
     metrics = bot.manifest["metrics"]
-    keys = ("test_accuracy", "test_in_scope_accuracy", "test_oos_recall", "test_oos_precision",
-            "test_retrieval_recall_at_1", "test_retrieval_mrr", "test_intent_accuracy", "n_train", "n_test",
-            "test_n_test_oos", "val_threshold")
+    keys = (
+        "test_accuracy",
+        "test_in_scope_accuracy",
+        "test_oos_recall",
+        "test_oos_precision",
+        "test_retrieval_recall_at_1",
+        "test_retrieval_mrr",
+        "test_intent_accuracy",
+        "n_train",
+        "n_test",
+        "test_n_test_oos",
+        "val_threshold",
+    )
     return {
         "artifact": str(artifact),
         "held_out_metrics": {k: round(metrics[k], 4) for k in keys if k in metrics},

@@ -25,8 +25,12 @@ def intent_logits(task: BotTask, vectors: np.ndarray) -> np.ndarray | None:
         return task.intent_logits(torch.from_numpy(vectors).to(device)).float().cpu().numpy()
 
 
-def search_all(index: KnowledgeIndex, vectors: np.ndarray, texts: Sequence[str], weight: float) -> list[list[Hit]]:
-    return [index.search(v, t, k=DEPTH, bm25_weight=weight) for v, t in zip(vectors, texts, strict=True)]
+def search_all(
+    index: KnowledgeIndex, vectors: np.ndarray, texts: Sequence[str], weight: float
+) -> list[list[Hit]]:
+    return [
+        index.search(v, t, k=DEPTH, bm25_weight=weight) for v, t in zip(vectors, texts, strict=True)
+    ]
 
 
 def is_correct(decision: Decision, answer_id: str, intent: str) -> bool:
@@ -36,19 +40,31 @@ def is_correct(decision: Decision, answer_id: str, intent: str) -> bool:
     return decision.answer_id == answer_id
 
 
-def choose_bm25_weight(index: KnowledgeIndex, vectors: np.ndarray, questions: Sequence[str],
-                       targets: Sequence[str], weights: Sequence[float]) -> tuple[float, dict[str, float]]:
+def choose_bm25_weight(
+    index: KnowledgeIndex,
+    vectors: np.ndarray,
+    questions: Sequence[str],
+    targets: Sequence[str],
+    weights: Sequence[float],
+) -> tuple[float, dict[str, float]]:
     """The BM25 weight with the best validation answer MRR; 0 unless another is strictly better."""
     scores = {}
     for w in [0.0, *weights]:
         hits = search_all(index, vectors, questions, w)
         scores[w] = retrieval_metrics(_ranks(hits, targets))["mrr"]
     best = max(scores, key=lambda w: (scores[w], -w))
-    return (best if scores[best] > scores[0.0] else 0.0), {f"val_mrr_bm25_{w}": v for w, v in scores.items()}
+    return (best if scores[best] > scores[0.0] else 0.0), {
+        f"val_mrr_bm25_{w}": v for w, v in scores.items()
+    }
 
 
-def fit_calibration(hits: list[list[Hit]], logits: np.ndarray | None, answer_ids: Sequence[str],
-                    intent_ids: Sequence[int], calibration: Calibration) -> None:
+def fit_calibration(
+    hits: list[list[Hit]],
+    logits: np.ndarray | None,
+    answer_ids: Sequence[str],
+    intent_ids: Sequence[int],
+    calibration: Calibration,
+) -> None:
     """Fits both temperatures on validation questions, in place."""
     rows, targets = [], []
     for row_hits, aid in zip(hits, answer_ids, strict=True):
@@ -57,47 +73,77 @@ def fit_calibration(hits: list[list[Hit]], logits: np.ndarray | None, answer_ids
             rows.append([h.score for h in row_hits] + [-np.inf] * (DEPTH - len(row_hits)))
             targets.append(pos)
     if rows:
-        calibration.retrieval_temperature = fit_temperature(np.array(rows), np.array(targets), init=0.05)
+        calibration.retrieval_temperature = fit_temperature(
+            np.array(rows), np.array(targets), init=0.05
+        )
     known = np.array([i >= 0 for i in intent_ids], dtype=bool)
     if logits is not None and known.any():
-        calibration.intent_temperature = fit_temperature(logits[known], np.asarray(intent_ids)[known])
+        calibration.intent_temperature = fit_temperature(
+            logits[known], np.asarray(intent_ids)[known]
+        )
 
 
-def decisions_for(hits: list[list[Hit]], logits: np.ndarray | None, intents: list[str],
-                  answers: dict[str, dict[str, str]], calibration: Calibration) -> list[Decision]:
-    return [decide(h, None if logits is None else logits[i], intents, answers, calibration)
-            for i, h in enumerate(hits)]
+def decisions_for(
+    hits: list[list[Hit]],
+    logits: np.ndarray | None,
+    intents: list[str],
+    answers: dict[str, dict[str, str]],
+    calibration: Calibration,
+) -> list[Decision]:
+    return [
+        decide(h, None if logits is None else logits[i], intents, answers, calibration)
+        for i, h in enumerate(hits)
+    ]
 
 
-def heldout_metrics(in_scope: list[Decision], pairs: Any, oos: list[Decision], threshold: float,
-                    intents: list[str]) -> dict[str, float]:
+def heldout_metrics(
+    in_scope: list[Decision], pairs: Any, oos: list[Decision], threshold: float, intents: list[str]
+) -> dict[str, float]:
     """Accuracy, in-scope accuracy after handoffs, OOS recall/precision and retrieval ranks."""
-    correct = np.array([is_correct(d, a, i) for d, a, i in
-                        zip(in_scope, pairs["answer_id"], pairs["intent"], strict=True)], dtype=bool)
+    correct = np.array(
+        [
+            is_correct(d, a, i)
+            for d, a, i in zip(in_scope, pairs["answer_id"], pairs["intent"], strict=True)
+        ],
+        dtype=bool,
+    )
     handed = np.array([d.confidence < threshold for d in in_scope], dtype=bool)
     oos_handed = np.array([d.confidence < threshold for d in oos], dtype=bool)
     out: dict[str, float] = {"n_test": float(len(in_scope))}
     if len(in_scope):
-        out.update({
-            "accuracy": float(correct.mean()), "in_scope_accuracy": float((correct & ~handed).mean()),
-            "in_scope_handoff_rate": float(handed.mean()),
-        })
-        out.update({f"retrieval_{k}": v for k, v in retrieval_metrics(
-            _ranks([d.hits for d in in_scope], list(pairs["answer_id"])), ks=(1, 5)).items()
-            if not k.startswith("retrieval_ndcg")})
+        out.update(
+            {
+                "accuracy": float(correct.mean()),
+                "in_scope_accuracy": float((correct & ~handed).mean()),
+                "in_scope_handoff_rate": float(handed.mean()),
+            }
+        )
+        out.update(
+            {
+                f"retrieval_{k}": v
+                for k, v in retrieval_metrics(
+                    _ranks([d.hits for d in in_scope], list(pairs["answer_id"])), ks=(1, 5)
+                ).items()
+                if not k.startswith("retrieval_ndcg")
+            }
+        )
         if intents and any(d.via == "intent" for d in in_scope):
             from sklearn.metrics import f1_score
 
             y = list(pairs["intent"])
             pred = [d.intent or "" for d in in_scope]
             out["intent_accuracy"] = float(np.mean([p == t for p, t in zip(pred, y, strict=True)]))
-            out["intent_macro_f1"] = float(f1_score(y, pred, labels=sorted(set(y)), average="macro", zero_division=0))
+            out["intent_macro_f1"] = float(
+                f1_score(y, pred, labels=sorted(set(y)), average="macro", zero_division=0)
+            )
     if len(oos):
         out["n_test_oos"] = float(len(oos))
         out["oos_recall"] = float(oos_handed.mean())
         flagged = oos_handed.sum() + handed.sum()
         out["oos_precision"] = float(oos_handed.sum() / flagged) if flagged else 0.0
-    return {k: v for k, v in out.items() if not k.endswith("ndcg_at_1") and not k.endswith("ndcg_at_5")}
+    return {
+        k: v for k, v in out.items() if not k.endswith("ndcg_at_1") and not k.endswith("ndcg_at_5")
+    }
 
 
 def _ranks(hits: list[list[Hit]], targets: Sequence[str]) -> np.ndarray:
@@ -110,4 +156,13 @@ def _ranks(hits: list[list[Hit]], targets: Sequence[str]) -> np.ndarray:
 
 
 def embed(task: BotTask, texts: Sequence[str]) -> np.ndarray:
-    return encode(task.backbone, list(texts))
+    """(N, D) embeddings of `texts`; with a frozen encoder each distinct text is encoded once."""
+    cache = task.frozen_cache
+    if cache is None:
+        return encode(task.backbone, list(texts))
+    missing = list(dict.fromkeys(t for t in texts if t not in cache))
+    if missing:
+        cache.update(zip(missing, encode(task.backbone, missing), strict=True))
+    if not texts:
+        return encode(task.backbone, [])
+    return np.stack([cache[t] for t in texts])

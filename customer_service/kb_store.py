@@ -45,17 +45,30 @@ class KnowledgeBase:
         return replace(
             self,
             answers={k: v for k, v in self.answers.items() if k not in answer_ids},
-            entry_ids=[self.entry_ids[i] for i in keep], entry_texts=[self.entry_texts[i] for i in keep],
-            entry_kinds=[self.entry_kinds[i] for i in keep], vectors=self.vectors[keep],
+            entry_ids=[self.entry_ids[i] for i in keep],
+            entry_texts=[self.entry_texts[i] for i in keep],
+            entry_kinds=[self.entry_kinds[i] for i in keep],
+            vectors=self.vectors[keep],
         )
 
-    def plus(self, answers: dict[str, dict[str, str]], ids: list[str], texts: list[str], kinds: list[str],
-             vectors: np.ndarray) -> KnowledgeBase:
+    def plus(
+        self,
+        answers: dict[str, dict[str, str]],
+        ids: list[str],
+        texts: list[str],
+        kinds: list[str],
+        vectors: np.ndarray,
+    ) -> KnowledgeBase:
         """A copy with new answers and entries appended."""
         return replace(
-            self, answers={**self.answers, **answers}, entry_ids=self.entry_ids + ids,
-            entry_texts=self.entry_texts + texts, entry_kinds=self.entry_kinds + kinds,
-            vectors=np.concatenate([self.vectors, vectors.astype(np.float32)]) if len(ids) else self.vectors,
+            self,
+            answers={**self.answers, **answers},
+            entry_ids=self.entry_ids + ids,
+            entry_texts=self.entry_texts + texts,
+            entry_kinds=self.entry_kinds + kinds,
+            vectors=np.concatenate([self.vectors, vectors.astype(np.float32)])
+            if len(ids)
+            else self.vectors,
         )
 
 
@@ -74,11 +87,17 @@ def save_version(root: str | Path, kb: KnowledgeBase) -> KnowledgeBase:
     tmp.mkdir()
     try:
         _write_jsonl(tmp / "kb.jsonl", [{"answer_id": k, **v} for k, v in kb.answers.items()])
-        _write_jsonl(tmp / "entries.jsonl", [
-            {"answer_id": a, "text": t, "kind": k}
-            for a, t, k in zip(kb.entry_ids, kb.entry_texts, kb.entry_kinds, strict=True)
-        ])
-        save_file({"vectors": np.ascontiguousarray(kb.vectors, dtype=np.float32)}, str(tmp / "vectors.safetensors"))
+        _write_jsonl(
+            tmp / "entries.jsonl",
+            [
+                {"answer_id": a, "text": t, "kind": k}
+                for a, t, k in zip(kb.entry_ids, kb.entry_texts, kb.entry_kinds, strict=True)
+            ],
+        )
+        save_file(
+            {"vectors": np.ascontiguousarray(kb.vectors, dtype=np.float32)},
+            str(tmp / "vectors.safetensors"),
+        )
         (tmp / "meta.json").write_text(json.dumps(kb.meta), encoding="utf-8")
         tmp.rename(base / name)
         pointer = base / f".CURRENT.tmp-{os.getpid()}"
@@ -113,8 +132,13 @@ def load_current(root: str | Path) -> KnowledgeBase:
     except (OSError, ValueError, KeyError) as exc:
         raise ArtifactError(f"{folder}: knowledge base version is unreadable: {exc}") from None
     return KnowledgeBase(
-        answers=answers, entry_ids=[e["answer_id"] for e in entries], entry_texts=[e["text"] for e in entries],
-        entry_kinds=[e["kind"] for e in entries], vectors=vectors, version=name, meta=meta,
+        answers=answers,
+        entry_ids=[e["answer_id"] for e in entries],
+        entry_texts=[e["text"] for e in entries],
+        entry_kinds=[e["kind"] for e in entries],
+        vectors=vectors,
+        version=name,
+        meta=meta,
     )
 
 
@@ -131,8 +155,12 @@ def _prune(base: Path, keep: str) -> None:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]

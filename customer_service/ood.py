@@ -63,7 +63,10 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray, init: float = 1.0) 
 
 
 def choose_threshold(
-    in_scope_conf: np.ndarray, oos_conf: np.ndarray, target_oos_recall: float, fallback_handoff_rate: float
+    in_scope_conf: np.ndarray,
+    oos_conf: np.ndarray,
+    target_oos_recall: float,
+    fallback_handoff_rate: float,
 ) -> tuple[float, str]:
     """Picks the handoff threshold on validation confidences.
 
@@ -75,8 +78,13 @@ def choose_threshold(
     if len(oos_conf):
         # The smallest threshold with recall >= target: just above the target quantile of OOS confidences.
         threshold = float(np.quantile(oos_conf, target_oos_recall, method="higher")) + 1e-6
-        return min(threshold, 1.0), f"oos_recall>={target_oos_recall} on {len(oos_conf)} val questions"
+        return min(
+            threshold, 1.0
+        ), f"oos_recall>={target_oos_recall} on {len(oos_conf)} val questions"
     if len(in_scope_conf) and fallback_handoff_rate > 0:
         threshold = float(np.quantile(in_scope_conf, fallback_handoff_rate, method="lower"))
-        return threshold, f"handoff rate {fallback_handoff_rate} of {len(in_scope_conf)} in-scope val questions"
+        return (
+            threshold,
+            f"handoff rate {fallback_handoff_rate} of {len(in_scope_conf)} in-scope val questions",
+        )
     return 0.0, "none (no validation data)"

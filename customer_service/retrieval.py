@@ -34,7 +34,9 @@ class BotTask(nn.Module):
     and `y` (B intent ids, -100 where unknown).
     """
 
-    def __init__(self, encoder: nn.Module, n_intents: int, scale: float = 20.0, intent_weight: float = 1.0):
+    def __init__(
+        self, encoder: nn.Module, n_intents: int, scale: float = 20.0, intent_weight: float = 1.0
+    ):
         super().__init__()
         from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
@@ -43,6 +45,8 @@ class BotTask(nn.Module):
         self.head = nn.Linear(dim, n_intents) if n_intents > 1 else None
         self.mnrl = MultipleNegativesRankingLoss(encoder, scale=scale)
         self.intent_weight = intent_weight
+        # Set when the encoder stays frozen: text -> embedding, so each text is encoded once.
+        self.frozen_cache: dict[str, np.ndarray] | None = None
 
     def embed(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, D) L2-normalised sentence embeddings, with gradients when training."""
@@ -54,7 +58,9 @@ class BotTask(nn.Module):
         return self.head(embeddings * 10.0)  # normalised inputs are small; rescale for the head
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        q = self.embed(batch["q"])
+        q = (
+            batch["q_emb"] if "q_emb" in batch else self.embed(batch["q"])
+        )  # q_emb: frozen-encoder mode
         loss = q.new_zeros(())
         if "p" in batch and len(batch["p_rows"]) > 1:
             p = self.embed(batch["p"])
@@ -97,8 +103,22 @@ def make_collate(encoder: Any):
     return collate
 
 
+def make_frozen_collate(cache: dict[str, np.ndarray]):
+    """Collate for a frozen encoder: cached question embeddings and intent ids (head-only training)."""
+
+    def collate(rows: Sequence[tuple[str, str, str, int]]) -> dict[str, Any]:
+        return {
+            "q_emb": torch.from_numpy(np.stack([cache[r[0]] for r in rows])),
+            "y": torch.tensor([r[3] for r in rows], dtype=torch.long),
+        }
+
+    return collate
+
+
 def _tokenize(encoder: Any, texts: list[str]) -> dict[str, torch.Tensor]:
-    features = encoder.preprocess(texts) if hasattr(encoder, "preprocess") else encoder.tokenize(texts)
+    features = (
+        encoder.preprocess(texts) if hasattr(encoder, "preprocess") else encoder.tokenize(texts)
+    )
     return {k: v for k, v in features.items() if isinstance(v, torch.Tensor)}
 
 
@@ -106,8 +126,13 @@ def encode(encoder: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarr
     """(N, D) float32 L2-normalised embeddings (inference mode, in the encoder's device)."""
     if not texts:
         return np.zeros((0, encoder.get_embedding_dimension()), dtype=np.float32)
-    vectors = encoder.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
-                             convert_to_numpy=True, show_progress_bar=False)
+    vectors = encoder.encode(
+        list(texts),
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
@@ -130,8 +155,13 @@ class KnowledgeIndex:
         bm25_weight: Weight of the per-query normalised BM25 score; 0 disables BM25.
     """
 
-    def __init__(self, entry_ids: Sequence[str], entry_texts: Sequence[str], vectors: np.ndarray,
-                 bm25_weight: float = 0.0) -> None:
+    def __init__(
+        self,
+        entry_ids: Sequence[str],
+        entry_texts: Sequence[str],
+        vectors: np.ndarray,
+        bm25_weight: float = 0.0,
+    ) -> None:
         import faiss
 
         self.entry_ids = np.asarray(entry_ids, dtype=object)
@@ -146,7 +176,10 @@ class KnowledgeIndex:
         import bm25s
 
         retriever = bm25s.BM25()
-        retriever.index(bm25s.tokenize(self.entry_texts, stopwords="en", show_progress=False), show_progress=False)
+        retriever.index(
+            bm25s.tokenize(self.entry_texts, stopwords="en", show_progress=False),
+            show_progress=False,
+        )
         return retriever
 
     def bm25_scores(self, query: str) -> np.ndarray:
@@ -156,19 +189,30 @@ class KnowledgeIndex:
         if self.bm25 is None:
             return np.zeros(0, dtype=np.float32)
         tokens = bm25s.tokenize([query], stopwords="en", show_progress=False, return_ids=False)[0]
-        scores = np.asarray(self.bm25.get_scores(tokens), dtype=np.float32) if tokens else np.zeros(
-            len(self.entry_texts), dtype=np.float32)
+        scores = (
+            np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
+            if tokens
+            else np.zeros(len(self.entry_texts), dtype=np.float32)
+        )
         top = scores.max() if len(scores) else 0.0
         return scores / top if top > 0 else scores
 
-    def search(self, vector: np.ndarray, query: str = "", k: int = 10, bm25_weight: float | None = None,
-               depth: int = 200) -> list[Hit]:
+    def search(
+        self,
+        vector: np.ndarray,
+        query: str = "",
+        k: int = 10,
+        bm25_weight: float | None = None,
+        depth: int = 200,
+    ) -> list[Hit]:
         """Top-`k` answers for one query, best first."""
         n = self.index.ntotal
         if n == 0:
             return []
         weight = self.bm25_weight if bm25_weight is None else bm25_weight
-        sims, idx = self.index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), min(depth, n))
+        sims, idx = self.index.search(
+            np.asarray(vector, dtype=np.float32).reshape(1, -1), min(depth, n)
+        )
         candidates = {int(i): float(s) for i, s in zip(idx[0], sims[0], strict=True) if i >= 0}
         if weight > 0 and query:
             lexical = self.bm25_scores(query)

@@ -28,15 +28,19 @@ SPLITS = ("train", "val", "test")
 KB_SCHEMA = TableSchema(
     "knowledge_base",
     (
-        Column("answer_id"), Column("answer"), Column("intent", required=False, nonempty=False),
-        Column("title", required=False, nonempty=False), Column("tags", required=False, nonempty=False),
+        Column("answer_id"),
+        Column("answer"),
+        Column("intent", required=False, nonempty=False),
+        Column("title", required=False, nonempty=False),
+        Column("tags", required=False, nonempty=False),
     ),
     unique=("answer_id",),
 )
 PAIRS_SCHEMA = TableSchema(
     "training_pairs",
     (
-        Column("question"), Column("answer_id", required=False, nonempty=False),
+        Column("question"),
+        Column("answer_id", required=False, nonempty=False),
         Column("intent", required=False, nonempty=False),
         Column("split", required=False, nonempty=False, choices=("", *SPLITS)),
     ),
@@ -44,8 +48,11 @@ PAIRS_SCHEMA = TableSchema(
 DIALOGUE_SCHEMA = TableSchema(
     "dialogues",
     (
-        Column("session_id"), Column("turn", "int"), Column("role", choices=("user", "agent")),
-        Column("text"), Column("ts", "datetime", required=False, nonempty=False),
+        Column("session_id"),
+        Column("turn", "int"),
+        Column("role", choices=("user", "agent")),
+        Column("text"),
+        Column("ts", "datetime", required=False, nonempty=False),
     ),
 )
 OOS_SCHEMA = TableSchema(
@@ -88,8 +95,11 @@ def load_dataset(folder: str | Path) -> Dataset:
         frames.append(_load_pairs(folder / "pairs.csv", kb))
     if (folder / "dialogues.jsonl").exists():
         frames.append(dialogue_pairs(folder / "dialogues.jsonl", kb))
-    pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["question", "answer_id", "intent", "split"])
+    pairs = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["question", "answer_id", "intent", "split"])
+    )
     oos = pd.DataFrame(columns=["question", "split"])
     if (folder / "out_of_scope.csv").exists():
         oos = load_table(folder / "out_of_scope.csv", OOS_SCHEMA)
@@ -106,17 +116,23 @@ def _load_pairs(path: Path, kb: pd.DataFrame) -> pd.DataFrame:
     for col in ("answer_id", "intent", "split"):
         pairs[col] = pairs[col].fillna("").astype(str) if col in pairs.columns else ""
     by_id = dict(zip(kb["answer_id"], kb["intent"], strict=True))
-    first_for_intent = kb[kb["intent"] != ""].drop_duplicates("intent").set_index("intent")["answer_id"]
+    first_for_intent = (
+        kb[kb["intent"] != ""].drop_duplicates("intent").set_index("intent")["answer_id"]
+    )
     problems = []
     for i, row in pairs.iterrows():
         if row["answer_id"] and row["answer_id"] not in by_id:
-            problems.append(f"{path}: row {i + 1}, column 'answer_id': {row['answer_id']!r} is not in the KB")
+            problems.append(
+                f"{path}: row {i + 1}, column 'answer_id': {row['answer_id']!r} is not in the KB"
+            )
         elif not row["answer_id"] and not row["intent"]:
             problems.append(f"{path}: row {i + 1}: needs an answer_id or an intent")
     if problems:
         raise DataError("invalid data:\n" + "\n".join(problems[:20]))
     pairs["intent"] = [r["intent"] or by_id.get(r["answer_id"], "") for _, r in pairs.iterrows()]
-    pairs["answer_id"] = [r["answer_id"] or first_for_intent.get(r["intent"], "") for _, r in pairs.iterrows()]
+    pairs["answer_id"] = [
+        r["answer_id"] or first_for_intent.get(r["intent"], "") for _, r in pairs.iterrows()
+    ]
     pairs["question"] = pairs["question"].map(mask_pii)
     return pairs[["question", "answer_id", "intent", "split"]]
 
@@ -129,7 +145,9 @@ def dialogue_pairs(path: str | Path, kb: pd.DataFrame, min_overlap: float = 0.6)
     The question is the user turn just before the reply.
     """
     frame = validate_table(read_table(path), DIALOGUE_SCHEMA, source=path)
-    answer_words = [set(normalise(a.replace("{", " ").replace("}", " ")).split()) for a in kb["answer"]]
+    answer_words = [
+        set(normalise(a.replace("{", " ").replace("}", " ")).split()) for a in kb["answer"]
+    ]
     rows = []
     for _, turns in frame.sort_values(["session_id", "turn"]).groupby("session_id", sort=False):
         last_user = None
@@ -144,8 +162,14 @@ def dialogue_pairs(path: str | Path, kb: pd.DataFrame, min_overlap: float = 0.6)
             best = max(range(len(overlaps)), key=overlaps.__getitem__) if overlaps else None
             if best is not None and overlaps[best] >= min_overlap:
                 kb_row = kb.iloc[best]
-                rows.append({"question": last_user, "answer_id": kb_row["answer_id"],
-                             "intent": kb_row["intent"], "split": ""})
+                rows.append(
+                    {
+                        "question": last_user,
+                        "answer_id": kb_row["answer_id"],
+                        "intent": kb_row["intent"],
+                        "split": "",
+                    }
+                )
             last_user = None
     return pd.DataFrame(rows, columns=["question", "answer_id", "intent", "split"])
 

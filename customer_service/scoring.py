@@ -46,7 +46,9 @@ def decide(
     retrieved = Decision(
         hits[0].answer_id if hits else None,
         (answers.get(hits[0].answer_id, {}).get("intent") or None) if hits else None,
-        float(probs[0]) if len(probs) else 0.0, hits, "retrieval",
+        float(probs[0]) if len(probs) else 0.0,
+        hits,
+        "retrieval",
     )
     if intent_logits is None or not intents:
         return retrieved
@@ -55,7 +57,9 @@ def decide(
     conf = float(p.max())
     if retrieved.answer_id and not retrieved.intent and retrieved.confidence > conf:
         return retrieved  # an answer added after training, which the head cannot know
-    answer_id = next((h.answer_id for h in hits if answers.get(h.answer_id, {}).get("intent") == intent), None)
+    answer_id = next(
+        (h.answer_id for h in hits if answers.get(h.answer_id, {}).get("intent") == intent), None
+    )
     if answer_id is None:
         answer_id = next((k for k, v in answers.items() if v.get("intent") == intent), None)
     if answer_id is None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, field_validator
 
 from shared.serving import get_runtime
@@ -21,7 +23,9 @@ def _utf8(value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValueError(f"text is not valid UTF-8 ({exc.reason} at position {exc.start})") from None
+        raise ValueError(
+            f"text is not valid UTF-8 ({exc.reason} at position {exc.start})"
+        ) from None
     if not value.strip():
         raise ValueError("text is empty")
     return value
@@ -29,7 +33,9 @@ def _utf8(value: str) -> str:
 
 class ChatRequest(BaseModel):
     session_id: str = Field(min_length=1, max_length=128, examples=["c-42"])
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, examples=["How do I freeze my card?"])
+    message: str = Field(
+        min_length=1, max_length=MAX_MESSAGE_CHARS, examples=["How do I freeze my card?"]
+    )
 
     _check = field_validator("session_id", "message")(_utf8)
 
@@ -84,8 +90,26 @@ class AddAnswersRequest(BaseModel):
     answers: list[AnswerIn] = Field(min_length=1, max_length=2000)
 
 
+class Utf8Route(APIRoute):
+    """Answers 400 with the reason when a request body is not UTF-8 (FastAPI's own message is vague)."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def checked(request: Request):
+            body = await request.body()
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                detail = f"request body is not valid UTF-8 (byte {exc.start}: {exc.reason}); send UTF-8 encoded JSON"
+                return JSONResponse(status_code=400, content={"detail": detail})
+            return await handler(request)
+
+        return checked
+
+
 def build_router() -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(route_class=Utf8Route)
 
     @router.post("/chat", response_model=ChatResponse)
     async def chat(req: ChatRequest, runtime=Depends(get_runtime)) -> dict[str, Any]:
@@ -103,7 +127,10 @@ def build_router() -> APIRouter:
     @router.get("/kb")
     def kb_summary(runtime=Depends(get_runtime)) -> dict[str, Any]:
         kb = runtime.kb_snapshot()
-        return {"version": kb.version, "answers": [{"answer_id": k, **v} for k, v in kb.answers.items()]}
+        return {
+            "version": kb.version,
+            "answers": [{"answer_id": k, **v} for k, v in kb.answers.items()],
+        }
 
     @router.post("/kb/answers")
     async def add_answers(req: AddAnswersRequest, runtime=Depends(get_runtime)) -> dict[str, Any]:
@@ -112,7 +139,9 @@ def build_router() -> APIRouter:
         return await asyncio.to_thread(runtime.add_answers, items)
 
     @router.put("/kb/answers/{answer_id}")
-    async def change_answer(answer_id: str, req: AnswerChange, runtime=Depends(get_runtime)) -> dict[str, Any]:
+    async def change_answer(
+        answer_id: str, req: AnswerChange, runtime=Depends(get_runtime)
+    ) -> dict[str, Any]:
         return await asyncio.to_thread(runtime.update_answer, answer_id, req.model_dump())
 
     @router.delete("/kb/answers/{answer_id}")

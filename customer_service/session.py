@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 MAX_TURNS = 20
 _FOLLOW_UP = re.compile(
-    r"^\s*(and|also|what about|how about|same (for|with)|for (my|the)|what if|then|ok and|okay and|plus)\b", re.I
+    r"^\s*(and|also|what about|how about|same (for|with)|for (my|the)|what if|then|ok and|okay and|plus)\b",
+    re.I,
 )
 
 
@@ -61,8 +62,12 @@ class SessionStore(Protocol):
 class InMemorySessionStore:
     """A thread-safe dict with a time to live per session and a cap on their number (LRU)."""
 
-    def __init__(self, ttl_s: float = 1800.0, max_sessions: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl_s: float = 1800.0,
+        max_sessions: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl_s, self.max_sessions, self.clock = ttl_s, max_sessions, clock
         self._data: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
@@ -75,7 +80,9 @@ class InMemorySessionStore:
             if item[0] < self.clock():
                 del self._data[session_id]
                 return None
-            return Session.from_dict(copy.deepcopy(item[1]))  # a copy: callers mutate it, then `put` it back
+            return Session.from_dict(
+                copy.deepcopy(item[1])
+            )  # a copy: callers mutate it, then `put` it back
 
     def put(self, session: Session) -> None:
         with self._lock:
@@ -97,7 +104,11 @@ def extract_slots(text: str, slot_values: dict[str, list[str]]) -> dict[str, str
     found = {}
     lowered = text.lower()
     for slot, values in slot_values.items():
-        positions = [(m.start(), v) for v in values for m in re.finditer(rf"\b{re.escape(v.lower())}\b", lowered)]
+        positions = [
+            (m.start(), v)
+            for v in values
+            for m in re.finditer(rf"\b{re.escape(v.lower())}\b", lowered)
+        ]
         if positions:
             found[slot] = min(positions)[1]
     return found

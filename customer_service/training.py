@@ -21,7 +21,13 @@ from customer_service.cleaning import dedupe
 from customer_service.config import CustomerServiceConfig
 from customer_service.kb_store import KnowledgeBase, save_version
 from customer_service.ood import Calibration, choose_threshold
-from customer_service.retrieval import BotTask, KnowledgeIndex, answer_text, make_collate
+from customer_service.retrieval import (
+    BotTask,
+    KnowledgeIndex,
+    answer_text,
+    make_collate,
+    make_frozen_collate,
+)
 from customer_service.schemas import Dataset, load_dataset
 from shared.artifacts import save_weights, write_artifact
 from shared.data import fingerprint, split_indices
@@ -31,6 +37,10 @@ from shared.training import fit
 
 log = logging.getLogger(__name__)
 
+# Frozen-encoder embeddings per (model, max_seq_length), kept for the process: repeated runs
+# (seeds, few-shot draws) on the same texts encode them once.
+_FROZEN_CACHES: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+
 
 def split_pairs(pairs: pd.DataFrame, cfg: CustomerServiceConfig) -> dict[str, pd.DataFrame]:
     """Train/val/test pairs: the `split` column where given, else a stratified draw."""
@@ -38,8 +48,13 @@ def split_pairs(pairs: pd.DataFrame, cfg: CustomerServiceConfig) -> dict[str, pd
     out = {s: pairs[fixed & (pairs["split"] == s)] for s in ("train", "val", "test")}
     free = pairs[~fixed].reset_index(drop=True)
     if len(free):
-        tr, va, te = split_indices(len(free), labels=list(free["answer_id"]), val_fraction=cfg.val_fraction,
-                                   test_fraction=cfg.test_fraction, seed=cfg.trainer.seed)
+        tr, va, te = split_indices(
+            len(free),
+            labels=list(free["answer_id"]),
+            val_fraction=cfg.val_fraction,
+            test_fraction=cfg.test_fraction,
+            seed=cfg.trainer.seed,
+        )
         for name, idx in (("train", tr), ("val", va), ("test", te)):
             out[name] = pd.concat([out[name], free.iloc[idx]], ignore_index=True)
     return {k: v.reset_index(drop=True) for k, v in out.items()}
@@ -78,14 +93,32 @@ def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
     encoder = load_model(cfg.model, "sentence-encoder")
     encoder.max_seq_length = cfg.max_seq_length
     task = BotTask(encoder, len(intents), cfg.mnrl_scale, cfg.intent_loss_weight)
+    rows = [
+        (q, texts.get(a, ""), a, intent_id.get(i, -100))
+        for q, a, i in zip(
+            splits["train"]["question"],
+            splits["train"]["answer_id"],
+            splits["train"]["intent"],
+            strict=True,
+        )
+    ]
+    collate = make_collate(encoder)
+    if cfg.trainer.freeze_backbone_epochs >= cfg.trainer.epochs and task.head is not None:
+        # Head-only training: embed every question once and train on the cached vectors.
+        task.frozen_cache = _FROZEN_CACHES.setdefault((cfg.model, cfg.max_seq_length), {})
+        ev.embed(task, [r[0] for r in rows])
+        collate = make_frozen_collate(task.frozen_cache)
     if task.head is not None:
         init_head_from_prototypes(task, splits["train"], intent_id)
-    rows = [(q, texts.get(a, ""), a, intent_id.get(i, -100))
-            for q, a, i in zip(splits["train"]["question"], splits["train"]["answer_id"], splits["train"]["intent"],
-                               strict=True)]
     val = splits["val"]
-    fit(task, rows, make_collate(encoder), cfg.trainer, Path(out_dir) / "run",
-        evaluate=_epoch_evaluator(task, data, val, intent_id) if len(val) else None)
+    fit(
+        task,
+        rows,
+        collate,
+        cfg.trainer,
+        Path(out_dir) / "run",
+        evaluate=_epoch_evaluator(task, data, val, intent_id) if len(val) else None,
+    )
     task.eval()
 
     kb = build_kb(task, data, splits["train"])
@@ -93,10 +126,14 @@ def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
     metrics = test_metrics(task, kb, calibration, splits["test"], oos["test"], intents)
     metrics.update(val_metrics)
     metrics.update({f"n_{k}": float(len(v)) for k, v in splits.items()})
-    return write_bot_artifact(out_dir, cfg, task, kb, calibration, intents, data, metrics, data_path)
+    return write_bot_artifact(
+        out_dir, cfg, task, kb, calibration, intents, data, metrics, data_path
+    )
 
 
-def init_head_from_prototypes(task: BotTask, train_pairs: pd.DataFrame, intent_id: dict[str, int]) -> None:
+def init_head_from_prototypes(
+    task: BotTask, train_pairs: pd.DataFrame, intent_id: dict[str, int]
+) -> None:
     """Starts the intent head at the class means of the training questions (a nearest-centroid classifier).
 
     With few steps on CPU a randomly initialised head lags far behind retrieval; from the
@@ -112,7 +149,9 @@ def init_head_from_prototypes(task: BotTask, train_pairs: pd.DataFrame, intent_i
     weight = task.head.weight.detach().clone()
     for c in np.unique(ids):
         mean = vectors[ids == c].mean(0)
-        weight[c] = torch.from_numpy(2.0 * mean / max(1e-6, float(np.linalg.norm(mean))))  # logits ~ 20 x cosine
+        weight[c] = torch.from_numpy(
+            2.0 * mean / max(1e-6, float(np.linalg.norm(mean)))
+        )  # logits ~ 20 x cosine
     with torch.no_grad():
         task.head.weight.copy_(weight)
         task.head.bias.zero_()
@@ -121,7 +160,9 @@ def init_head_from_prototypes(task: BotTask, train_pairs: pd.DataFrame, intent_i
 def _epoch_evaluator(task: BotTask, data: Dataset, val: pd.DataFrame, intent_id: dict[str, int]):
     """Validation after each epoch: answer-level top-1 over the answers alone, and intent accuracy."""
     answer_ids = list(data.kb["answer_id"])
-    answer_texts = [answer_text(t, a) for t, a in zip(data.kb["title"], data.kb["answer"], strict=True)]
+    answer_texts = [
+        answer_text(t, a) for t, a in zip(data.kb["title"], data.kb["answer"], strict=True)
+    ]
     targets = np.array([answer_ids.index(a) if a in answer_ids else -1 for a in val["answer_id"]])
     y = np.array([intent_id.get(i, -1) for i in val["intent"]])
 
@@ -139,8 +180,10 @@ def _epoch_evaluator(task: BotTask, data: Dataset, val: pd.DataFrame, intent_id:
 
 def build_kb(task: BotTask, data: Dataset, train_pairs: pd.DataFrame) -> KnowledgeBase:
     """Entries: every answer (title + body) and every training paraphrase; all embedded."""
-    answers = {r.answer_id: {"answer": r.answer, "intent": r.intent, "title": r.title, "tags": r.tags}
-               for r in data.kb.itertuples()}
+    answers = {
+        r.answer_id: {"answer": r.answer, "intent": r.intent, "title": r.title, "tags": r.tags}
+        for r in data.kb.itertuples()
+    }
     para = train_pairs.drop_duplicates(["question", "answer_id"])
     para = para[para["answer_id"].isin(answers)]
     ids = list(data.kb["answer_id"]) + list(para["answer_id"])
@@ -150,8 +193,14 @@ def build_kb(task: BotTask, data: Dataset, train_pairs: pd.DataFrame) -> Knowled
     return KnowledgeBase(answers, ids, texts, kinds, ev.embed(task, texts))
 
 
-def calibrate(task: BotTask, kb: KnowledgeBase, cfg: CustomerServiceConfig, val: pd.DataFrame,
-              oos_val: pd.DataFrame, intents: list[str]) -> tuple[Calibration, dict[str, float]]:
+def calibrate(
+    task: BotTask,
+    kb: KnowledgeBase,
+    cfg: CustomerServiceConfig,
+    val: pd.DataFrame,
+    oos_val: pd.DataFrame,
+    intents: list[str],
+) -> tuple[Calibration, dict[str, float]]:
     """BM25 weight, temperatures and threshold, all from validation questions."""
     calibration, metrics = Calibration(), {}
     if len(val) == 0:
@@ -161,16 +210,24 @@ def calibrate(task: BotTask, kb: KnowledgeBase, cfg: CustomerServiceConfig, val:
     questions = list(val["question"])
     if cfg.hybrid != "off":
         weights = cfg.hybrid_weights if cfg.hybrid == "auto" else cfg.hybrid_weights[:1]
-        best, metrics = ev.choose_bm25_weight(index, vectors, questions, list(val["answer_id"]), weights)
+        best, metrics = ev.choose_bm25_weight(
+            index, vectors, questions, list(val["answer_id"]), weights
+        )
         calibration.bm25_weight = best if cfg.hybrid == "auto" else weights[0]
     hits = ev.search_all(index, vectors, questions, calibration.bm25_weight)
     logits = ev.intent_logits(task, vectors)
     intent_ids = [intents.index(i) if i in intents else -1 for i in val["intent"]]
     ev.fit_calibration(hits, logits, list(val["answer_id"]), intent_ids, calibration)
-    in_conf = [d.confidence for d in ev.decisions_for(hits, logits, intents, kb.answers, calibration)]
-    oos_conf = [d.confidence for d in _decide_texts(task, index, kb, list(oos_val["question"]), intents, calibration)]
+    in_conf = [
+        d.confidence for d in ev.decisions_for(hits, logits, intents, kb.answers, calibration)
+    ]
+    oos_conf = [
+        d.confidence
+        for d in _decide_texts(task, index, kb, list(oos_val["question"]), intents, calibration)
+    ]
     calibration.threshold, calibration.threshold_source = choose_threshold(
-        np.array(in_conf), np.array(oos_conf), cfg.target_oos_recall, cfg.fallback_handoff_rate)
+        np.array(in_conf), np.array(oos_conf), cfg.target_oos_recall, cfg.fallback_handoff_rate
+    )
     metrics["val_threshold"] = calibration.threshold
     return calibration, metrics
 
@@ -183,25 +240,53 @@ def _decide_texts(task, index, kb, texts, intents, calibration):
     return ev.decisions_for(hits, ev.intent_logits(task, vectors), intents, kb.answers, calibration)
 
 
-def test_metrics(task: BotTask, kb: KnowledgeBase, calibration: Calibration, test: pd.DataFrame,
-                 oos_test: pd.DataFrame, intents: list[str]) -> dict[str, float]:
+def test_metrics(
+    task: BotTask,
+    kb: KnowledgeBase,
+    calibration: Calibration,
+    test: pd.DataFrame,
+    oos_test: pd.DataFrame,
+    intents: list[str],
+) -> dict[str, float]:
     """Held-out metrics on the test questions (never seen in training or calibration)."""
     index = KnowledgeIndex(kb.entry_ids, kb.entry_texts, kb.vectors)
     decisions = _decide_texts(task, index, kb, list(test["question"]), intents, calibration)
     oos = _decide_texts(task, index, kb, list(oos_test["question"]), intents, calibration)
-    return {f"test_{k}": v for k, v in ev.heldout_metrics(decisions, test, oos, calibration.threshold,
-                                                          intents).items()}
+    return {
+        f"test_{k}": v
+        for k, v in ev.heldout_metrics(decisions, test, oos, calibration.threshold, intents).items()
+    }
 
 
-def write_bot_artifact(out_dir: Path, cfg: CustomerServiceConfig, task: BotTask, kb: KnowledgeBase,
-                       calibration: Calibration, intents: list[str], data: Dataset, metrics: dict[str, Any],
-                       data_path: Path) -> Path:
+def write_bot_artifact(
+    out_dir: Path,
+    cfg: CustomerServiceConfig,
+    task: BotTask,
+    kb: KnowledgeBase,
+    calibration: Calibration,
+    intents: list[str],
+    data: Dataset,
+    metrics: dict[str, Any],
+    data_path: Path,
+) -> Path:
     """Writes encoder, head, KB version and calibration into `out_dir/"artifact"` atomically."""
-    bot = {"intents": intents, "calibration": calibration.as_dict(), "slots": data.slots,
-           "session_ttl_s": cfg.session_ttl_s, "max_sessions": cfg.max_sessions}
-    with write_artifact(Path(out_dir) / "artifact", vertical="customer_service", model_name=cfg.model,
-                        config=cfg.model_dump(), metrics=metrics, label_map=intents or None,
-                        data_fingerprint=fingerprint(Path(data_path)), extra={"calibration": bot["calibration"]}) as tmp:
+    bot = {
+        "intents": intents,
+        "calibration": calibration.as_dict(),
+        "slots": data.slots,
+        "session_ttl_s": cfg.session_ttl_s,
+        "max_sessions": cfg.max_sessions,
+    }
+    with write_artifact(
+        Path(out_dir) / "artifact",
+        vertical="customer_service",
+        model_name=cfg.model,
+        config=cfg.model_dump(),
+        metrics=metrics,
+        label_map=intents or None,
+        data_fingerprint=fingerprint(Path(data_path)),
+        extra={"calibration": bot["calibration"]},
+    ) as tmp:
         task.backbone.save(str(tmp / "encoder"))
         if task.head is not None:
             save_weights(tmp / "head.safetensors", task.head.state_dict())

@@ -28,7 +28,11 @@ def _pin(bot, monkeypatch, by_query: dict[str, tuple[str | None, float]]):
 
 
 def test_template_is_filled_from_the_message_and_then_from_earlier_turns(cs_bot, monkeypatch):
-    _pin(cs_bot, monkeypatch, {"my credit card was stolen": ("A002", 0.9), "how do I order a replacement": ("A004", 0.8)})
+    _pin(
+        cs_bot,
+        monkeypatch,
+        {"my credit card was stolen": ("A002", 0.9), "how do I order a replacement": ("A004", 0.8)},
+    )
     first = cs_bot.chat("s1", "my credit card was stolen")
     assert first["answer"].startswith("We are sorry. Your credit card is now blocked")
     second = cs_bot.chat("s1", "how do I order a replacement")
@@ -39,7 +43,10 @@ def test_template_is_filled_from_the_message_and_then_from_earlier_turns(cs_bot,
 def test_missing_slot_asks_which_one(cs_bot, monkeypatch):
     _pin(cs_bot, monkeypatch, {"how do I freeze my card": ("A001", 0.9)})
     out = cs_bot.chat("s2", "how do I freeze my card")
-    assert out["missing_slots"] == ["card_type"] and "debit, credit, prepaid, business" in out["answer"]
+    assert (
+        out["missing_slots"] == ["card_type"]
+        and "debit, credit, prepaid, business" in out["answer"]
+    )
     assert not out["handoff"]
 
 
@@ -47,15 +54,27 @@ def test_follow_up_reuses_the_previous_answer_with_the_new_slot(cs_bot, monkeypa
     _pin(cs_bot, monkeypatch, {"how do I freeze my debit card": ("A001", 0.95)})
     cs_bot.chat("s3", "how do I freeze my debit card")
     assert cs_bot.plan("s3", "and for my credit card?") == [
-        "and for my credit card?", "how do I freeze my debit card and for my credit card?"]
+        "and for my credit card?",
+        "how do I freeze my debit card and for my credit card?",
+    ]
     out = cs_bot.chat("s3", "and for my credit card?")
-    assert out["answer_id"] == "A001" and out["context_used"] and "freeze your credit card" in out["answer"]
+    assert (
+        out["answer_id"] == "A001"
+        and out["context_used"]
+        and "freeze your credit card" in out["answer"]
+    )
 
 
 def test_contextual_query_wins_only_when_the_message_alone_is_unsure(cs_bot, monkeypatch):
-    _pin(cs_bot, monkeypatch, {"I sent money to the wrong person": ("A026", 0.9),
-                               "I sent money to the wrong person and how long does it take?": ("A026", 0.9),
-                               "and how long does it take?": ("A023", 0.3)})
+    _pin(
+        cs_bot,
+        monkeypatch,
+        {
+            "I sent money to the wrong person": ("A026", 0.9),
+            "I sent money to the wrong person and how long does it take?": ("A026", 0.9),
+            "and how long does it take?": ("A023", 0.3),
+        },
+    )
     cs_bot.chat("s4", "I sent money to the wrong person")
     out = cs_bot.chat("s4", "and how long does it take?")
     assert out["answer_id"] == "A026" and out["context_used"]
@@ -65,7 +84,10 @@ def test_low_confidence_hands_off_with_the_reason(cs_bot, monkeypatch):
     _pin(cs_bot, monkeypatch, {"what's the weather tomorrow": ("A043", 0.2)})
     out = cs_bot.chat("s5", "what's the weather tomorrow")
     assert out["handoff"] and out["answer"] == HANDOFF_ANSWER
-    assert "0.20 is below the threshold 0.50" in out["handoff_reason"] and "out of scope" in out["handoff_reason"]
+    assert (
+        "0.20 is below the threshold 0.50" in out["handoff_reason"]
+        and "out of scope" in out["handoff_reason"]
+    )
     human = cs_bot.chat("s5", "let me talk to a real person")
     assert human["handoff"] and human["handoff_reason"] == "the customer asked for a human"
 
@@ -81,7 +103,16 @@ def test_kb_add_change_remove_without_retraining(cs_bot, cs_artifact):
     from customer_service.bot import CustomerServiceBot
 
     text = "Larkspur Bank closes for the winter holiday on the 24th."
-    out = cs_bot.add_answers([{"answer_id": "NEW", "answer": text, "title": "Holiday", "questions": ["are you open at christmas"]}])
+    out = cs_bot.add_answers(
+        [
+            {
+                "answer_id": "NEW",
+                "answer": text,
+                "title": "Holiday",
+                "questions": ["are you open at christmas"],
+            }
+        ]
+    )
     assert out["answers"] == 56
     vector = cs_bot.encode_batch(["Holiday. " + text])[0]
     assert cs_bot.search("holiday", vector, k=1)[0]["answer_id"] == "NEW"
@@ -90,14 +121,22 @@ def test_kb_add_change_remove_without_retraining(cs_bot, cs_artifact):
     assert err.value.status_code == 409
     cs_bot.update_answer("NEW", {"answer": "We are open every day.", "questions": []})
     assert cs_bot.kb_snapshot().answers["NEW"]["answer"] == "We are open every day."
-    kinds = [k for a, k in zip(cs_bot.kb_snapshot().entry_ids, cs_bot.kb_snapshot().entry_kinds, strict=True) if a == "NEW"]
+    kinds = [
+        k
+        for a, k in zip(
+            cs_bot.kb_snapshot().entry_ids, cs_bot.kb_snapshot().entry_kinds, strict=True
+        )
+        if a == "NEW"
+    ]
     assert sorted(kinds) == ["answer", "paraphrase"]  # the paraphrase survived the change
     cs_bot.remove_answer("NEW")
     with pytest.raises(InputError) as err:
         cs_bot.remove_answer("NEW")
     assert err.value.status_code == 404
     reloaded = CustomerServiceBot(cs_artifact, "cpu")  # persisted: a restart sees the same KB
-    assert "NEW" not in reloaded.kb_snapshot().answers and reloaded.kb_snapshot().version == "v000004"
+    assert (
+        "NEW" not in reloaded.kb_snapshot().answers and reloaded.kb_snapshot().version == "v000004"
+    )
 
 
 def test_a_failed_kb_update_leaves_the_old_kb_working(cs_bot, monkeypatch):
@@ -130,12 +169,18 @@ def test_artifact_has_calibration_and_no_test_question_in_the_index(cs_trained):
     _, artifact = cs_trained
     manifest = read_manifest(artifact)
     cal = manifest["calibration"]
-    assert 0.0 <= cal["threshold"] <= 1.0 and cal["intent_temperature"] > 0 and "oos_recall" in cal["threshold_source"]
+    assert (
+        0.0 <= cal["threshold"] <= 1.0
+        and cal["intent_temperature"] > 0
+        and "oos_recall" in cal["threshold_source"]
+    )
     metrics = manifest["metrics"]
     for key in ("test_accuracy", "test_in_scope_accuracy", "test_oos_recall", "test_retrieval_mrr"):
         assert 0.0 <= metrics[key] <= 1.0
     kb = load_current(artifact)
-    paraphrases = {t for t, k in zip(kb.entry_texts, kb.entry_kinds, strict=True) if k == "paraphrase"}
+    paraphrases = {
+        t for t, k in zip(kb.entry_texts, kb.entry_kinds, strict=True) if k == "paraphrase"
+    }
     assert 0 < len(paraphrases) <= metrics["n_train"]  # only training questions are indexed
     assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] >= 300
     assert np.allclose(np.linalg.norm(kb.vectors, axis=1), 1.0, atol=1e-4)

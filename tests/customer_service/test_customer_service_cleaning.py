@@ -21,7 +21,9 @@ def test_mask_pii_replaces_personal_data(text, expected):
     assert mask_pii(text) == expected
 
 
-@pytest.mark.parametrize("text", ["paid 25 euros on 2024-01-05 at 10:30", "my pin has 4 digits: 1234", "1,000.50 EUR"])
+@pytest.mark.parametrize(
+    "text", ["paid 25 euros on 2024-01-05 at 10:30", "my pin has 4 digits: 1234", "1,000.50 EUR"]
+)
 def test_mask_pii_leaves_dates_amounts_and_short_numbers(text):
     assert mask_pii(text) == text
 

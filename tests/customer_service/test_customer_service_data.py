@@ -30,7 +30,9 @@ def test_dialogues_become_masked_pairs_with_matched_answers(tmp_path):
     replacement = from_dialogues[from_dialogues["question"].str.contains("replacement")].iloc[0]
     assert kb.loc[replacement["answer_id"], "intent"] == "replacement_card"
     text = " ".join(data.pairs["question"])
-    assert "[CARD]" in text and "[EMAIL]" in text and "4111" not in text and "@example.com" not in text
+    assert (
+        "[CARD]" in text and "[EMAIL]" in text and "4111" not in text and "@example.com" not in text
+    )
 
 
 def test_kb_with_a_missing_column_names_file_and_column(tmp_path):
@@ -43,14 +45,19 @@ def test_kb_with_a_missing_column_names_file_and_column(tmp_path):
 def test_pairs_pointing_to_an_unknown_answer_name_the_row(tmp_path):
     write_demo_data(tmp_path)
     pd.DataFrame({"question": ["hi", "where is my card"], "answer_id": ["A001", "NOPE"]}).to_csv(
-        tmp_path / "pairs.csv", index=False)
-    with pytest.raises(DataError, match=r"pairs\.csv: row 2, column 'answer_id': 'NOPE' is not in the KB"):
+        tmp_path / "pairs.csv", index=False
+    )
+    with pytest.raises(
+        DataError, match=r"pairs\.csv: row 2, column 'answer_id': 'NOPE' is not in the KB"
+    ):
         load_dataset(tmp_path)
 
 
 def test_duplicate_answer_ids_and_empty_answers_are_reported(tmp_path):
     write_demo_data(tmp_path)
-    pd.DataFrame({"answer_id": ["A1", "A1"], "answer": ["yes", ""]}).to_csv(tmp_path / "kb.csv", index=False)
+    pd.DataFrame({"answer_id": ["A1", "A1"], "answer": ["yes", ""]}).to_csv(
+        tmp_path / "kb.csv", index=False
+    )
     with pytest.raises(DataError) as err:
         load_dataset(tmp_path)
     assert "row 2, column 'answer': empty value" in str(err.value)
@@ -66,8 +73,16 @@ def test_non_utf8_kb_is_rejected_with_a_reason(tmp_path):
 
 def test_dialogue_with_a_bad_role_names_the_row(tmp_path):
     write_demo_data(tmp_path)
-    lines = [{"session_id": "s", "turn": 0, "role": "user", "text": "hi", "ts": "2026-01-01T00:00:00Z"},
-             {"session_id": "s", "turn": 1, "role": "robot", "text": "hello", "ts": "2026-01-01T00:00:01Z"}]
+    lines = [
+        {"session_id": "s", "turn": 0, "role": "user", "text": "hi", "ts": "2026-01-01T00:00:00Z"},
+        {
+            "session_id": "s",
+            "turn": 1,
+            "role": "robot",
+            "text": "hello",
+            "ts": "2026-01-01T00:00:01Z",
+        },
+    ]
     (tmp_path / "dialogues.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
     with pytest.raises(DataError, match=r"row 2, column 'role': 'robot' is not one of"):
         load_dataset(tmp_path)

@@ -13,8 +13,13 @@ def _kb(n: int = 3) -> KnowledgeBase:
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(n, 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    answers = {f"A{i}": {"answer": f"answer {i}", "intent": "", "title": f"t{i}", "tags": ""} for i in range(n)}
-    return KnowledgeBase(answers, list(answers), [f"text {i}" for i in range(n)], ["answer"] * n, vectors)
+    answers = {
+        f"A{i}": {"answer": f"answer {i}", "intent": "", "title": f"t{i}", "tags": ""}
+        for i in range(n)
+    }
+    return KnowledgeBase(
+        answers, list(answers), [f"text {i}" for i in range(n)], ["answer"] * n, vectors
+    )
 
 
 def test_versions_round_trip_and_current_moves_atomically(tmp_path):
@@ -54,7 +59,9 @@ def test_missing_kb_is_a_clear_error(tmp_path):
 
 def test_index_max_pools_entries_per_answer_and_fuses_bm25():
     vectors = np.eye(4, dtype=np.float32)
-    index = KnowledgeIndex(["A", "A", "B", "C"], ["freeze card", "lock card", "open account", "close account"], vectors)
+    index = KnowledgeIndex(
+        ["A", "A", "B", "C"], ["freeze card", "lock card", "open account", "close account"], vectors
+    )
     hits = index.search(np.array([0, 0.9, 0.1, 0], dtype=np.float32), k=3)
     assert [h.answer_id for h in hits] == ["A", "B", "C"] and hits[0].score == pytest.approx(0.9)
     query = np.array([0, 0, 0.5, 0.55], dtype=np.float32)

@@ -23,9 +23,13 @@ def test_threshold_reaches_the_target_oos_recall_on_validation():
     rng = np.random.default_rng(1)
     oos = rng.uniform(0, 0.6, size=200)
     in_scope = rng.uniform(0.4, 1.0, size=200)
-    threshold, source = choose_threshold(in_scope, oos, target_oos_recall=0.8, fallback_handoff_rate=0.05)
+    threshold, source = choose_threshold(
+        in_scope, oos, target_oos_recall=0.8, fallback_handoff_rate=0.05
+    )
     assert (oos < threshold).mean() >= 0.8
-    assert (oos < threshold - 0.01).mean() < 0.82  # the smallest such threshold, not a needlessly high one
+    assert (
+        oos < threshold - 0.01
+    ).mean() < 0.82  # the smallest such threshold, not a needlessly high one
     assert "oos_recall" in source
 
 

@@ -1,0 +1,151 @@
+"""CLINC150 (full): in-scope accuracy and out-of-scope recall/precision through `customer_service`.
+
+Protocol: official train / val / test (150 intents) with oos_val and oos_test as the out-of-scope
+questions of validation and test (oos_train unused). The temperatures and the handoff threshold
+are fitted on validation only, for `--target-oos-recall` on oos_val. In-scope accuracy counts a
+handed-off in-scope question as wrong (Larson et al. 2019). Baseline in the same run: logistic
+regression on frozen MiniLM embeddings with a max-probability threshold picked on val the same way.
+
+    python -m bench.customer_service_clinc150                 # head mode (bounded for a shared CPU)
+    python -m bench.customer_service_clinc150 --mode finetune --epochs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.common import DATA, write_result
+from bench.customer_service_common import write_intent_folder
+from customer_service.config import CustomerServiceConfig
+from customer_service.ood import choose_threshold
+from customer_service.training import _FROZEN_CACHES, train
+from shared.artifacts import read_manifest
+from shared.config import load_config
+
+ANCHORS = {
+    "bert": {"in_scope_accuracy": 0.969, "oos_recall": 0.403},
+    "bert_threshold": {"in_scope_accuracy": 0.962, "oos_recall": 0.523},
+    "goal": {"in_scope_accuracy": 0.95, "oos_recall": 0.80},
+}
+
+
+def frame(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["text", "intent"])
+
+
+def logreg_with_threshold(cache, parts, oos_val, oos_test, target: float) -> dict[str, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    def x(texts):
+        return np.stack([cache[t] for t in texts])
+
+    model = LogisticRegression(C=10.0, max_iter=3000).fit(
+        x(parts["train"]["text"]), parts["train"]["intent"]
+    )
+    conf_val = model.predict_proba(x(parts["val"]["text"])).max(1)
+    threshold, _ = choose_threshold(
+        conf_val, model.predict_proba(x(oos_val["text"])).max(1), target, 0.05
+    )
+    proba = model.predict_proba(x(parts["test"]["text"]))
+    pred = model.classes_[proba.argmax(1)]
+    kept = proba.max(1) >= threshold
+    oos_flag = model.predict_proba(x(oos_test["text"])).max(1) < threshold
+    flagged = oos_flag.sum() + (~kept).sum()
+    return {
+        "in_scope_accuracy": float(((pred == parts["test"]["intent"].to_numpy()) & kept).mean()),
+        "oos_recall": float(oos_flag.mean()),
+        "oos_precision": float(oos_flag.sum() / max(1, flagged)),
+        "threshold": float(threshold),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, default=DATA / "customer_service" / "clinc150" / "data_full.json"
+    )
+    parser.add_argument("--mode", choices=("head", "finetune"), default="head")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--target-oos-recall", type=float, default=0.8)
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--max-seq-length", type=int, default=48)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    started = time.perf_counter()
+    raw = json.loads(args.data.read_text(encoding="utf-8"))
+    parts = {s: frame(raw[s]) for s in ("train", "val", "test")}
+    oos_val, oos_test = (
+        frame(raw["oos_val"]).assign(split="val"),
+        frame(raw["oos_test"]).assign(split="test"),
+    )
+    frozen = args.mode == "head"
+    cfg = load_config(
+        CustomerServiceConfig,
+        overrides={
+            "model": args.model,
+            "max_seq_length": args.max_seq_length,
+            "hybrid": "off",
+            "target_oos_recall": args.target_oos_recall,
+            "trainer": {
+                "epochs": args.epochs,
+                "batch_size": 64,
+                "seed": args.seed,
+                "progress": False,
+                "freeze_backbone_epochs": args.epochs if frozen else 0,
+                "lr": 5e-3 if frozen else 2e-3,
+                "backbone_lr": 5e-5,
+            },
+        },
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_intent_folder(
+            Path(tmp) / "data",
+            parts["train"],
+            parts["test"],
+            0.0,
+            args.seed,
+            oos=pd.concat([oos_val, oos_test]),
+            val=parts["val"],
+        )
+        m = read_manifest(train(cfg, folder, Path(tmp) / "run"))["metrics"]
+    ours = {
+        "in_scope_accuracy": m["test_in_scope_accuracy"],
+        "oos_recall": m["test_oos_recall"],
+        "oos_precision": m["test_oos_precision"],
+        "accuracy_without_handoff": m["test_accuracy"],
+        "val_threshold": m["val_threshold"],
+    }
+    baselines = {}
+    cache = _FROZEN_CACHES.get((args.model, args.max_seq_length))
+    if cache is not None:
+        baselines["frozen_minilm_logreg_threshold"] = logreg_with_threshold(
+            cache, parts, oos_val, oos_test, args.target_oos_recall
+        )
+    write_result(
+        "clinc150",
+        dataset="CLINC150 data_full",
+        anchors=ANCHORS,
+        seconds=time.perf_counter() - started,
+        protocol=(
+            f"official train/val/test + oos_val/oos_test; threshold for OOS recall {args.target_oos_recall} "
+            f"on val only; mode={args.mode}, epochs={args.epochs}, max_seq_length={args.max_seq_length}"
+        ),
+        metrics=ours,
+        baselines=baselines,
+        seed=args.seed,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Helpers of the customer_service benchmarks: data folders in our schema, the frozen baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def write_intent_folder(
+    folder: Path,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    val_fraction: float,
+    seed: int,
+    oos: pd.DataFrame | None = None,
+    val: pd.DataFrame | None = None,
+) -> Path:
+    """Writes kb.csv (one answer per intent, its name as text) and pairs.csv with a fixed split column.
+
+    `train`/`test`/`val` have columns `text, intent`. Without `val`, a stratified `val_fraction` of
+    train is held out (never trained on).
+    """
+    from shared.data import split_indices
+
+    folder.mkdir(parents=True, exist_ok=True)
+    intents = sorted(set(train["intent"]) | set(test["intent"]))
+    kb = pd.DataFrame(
+        {"answer_id": intents, "answer": [i.replace("_", " ") for i in intents], "intent": intents}
+    )
+    kb.to_csv(folder / "kb.csv", index=False)
+    train = train.reset_index(drop=True).assign(split="train")
+    if val is None and val_fraction > 0:
+        _, va, _ = split_indices(
+            len(train),
+            labels=list(train["intent"]),
+            val_fraction=val_fraction,
+            test_fraction=0.0,
+            seed=seed,
+        )
+        train.loc[va, "split"] = "val"
+    frames = [train, test.assign(split="test")] + (
+        [val.assign(split="val")] if val is not None else []
+    )
+    pairs = pd.concat(frames, ignore_index=True).rename(columns={"text": "question"})
+    pairs[["question", "intent", "split"]].to_csv(folder / "pairs.csv", index=False)
+    if oos is not None:
+        oos.rename(columns={"text": "question"})[["question", "split"]].to_csv(
+            folder / "out_of_scope.csv", index=False
+        )
+    return folder
+
+
+def logreg_baseline(
+    x_train: np.ndarray,
+    y_train: list[str],
+    x_val: np.ndarray | None,
+    y_val: list[str] | None,
+    x_test: np.ndarray,
+    y_test: list[str],
+) -> dict[str, float]:
+    """Logistic regression on frozen embeddings; C picked on validation when there is one."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
+    best_c, best = 10.0, -1.0
+    if x_val is not None and len(x_val):
+        for c in (1.0, 10.0, 100.0):
+            model = LogisticRegression(C=c, max_iter=3000).fit(x_train, y_train)
+            score = accuracy_score(y_val, model.predict(x_val))
+            if score > best:
+                best_c, best = c, score
+    model = LogisticRegression(C=best_c, max_iter=3000).fit(x_train, y_train)
+    pred = model.predict(x_test)
+    return {
+        "accuracy": float(accuracy_score(y_test, pred)),
+        "macro_f1": float(f1_score(y_test, pred, average="macro")),
+        "C": best_c,
+    }
