@@ -5,7 +5,7 @@ the title and genres (movies.dat read as UTF-8, ids as strings). Users' last int
 the one before validation (the ranker learns there); ranking is over all items, seen items
 excluded. MostPopular, ItemKNN and BPR are measured in the same run on the same split.
 
-    .venv/bin/python bench/recommender_movietweetings.py                # reduced: 150 steps
+    .venv/bin/python bench/recommender_movietweetings.py                # reduced: 60 steps
     .venv/bin/python bench/recommender_movietweetings.py --full         # one full epoch
 """
 
@@ -78,7 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DATA / "recommender" / "movietweetings_100k")
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--max-steps", type=int, default=150)
+    parser.add_argument("--max-steps", type=int, default=60)
     parser.add_argument("--full", action="store_true", help="one full epoch instead of --max-steps")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
@@ -97,7 +97,7 @@ def main() -> None:
             batch_size=args.batch_size,
             lr=5e-5,
             seed=args.seed,
-            progress=False,
+            progress=True,
         ),
     )
     with tempfile.TemporaryDirectory() as tmp:

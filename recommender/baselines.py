@@ -92,7 +92,7 @@ class BPR:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(idx)
+                total += float(loss.detach()) * len(idx)
             log.debug("bpr epoch %d loss %.4f", epoch + 1, total / max(1, len(users)))
         self.user_rows: dict[int, int] = {}
 

@@ -50,5 +50,6 @@ def evaluate_runtime(runtime: Any, data_path: Path) -> dict[str, float]:
         runtime.ranker,
         stats,
         cfg.candidates,
+        extra=cfg.extra_candidates,
     )
     return {"users": float(len(es.targets)), **metrics}

@@ -67,6 +67,50 @@ def top_candidates(
     return rows, np.take_along_axis(scores, rows, 1)
 
 
+def add_sources(
+    rows: np.ndarray,
+    user_vecs: np.ndarray,
+    emb: np.ndarray,
+    hist_rows: list[np.ndarray],
+    stats: ItemStats,
+    extra: int,
+    blocked: list[set[int]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Adds `extra` co-interaction neighbours and `extra` popular items to each user's candidates.
+
+    Two-tower retrieval finds items by text; these sources add what behaviour says (items often
+    taken together with the user's history, and what is popular now). Returns (B, C + 2*extra)
+    rows (-1 where too few items exist) and their two-tower scores (-inf there).
+    """
+    b, c = rows.shape
+    out = np.full((b, c + 2 * extra), -1, dtype=np.int64)
+    out[:, :c] = rows
+    popular = np.lexsort((-stats.popularity, -stats.trending))
+    for i in range(b if extra else 0):
+        taken = (
+            set(rows[i].tolist()) | set(hist_rows[i].tolist()) | (blocked[i] if blocked else set())
+        )
+        picks: list[int] = []
+        if stats.similarity is not None and len(hist_rows[i]):
+            cf = np.asarray(stats.similarity[hist_rows[i]].sum(0)).ravel()
+            for r in np.argsort(-cf)[: extra + len(taken)]:
+                if cf[r] <= 0 or len(picks) == extra:
+                    break
+                if int(r) not in taken:
+                    picks.append(int(r))
+                    taken.add(int(r))
+        for r in popular[: 2 * extra + len(taken)]:
+            if len(picks) == 2 * extra:
+                break
+            if int(r) not in taken:
+                picks.append(int(r))
+                taken.add(int(r))
+        out[i, c : c + len(picks)] = picks
+    vecs = emb[np.clip(out, 0, None)]
+    scores = np.where(out >= 0, np.einsum("bd,bcd->bc", user_vecs, vecs), -np.inf)
+    return out, scores.astype(np.float32)
+
+
 def rerank(
     ranker: Ranker,
     rows: np.ndarray,
@@ -77,19 +121,36 @@ def rerank(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reorders candidate rows by the ranker; returns rows and ranker scores, best first."""
     x = candidate_features(rows, scores, hist_rows, emb, stats)
-    ranked = ranker.score(x)
+    ranked = np.where(rows >= 0, ranker.score(x), -np.inf)
     order = np.argsort(-ranked, axis=1, kind="stable")
     return np.take_along_axis(rows, order, 1), np.take_along_axis(ranked, order, 1)
 
 
-def ranker_training_data(
-    user_vecs: np.ndarray, emb: np.ndarray, es: EvalSet, stats: ItemStats, c: int
+def candidates_for(
+    user_vecs: np.ndarray, emb: np.ndarray, es: EvalSet, stats: ItemStats, c: int, extra: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(N, F) features and 0/1 labels of every user's top-`c` retrieved candidates."""
+    """Top-`c` unseen retrieved rows plus the behavioural sources of :func:`add_sources`."""
     rows, scores = top_candidates(user_vecs @ emb.T, es.hist_rows, c)
+    if not extra:
+        return rows, scores
+    more, more_scores = add_sources(rows, user_vecs, emb, es.hist_rows, stats, extra)
+    more_scores[:, : rows.shape[1]] = scores  # keep -inf on seen rows of tiny catalogues
+    return more, more_scores
+
+
+def ranker_training_data(
+    user_vecs: np.ndarray,
+    emb: np.ndarray,
+    es: EvalSet,
+    stats: ItemStats,
+    c: int,
+    extra: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, F) features and 0/1 labels of every user's candidates."""
+    rows, scores = candidates_for(user_vecs, emb, es, stats, c, extra)
     x = candidate_features(rows, scores, es.hist_rows, emb, stats)
     y = (rows == es.targets[:, None]).astype(np.int64)
-    valid = np.isfinite(scores).ravel()  # fewer unseen items than candidates
+    valid = (np.isfinite(scores) & (rows >= 0)).ravel()  # fewer unseen items than candidates
     return x.reshape(-1, x.shape[-1])[valid], y.ravel()[valid]
 
 
@@ -98,15 +159,17 @@ def evaluate_model(
     emb: np.ndarray,
     es: EvalSet,
     ranker: Ranker | None,
-    stats: ItemStats,
+    stats: ItemStats | None,
     c: int,
     cold: np.ndarray | None = None,
+    extra: int = 0,
 ) -> dict[str, float]:
     """Full-ranking metrics of retrieval alone and (when given) retrieval + ranker.
 
-    With the ranker, the top-`c` retrieved items are reordered and the rest keep their order
-    behind them, so the ranking still covers every item. `cold` marks users whose held-out
-    item is cold; their metrics are reported with a `cold_` prefix.
+    With the ranker, the candidates (top-`c` retrieved plus `extra` co-interaction and `extra`
+    popular items) are reordered and the rest keep their retrieval order behind them, so the
+    ranking still covers every item. `cold` marks users whose held-out item is cold; their
+    metrics are reported with a `cold_` prefix.
     """
     n = emb.shape[0]
     base, ranks = evaluate_scorer(lambda pos: user_vecs[pos] @ emb.T, es.targets, es.hist_rows, n)
@@ -115,16 +178,15 @@ def evaluate_model(
         out |= {f"cold_retrieval_{k}": v for k, v in subset_metrics(ranks, cold).items()}
     if ranker is None or ranker.kind == "none":
         return out
-    rows, scores = top_candidates(user_vecs @ emb.T, es.hist_rows, c)
-    reranked, _ = rerank(ranker, rows, scores, es.hist_rows, emb, stats)
+    rows, scores = candidates_for(user_vecs, emb, es, stats, c, extra)
+    reranked, ranked_scores = rerank(ranker, rows, scores, es.hist_rows, emb, stats)
     c_eff = rows.shape[1]
 
     def score_fn(pos: np.ndarray) -> np.ndarray:
-        full = (
-            user_vecs[pos] @ emb.T - 1e3
-        )  # items beyond the candidates keep their retrieval order
+        full = user_vecs[pos] @ emb.T - 1e3  # items beyond the candidates keep their order
         for j, i in enumerate(pos):
-            full[j, reranked[i]] = np.arange(c_eff, 0, -1, dtype=np.float32)
+            keep = reranked[i] >= 0
+            full[j, reranked[i][keep]] = np.arange(c_eff, 0, -1, dtype=np.float32)[keep]
         return full
 
     ranked, ranks2 = evaluate_scorer(score_fn, es.targets, es.hist_rows, n)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 FEATURES = (
     "model_score",
@@ -21,7 +22,39 @@ FEATURES = (
     "category_affinity",
     "max_history_similarity",
     "log_history_length",
+    "cooccurrence",
 )
+NEIGHBOURS = 50
+
+
+def item_similarity(
+    user_rows: list[np.ndarray], n_items: int, k: int = NEIGHBOURS
+) -> sp.csr_matrix:
+    """Sparse item-item cosine similarity of co-interaction, keeping the `k` best neighbours per item.
+
+    The collaborative signal the ranker adds to text similarity; (N, N) CSR, zero diagonal.
+    """
+    indptr = np.cumsum([0] + [len(r) for r in user_rows])
+    indices = np.concatenate(user_rows).astype(np.int64) if user_rows else np.zeros(0, np.int64)
+    x = sp.csr_matrix(
+        (np.ones(len(indices), np.float32), indices, indptr), shape=(len(user_rows), n_items)
+    )
+    x.sum_duplicates()
+    x.data[:] = 1.0
+    counts = np.asarray(x.sum(0)).ravel()
+    sim = (x.T @ x).tocsr()
+    sim.setdiag(0)
+    sim.eliminate_zeros()
+    norm = np.sqrt(np.maximum(counts, 1.0))
+    sim = sp.diags(1 / norm) @ sim @ sp.diags(1 / norm)
+    sim = sim.tocsr()
+    for i in range(n_items):  # keep the k strongest neighbours of each item
+        lo, hi = sim.indptr[i], sim.indptr[i + 1]
+        if hi - lo > k:
+            row = sim.data[lo:hi]
+            row[row < np.partition(row, -k)[-k]] = 0.0
+    sim.eliminate_zeros()
+    return sim.astype(np.float32)
 
 
 @dataclass
@@ -32,6 +65,7 @@ class ItemStats:
     trending: np.ndarray
     age_days: np.ndarray
     category: np.ndarray
+    similarity: sp.csr_matrix | None = None
 
     @classmethod
     def compute(
@@ -67,7 +101,10 @@ class ItemStats:
         born[missing] = pd.Series(ids)[missing].map(first).to_numpy()
         age = ((now - born).dt.total_seconds() / 86400).to_numpy(dtype=np.float64)
         age = np.where(np.isnan(age), 0.0, np.clip(age, 0.0, None))
-        return cls(pop, trend, age, np.asarray(categories, dtype=object))
+        users = past.groupby("user_id")["item_id"].agg(list)
+        user_rows = [np.asarray([row_of[i] for i in items], dtype=np.int64) for items in users]
+        sim = item_similarity(user_rows, n)
+        return cls(pop, trend, age, np.asarray(categories, dtype=object), sim)
 
     def extend(self, n: int, categories: list[str]) -> None:
         """Grows the arrays for `n` new items (no interactions yet, age zero)."""
@@ -75,6 +112,18 @@ class ItemStats:
         self.trending = np.concatenate([self.trending, np.zeros(n)])
         self.age_days = np.concatenate([self.age_days, np.zeros(n)])
         self.category = np.concatenate([self.category, np.asarray(categories, dtype=object)])
+        if self.similarity is not None:
+            size = len(self.popularity)
+            self.similarity = sp.csr_matrix(
+                (
+                    self.similarity.data,
+                    self.similarity.indices,
+                    np.concatenate(
+                        [self.similarity.indptr, np.full(n, self.similarity.indptr[-1])]
+                    ),
+                ),
+                shape=(size, size),
+            )
 
 
 def candidate_features(
@@ -89,7 +138,10 @@ def candidate_features(
     out = np.zeros((b, c, len(FEATURES)), dtype=np.float32)
     safe = np.clip(cand_rows, 0, None)
     out[..., 0] = np.where(np.isfinite(cand_scores), cand_scores, -1.0)  # -inf marks excluded rows
-    out[..., 1] = np.log1p(np.arange(c))[None, :]
+    order = np.argsort(-out[..., 0], axis=1, kind="stable")
+    np.put_along_axis(
+        out[..., 1], order, np.log1p(np.arange(c, dtype=np.float32))[None, :].repeat(b, 0), 1
+    )
     out[..., 2] = np.log1p(stats.popularity[safe])
     out[..., 3] = np.log1p(stats.trending[safe])
     out[..., 4] = np.log1p(stats.age_days[safe])
@@ -99,6 +151,8 @@ def candidate_features(
             share = dict(zip(cats, counts / counts.sum(), strict=True))
             out[i, :, 5] = [share.get(cat, 0.0) for cat in stats.category[safe[i]]]
             out[i, :, 6] = (emb[safe[i]] @ emb[hist].T).max(axis=1)
+            if stats.similarity is not None:
+                out[i, :, 8] = np.asarray(stats.similarity[hist][:, safe[i]].sum(0)).ravel()
         out[i, :, 7] = np.log1p(len(hist))
     return out
 

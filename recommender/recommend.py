@@ -24,7 +24,7 @@ from shared.errors import DataError, InputError
 
 from .data import event_weights, validate_items
 from .index import ItemIndex
-from .pipeline import rerank
+from .pipeline import add_sources, rerank
 from .ranker import Ranker
 from .rules import allowed, diversify, fresh_slot
 from .schemas import RecommenderConfig
@@ -184,6 +184,20 @@ class RecommenderRuntime:
         if not len(rows):
             return self._popular(req, seen)
         hist_arr = np.asarray(rows_h, dtype=np.int64)
+        if self.ranker.kind != "none" and self.cfg.extra_candidates:
+            more, more_scores = add_sources(
+                rows[None],
+                vec[None],
+                self.index.emb,
+                [hist_arr],
+                self.stats,
+                self.cfg.extra_candidates,
+                blocked=[seen],
+            )
+            ok = (more[0] >= 0) & allowed(
+                more[0], self.stats.category, seen, self.cfg.rules, req["include"], req["exclude"]
+            )
+            rows, scores = more[0][ok], more_scores[0][ok]
         ranked, ranked_scores = rerank(
             self.ranker, rows[None], scores[None], [hist_arr], self.index.emb, self.stats
         )
@@ -232,6 +246,13 @@ class RecommenderRuntime:
             return f"new in {cat or 'the catalogue'}, close to {anchor}"
         if sims[j] >= SIMILAR_REASON_MIN:
             return f"similar to {anchor}"
+        if self.stats.similarity is not None and row < self.stats.similarity.shape[1]:
+            together = self.stats.similarity[hist][:, [row]].toarray().ravel()
+            if together.max(initial=0.0) > 0:
+                j = int(np.argmax(together))
+                verb = VERBS.get(events[j], "viewed")
+                title = self.catalogue.records[hist[j]]["title"]
+                return f"often chosen with '{title}' you {verb}"
         if cat and cat in set(self.stats.category[hist]):
             return f"popular in {cat}, a category you often explore"
         return f"popular in {cat}" if cat else "popular with people like you"

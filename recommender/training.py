@@ -136,7 +136,12 @@ def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
     if len(val.targets):
         stats_val = stats_at(items, split.train, cfg.trending_days)
         x, y = ranker_training_data(
-            user_vectors(tower, emb, val, cfg.max_history), emb, val, stats_val, cfg.candidates
+            user_vectors(tower, emb, val, cfg.max_history),
+            emb,
+            val,
+            stats_val,
+            cfg.candidates,
+            cfg.extra_candidates,
         )
         ranker.fit(x, y, seed=cfg.trainer.seed)
     history = pd.concat([split.train, split.val], ignore_index=True)
@@ -159,6 +164,7 @@ def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
             stats_test,
             cfg.candidates,
             cold=cold,
+            extra=cfg.extra_candidates,
         )
     return Trained(encoder, tower, emb, ranker, metrics, split, test, row_of)
 

@@ -89,3 +89,20 @@ def test_baselines_and_full_ranking():
     assert knn.argmax() == 1  # co-occurs with item 0
     scores = np.asarray([[0.9, 0.8, 0.1, 0.5]])
     assert ranks_full(scores, np.asarray([3]), [np.asarray([0])]).tolist() == [2]
+
+
+def test_item_similarity_and_behavioural_candidate_sources():
+    from recommender.pipeline import add_sources
+    from recommender.ranker import ItemStats, item_similarity
+
+    users = [np.asarray([0, 1]), np.asarray([0, 1]), np.asarray([2, 3]), np.asarray([1])]
+    sim = item_similarity(users, 5, k=1)
+    assert sim[0, 1] > 0 and sim[0, 2] == 0 and sim.diagonal().sum() == 0
+    assert all(sim[i].nnz <= 1 for i in range(5))
+    stats = ItemStats(
+        np.asarray([1.0, 3, 1, 1, 5]), np.zeros(5), np.zeros(5), CATS[:5], item_similarity(users, 5)
+    )
+    emb = np.eye(5, dtype=np.float32)
+    rows, scores = add_sources(np.asarray([[2]]), emb[[2]], emb, [np.asarray([0])], stats, 1)
+    assert rows.tolist() == [[2, 1, 4]]  # retrieved, co-interacted with item 0, most popular
+    assert scores[0, 0] == 1.0

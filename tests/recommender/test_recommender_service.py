@@ -108,7 +108,11 @@ def test_new_item_is_indexed_at_once_persisted_and_similar(served, tmp_path):
     sim = client.get(f"{URL}/items/fresh-1/similar", params={"k": 3})
     assert sim.status_code == 200 and len(sim.json()["items"]) == 3
     assert client.get(f"{URL}/items/missing/similar").status_code == 404
-    runtime = VERTICAL.load(artifact, "cpu")  # a restart reads the persisted index
+    ev = {"user_id": "reader-9", "item_id": "fresh-1", "event": "like", "event_id": "r9-1"}
+    assert client.post(f"{URL}/events", json={"events": [ev]}).status_code == 200
+    runtime = VERTICAL.load(artifact, "cpu")  # a restart reads the persisted index and event log
+    assert [e.event for e in runtime.history.recent("reader-9", 5)] == ["like"]
+    assert runtime.add_events([ev]) == {"accepted": 0, "duplicates": 1}
     assert (
         "fresh-1" in runtime.index.row_of and runtime.catalogue.records[-1]["item_id"] == "fresh-1"
     )
@@ -134,3 +138,11 @@ def test_cli_predict_rows(served):
     assert [o["cold_start"] for o in out] == [False, True] and all(
         len(o["items"]) == 2 for o in out
     )
+
+
+def test_evaluate_reports_leave_last_out_metrics(served, tmp_path):
+    client, _ = served
+    data = VERTICAL.example_data(tmp_path / "data")
+    metrics = VERTICAL.evaluate(client.app.state.runtime, data)
+    assert metrics["users"] > 0 and 0.0 <= metrics["retrieval_recall_at_10"] <= 1.0
+    assert "ranked_ndcg_at_10" in metrics or client.app.state.runtime.ranker.kind == "none"
