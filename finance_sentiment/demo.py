@@ -30,9 +30,13 @@ log = logging.getLogger(__name__)
 
 
 def replay(
-    runtime: FinanceRuntime, stream: pd.DataFrame, chunk: str = "1h"
+    runtime: FinanceRuntime, stream: pd.DataFrame, chunk: str = "6h"
 ) -> list[dict[str, Any]]:
-    """Ingests the stream in time order, `chunk` at a time, as a live feed would arrive."""
+    """Ingests the stream in time order, `chunk` at a time, as a live feed would arrive.
+
+    The chunk size does not change when an alert is dated: the monitor dates it at the first
+    item of its window at which the rule held.
+    """
     ts = pd.to_datetime(stream["ts"], utc=True)
     buckets = ts.dt.floor(chunk)
     alerts: list[dict[str, Any]] = []
@@ -43,12 +47,12 @@ def replay(
 
 
 def run_demo(
-    workdir: Path, epochs: int = 3, model: str = "minilm", seed: int = 0
+    workdir: Path, epochs: int = 2, model: str = "minilm", seed: int = 0
 ) -> dict[str, Any]:
     """Trains on the generated labelled set, replays the stream, and writes the PNG report."""
     workdir = Path(workdir)
     shutil.rmtree(workdir / "model" / "run", ignore_errors=True)  # a fresh run, not a resumed one
-    paths = write_demo_data(workdir / "data", n_per_template=8, seed=seed)
+    paths = write_demo_data(workdir / "data", n_per_template=5, seed=seed)
     cfg = FinanceConfig(
         model=model,
         trainer=TrainerConfig(

@@ -143,10 +143,17 @@ class Store:
             for item_id, r in zip(ids, results, strict=True)
         ]
         with self._lock:
-            self._db.executemany(
-                "UPDATE items SET label=?, score=?, p_negative=?, p_neutral=?, p_positive=?, topic=? WHERE id=?",
-                params,
-            )
+            self._db.execute("BEGIN IMMEDIATE")  # one transaction (one fsync) per batch
+            try:
+                self._db.executemany(
+                    "UPDATE items SET label=?, score=?, p_negative=?, p_neutral=?, p_positive=?,"
+                    " topic=? WHERE id=?",
+                    params,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def unscored(self, limit: int = 10_000) -> list[dict[str, Any]]:
         """Items stored but not yet scored (left by a crash between storing and scoring)."""

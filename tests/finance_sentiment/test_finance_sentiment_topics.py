@@ -16,7 +16,10 @@ from shared.config import load_config
 def test_without_topic_labels_the_artifact_uses_zero_shot_topics_from_the_config(tmp_path):
     data = fs.example_data(tmp_path / "d")
     pd.read_csv(data).drop(columns=["topic"]).to_csv(data, index=False)
-    overrides = {**fs.VERTICAL.smoke_overrides, "topics": {"rates": "central bank rates", "oil": "crude oil"}}
+    overrides = {
+        **fs.VERTICAL.smoke_overrides,
+        "topics": {"rates": "central bank rates", "oil": "crude oil"},
+    }
     artifact = fs.train(load_config(fs.FinanceConfig, overrides=overrides), data, tmp_path / "run")
     meta = load_json(artifact / "finance.json")
     assert meta["topic_mode"] == "zero-shot" and meta["topics"] == ["rates", "oil"]
@@ -32,9 +35,11 @@ def test_without_topic_labels_the_artifact_uses_zero_shot_topics_from_the_config
 @pytest.mark.slow
 def test_zero_shot_with_the_real_minilm_assigns_plain_topics():
     topics = ZeroShotTopics("minilm", DEFAULT_TOPICS)
-    texts = ["Crude prices hit a two-year high as refiners ramp up output",
-             "The lender raised its mortgage rates after the central bank decision",
-             "Regulators approved the company's new cancer treatment after a phase 3 trial",
-             "Supermarket chain reports weaker store sales over the holidays",
-             "Chipmaker ships its new processor to cloud data centres"]
+    texts = [
+        "Crude prices hit a two-year high as refiners ramp up output",
+        "The lender raised its mortgage rates after the central bank decision",
+        "Regulators approved the company's new cancer treatment after a phase 3 trial",
+        "Supermarket chain reports weaker store sales over the holidays",
+        "Chipmaker ships its new processor to cloud data centres",
+    ]
     assert topics.assign(texts) == ["energy", "banking", "pharma", "retail", "technology"]
