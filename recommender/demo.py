@@ -25,12 +25,12 @@ def demo_config() -> RecommenderConfig:
     return RecommenderConfig(
         max_seq_length=32,
         max_history=10,
-        trainer=RecTrainerConfig(epochs=1, max_steps=20, batch_size=32, lr=5e-5, progress=False),
+        trainer=RecTrainerConfig(epochs=1, max_steps=16, batch_size=32, lr=5e-5, progress=False),
     )
 
 
 def run_demo(
-    workdir: Path, n_users: int = 300, cfg: RecommenderConfig | None = None
+    workdir: Path, n_users: int = 240, cfg: RecommenderConfig | None = None
 ) -> dict[str, Any]:
     """Runs the whole story and returns a summary with held-out test metrics."""
     started = time.perf_counter()

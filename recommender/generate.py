@@ -256,7 +256,13 @@ def generate_catalogue(per_subtopic: int = 15, seed: int = 0) -> pd.DataFrame:
     """Items for every sub-topic, created over the 120 days before 2026-06-01."""
     rng = np.random.default_rng(seed)
     pairs = [pair for pair in subtopics() for _ in range(per_subtopic)]
-    rows = [make_item(cat, sub, rng, f"i{k:04d}") for k, (cat, sub) in enumerate(pairs)]
+    rows, titles = [], set()
+    for k, (cat, sub) in enumerate(pairs):
+        item = make_item(cat, sub, rng, f"i{k:04d}")
+        while item["title"] in titles:  # brand x noun repeats: number later editions
+            item["title"] += " II" if not item["title"].endswith(" II") else "I"
+        titles.add(item["title"])
+        rows.append(item)
     df = pd.DataFrame(rows)
     start = pd.Timestamp("2026-02-01", tz="UTC")
     df["created_at"] = [start + pd.Timedelta(days=float(d)) for d in rng.uniform(0, 60, len(df))]

@@ -85,7 +85,7 @@ def add_sources(
     b, c = rows.shape
     out = np.full((b, c + 2 * extra), -1, dtype=np.int64)
     out[:, :c] = rows
-    popular = np.lexsort((-stats.popularity, -stats.trending))
+    popular = stats.popular_order()
     for i in range(b if extra else 0):
         taken = (
             set(rows[i].tolist()) | set(hist_rows[i].tolist()) | (blocked[i] if blocked else set())
@@ -93,8 +93,9 @@ def add_sources(
         picks: list[int] = []
         if stats.similarity is not None and len(hist_rows[i]):
             cf = np.asarray(stats.similarity[hist_rows[i]].sum(0)).ravel()
-            for r in np.argsort(-cf)[: extra + len(taken)]:
-                if cf[r] <= 0 or len(picks) == extra:
+            nz = np.flatnonzero(cf > 0)
+            for r in nz[np.argsort(-cf[nz], kind="stable")][: extra + len(taken)]:
+                if len(picks) == extra:
                     break
                 if int(r) not in taken:
                     picks.append(int(r))

@@ -66,6 +66,17 @@ class ItemStats:
     age_days: np.ndarray
     category: np.ndarray
     similarity: sp.csr_matrix | None = None
+    _order: np.ndarray | None = None
+
+    def popular_order(self) -> np.ndarray:
+        """Rows by trend, then all-time popularity (cached until :meth:`touch`)."""
+        if self._order is None or len(self._order) != len(self.popularity):
+            self._order = np.lexsort((-self.popularity, -self.trending))
+        return self._order
+
+    def touch(self) -> None:
+        """Forgets the cached order after popularity or trend changed."""
+        self._order = None
 
     @classmethod
     def compute(

@@ -215,7 +215,7 @@ class RecommenderRuntime:
     def _popular(self, req: dict, seen: set[int] | None = None) -> dict:
         """Cold start: trending items first, then all-time popular ones."""
         seen = seen if seen is not None else set()
-        order = np.lexsort((-self.stats.popularity, -self.stats.trending))
+        order = self.stats.popular_order()
         keep = allowed(
             order, self.stats.category, seen, self.cfg.rules, req["include"], req["exclude"]
         )
@@ -347,6 +347,7 @@ class RecommenderRuntime:
                 if status == "new_item":
                     self.stats.popularity[row] += 1
                     self.stats.trending[row] += 1
+                    self.stats.touch()
                 log_file.write(
                     json.dumps({**event, "ts": ts.isoformat(), "weight": float(weight)}) + "\n"
                 )
