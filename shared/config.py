@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -80,3 +80,31 @@ def load_config(
             for err in exc.errors()
         )
         raise VerticalsError(f"invalid {config_cls.__name__} from {source}: {problems}") from None
+
+
+class TrainerConfig(StrictModel):
+    """Settings of the shared loop; every vertical's config nests one as `trainer`."""
+
+    epochs: int = 3
+    max_steps: int | None = None
+    batch_size: int = 32
+    lr: float = 5e-5
+    backbone_lr: float | None = None
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    grad_accum: int = 1
+    max_grad_norm: float | None = 1.0
+    freeze_backbone_epochs: int = 0
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: str = "auto"
+    seed: int = 0
+    monitor: str = "loss"
+    monitor_mode: Literal["min", "max"] = "min"
+    early_stopping_patience: int | None = None
+    num_workers: int = 0
+    progress: bool = True
+    tensorboard: bool | None = (
+        None  # None: log to TensorBoard when it is installed (`tracking` extra)
+    )
+    resume: bool = False

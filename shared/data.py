@@ -12,10 +12,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas loads lazily so that vertical schemas import in milliseconds
+    import pandas as pd
 
 from shared.errors import DataError
 
@@ -69,6 +71,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     Raises:
         DataError: naming the file when it is missing, of an unknown kind, or unparseable.
     """
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
@@ -98,6 +102,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     records = []
     with path.open("r", encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, start=1):
@@ -153,6 +159,8 @@ def validate_table(
 
 
 def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[tuple[int, str]]]:
+    import pandas as pd
+
     bad: list[tuple[int, str]] = []
     raw = series.reset_index(drop=True)
     empty = raw.isna() | raw.astype(str).str.strip().eq("")
@@ -250,6 +258,8 @@ def split_indices(
 
 def fingerprint(*sources: str | Path | pd.DataFrame | np.ndarray) -> str:
     """SHA-256 of data files (or folders, recursively), frames or arrays; stored with the model."""
+    import pandas as pd
+
     digest = hashlib.sha256()
     for source in sources:
         if isinstance(source, pd.DataFrame):

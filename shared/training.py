@@ -15,47 +15,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from shared import distributed
-from shared.config import StrictModel
+from shared.config import TrainerConfig
 from shared.devices import autocast, autocast_dtype, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
 Evaluate = Callable[[nn.Module], dict[str, float]]
-
-
-class TrainerConfig(StrictModel):
-    """Settings of the shared loop; every vertical's config nests one as `trainer`."""
-
-    epochs: int = 3
-    max_steps: int | None = None
-    batch_size: int = 32
-    lr: float = 5e-5
-    backbone_lr: float | None = None
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    schedule: Literal["linear", "cosine", "constant"] = "linear"
-    grad_accum: int = 1
-    max_grad_norm: float | None = 1.0
-    freeze_backbone_epochs: int = 0
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    device: str = "auto"
-    seed: int = 0
-    monitor: str = "loss"
-    monitor_mode: Literal["min", "max"] = "min"
-    early_stopping_patience: int | None = None
-    num_workers: int = 0
-    progress: bool = True
-    tensorboard: bool | None = (
-        None  # None: log to TensorBoard when it is installed (`tracking` extra)
-    )
-    resume: bool = False
 
 
 @dataclass
