@@ -9,7 +9,9 @@ def test_fit_temperature_recovers_the_generating_temperature():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2000, 5)) * 3
     true_t = 2.5
-    targets = (logits / true_t + rng.gumbel(size=logits.shape)).argmax(1)  # samples of softmax(logits / T)
+    targets = (logits / true_t + rng.gumbel(size=logits.shape)).argmax(
+        1
+    )  # samples of softmax(logits / T)
     assert abs(fit_temperature(logits, targets) - true_t) < 0.3
 
 
