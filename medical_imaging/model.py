@@ -51,7 +51,8 @@ class ImagingTask(nn.Module):
 
     def logits(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) pixels in [0, 1] -> (B, n_classes) logits."""
-        return self.head(self.backbone((pixels.float() - self.mean) / self.std))
+        pixels = pixels.to(self.mean.dtype)  # float32, or the model's dtype once cast (bf16)
+        return self.head(self.backbone((pixels - self.mean) / self.std))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         logits = self.logits(batch["pixels"])
