@@ -106,10 +106,13 @@ class ItemStats:
         for series, out in ((counts, pop), (recent, trend)):
             rows = series.index.map(row_of)
             out[rows.to_numpy(dtype=np.int64)] = series.to_numpy(dtype=np.float64)
-        created = pd.to_datetime(pd.Series(list(created_at)), utc=True)
-        born = created.copy()
-        missing = born.isna().to_numpy()
-        born[missing] = pd.Series(ids)[missing].map(first).to_numpy()
+        created = pd.to_datetime(pd.Series(list(created_at)), utc=True).astype(
+            "datetime64[ns, UTC]"
+        )
+        first_seen = pd.to_datetime(pd.Series(ids).map(first), utc=True).astype(
+            "datetime64[ns, UTC]"
+        )
+        born = created.where(created.notna(), first_seen)
         age = ((now - born).dt.total_seconds() / 86400).to_numpy(dtype=np.float64)
         age = np.where(np.isnan(age), 0.0, np.clip(age, 0.0, None))
         users = past.groupby("user_id")["item_id"].agg(list)
