@@ -184,3 +184,10 @@ def test_artifact_has_calibration_and_no_test_question_in_the_index(cs_trained):
     assert 0 < len(paraphrases) <= metrics["n_train"]  # only training questions are indexed
     assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] >= 300
     assert np.allclose(np.linalg.norm(kb.vectors, axis=1), 1.0, atol=1e-4)
+
+
+def test_evaluate_reports_accuracy_and_handoff_rate(cs_bot, cs_trained):
+    from customer_service import VERTICAL
+
+    metrics = VERTICAL.evaluate(cs_bot, cs_trained[0])
+    assert metrics["n"] >= 300 and 0.0 <= metrics["accuracy"] <= 1.0 and 0.0 <= metrics["handoff_rate"] <= 1.0
