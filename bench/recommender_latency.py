@@ -73,15 +73,15 @@ def synthetic_artifact(folder: Path, n_items: int, n_users: int, n_events: int, 
         events.assign(ts=events["ts"].map(lambda t: t.isoformat())).to_json(
             tmp / "interactions.jsonl", orient="records", lines=True
         )
-        coef = [1.0, -0.1, 0.3, 0.2, -0.05, 0.5, 0.8, 0.0]
+        coef = [1.0, -0.1, 0.3, 0.2, -0.05, 0.5, 0.8, 0.0, 0.5][: len(FEATURES)]
         save_json(
             tmp / "ranker.json",
             {
                 "kind": "logistic",
                 "params": {
                     "features": list(FEATURES),
-                    "mean": [0.0] * 8,
-                    "scale": [1.0] * 8,
+                    "mean": [0.0] * len(FEATURES),
+                    "scale": [1.0] * len(FEATURES),
                     "coef": coef,
                     "intercept": 0.0,
                 },

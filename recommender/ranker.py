@@ -202,6 +202,13 @@ class Ranker:
         if self.kind == "none" or not self.params:
             return x[..., 0]
         p = self.params
+        if len(p["coef"]) != x.shape[-1]:
+            from shared.errors import ArtifactError
+
+            raise ArtifactError(
+                f"ranker.json has {len(p['coef'])} weights for features {p.get('features')}; this "
+                f"version computes {list(FEATURES)}: retrain the artifact"
+            )
         z = (x - np.asarray(p["mean"], np.float32)) / np.asarray(p["scale"], np.float32)
         return z @ np.asarray(p["coef"], np.float32) + p["intercept"]
 
