@@ -104,7 +104,7 @@ def test_dashboard_draws_trends_and_alert_markers_and_refreshes(
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
             page = browser.new_page()
             page.goto(f"{base}/v1/finance_sentiment/dashboard?window=6h&refresh=1")
-            page.wait_for_selector("svg.chart[data-key='banking'] path.neg-line", timeout=20_000)
+            page.wait_for_selector("svg.chart[data-key='banking'] path.neg-line", timeout=60_000)
             assert sorted(
                 page.eval_on_selector_all("svg.chart", "els => els.map(e => e.dataset.key)")
             ) == ["banking", "energy"]
@@ -129,10 +129,10 @@ def test_dashboard_draws_trends_and_alert_markers_and_refreshes(
                 },
             ).raise_for_status()
             page.wait_for_function(
-                f"document.getElementById('updated').textContent !== {first!r}", timeout=10_000
+                f"document.getElementById('updated').textContent !== {first!r}", timeout=30_000
             )
             page.wait_for_function(
-                "document.querySelectorAll('svg.chart').length === 3", timeout=10_000
+                "document.querySelectorAll('svg.chart').length === 3", timeout=30_000
             )
             assert page.text_content("#status") == ""
             browser.close()
