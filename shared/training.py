@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from shared import distributed
 from shared.config import TrainerConfig
@@ -100,6 +100,7 @@ def fit(
     *,
     evaluate: Evaluate | None = None,
     resume: bool = False,
+    sampler: Sampler | None = None,
 ) -> TrainResult:
     """Trains `task` on `train_data` and leaves the best weights (by `cfg.monitor`) loaded.
 
@@ -117,6 +118,8 @@ def fit(
         evaluate: Called after each epoch with the task in eval mode; returns validation metrics.
             Without it, the monitor falls back to the epoch's training loss.
         resume: Continue from `out_dir/checkpoint.pt` if it exists.
+        sampler: Optional sampler (e.g. `WeightedRandomSampler` for class imbalance) instead of
+            plain shuffling; a sampler with a `generator` attribute is reseeded every epoch.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +129,8 @@ def fit(
     amp_dtype = autocast_dtype(device, cfg.precision)
     task.to(device)
 
-    sampler = None
+    if sampler is not None and distributed.world_size() > 1:
+        raise ValueError("a custom sampler cannot be combined with data-parallel training")
     if distributed.world_size() > 1:
         sampler = DistributedSampler(train_data, shuffle=True, seed=cfg.seed)
     loader = DataLoader(
@@ -167,7 +171,9 @@ def fit(
             break
         _set_backbone_trainable(task, epoch >= cfg.freeze_backbone_epochs)
         loader.generator.manual_seed(cfg.seed * 10_007 + epoch)
-        if sampler is not None:
+        if getattr(sampler, "generator", None) is not None:
+            sampler.generator.manual_seed(cfg.seed * 10_007 + epoch)
+        if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         train_loss, samples_per_s = _train_epoch(
             model,
@@ -241,6 +247,9 @@ def _train_epoch(
     from tqdm.auto import tqdm
 
     model.train()
+    backbone = getattr(getattr(model, "module", model), "backbone", None)
+    if backbone is not None and not any(p.requires_grad for p in backbone.parameters()):
+        backbone.eval()  # a frozen backbone keeps its BatchNorm statistics and skips dropout
     total_loss, seen, started = 0.0, 0, time.perf_counter()
     bar = tqdm(
         loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False

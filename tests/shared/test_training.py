@@ -143,3 +143,42 @@ def test_tensorboard_logging(tmp_path):
     pytest.importorskip("tensorboard")
     fit(Task(), make_data(16), collate, cfg(epochs=1, tensorboard=True), tmp_path)
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+class BNTask(Task):
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU())
+
+
+def test_frozen_backbone_keeps_its_batchnorm_statistics(tmp_path):
+    task = BNTask()
+    before = task.backbone[1].running_mean.clone()
+    fit(
+        task,
+        make_data(),
+        collate,
+        cfg(epochs=2, freeze_backbone_epochs=1),
+        tmp_path / "a",
+        evaluate=None,
+    )
+    frozen_only = BNTask()
+    fit(frozen_only, make_data(), collate, cfg(epochs=1, freeze_backbone_epochs=1), tmp_path / "b")
+    assert torch.equal(frozen_only.backbone[1].running_mean, before)  # untouched while frozen
+    assert not torch.equal(task.backbone[1].running_mean, before)  # updated once unfrozen
+
+
+def test_custom_sampler_decides_what_each_epoch_sees(tmp_path):
+    from torch.utils.data import WeightedRandomSampler
+
+    data = make_data(64)
+    weights = [1.0 if int(y) == 1 else 0.0 for _, y in data]  # only positives are ever drawn
+    seen = []
+
+    def spy(rows):
+        seen.extend(int(r[1]) for r in rows)
+        return collate(rows)
+
+    sampler = WeightedRandomSampler(weights, num_samples=32, generator=torch.Generator())
+    fit(Task(), data, spy, cfg(epochs=1), tmp_path, sampler=sampler)
+    assert len(seen) == 32 and set(seen) == {1}
