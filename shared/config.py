@@ -45,6 +45,13 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _defaults(config_cls: type[BaseModel]) -> dict[str, Any]:
+    try:
+        return config_cls().model_dump()
+    except ValidationError:  # a config with required fields has no complete defaults
+        return {}
+
+
 def load_config(
     config_cls: type[C],
     path: str | Path | None = None,
@@ -55,7 +62,9 @@ def load_config(
     Raises:
         VerticalsError: naming the file and the offending keys when validation fails.
     """
-    data: dict[str, Any] = {}
+    # Start from the config's own defaults, so `trainer.max_steps=2` keeps a vertical's default
+    # `trainer` settings (its epochs, lr, ...) instead of rebuilding TrainerConfig from scratch.
+    data: dict[str, Any] = _defaults(config_cls)
     source = "defaults"
     if path is not None:
         path = Path(path)
@@ -67,7 +76,7 @@ def load_config(
             raise VerticalsError(f"config file {path} is not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):
             raise VerticalsError(f"config file {path} must hold a mapping of keys to values")
-        data, source = loaded, str(path)
+        data, source = deep_merge(data, loaded), str(path)
     if isinstance(overrides, dict):
         data = deep_merge(data, overrides)
     else:

@@ -74,3 +74,12 @@ def test_failed_write_leaves_previous_artifact_intact(tmp_path):
 def test_missing_artifact_is_a_clear_error(tmp_path):
     with pytest.raises(ArtifactError, match="not a verticals artifact"):
         read_manifest(tmp_path)
+
+
+class VerticalCfg(StrictModel):
+    trainer: TrainerConfig = TrainerConfig(epochs=9, lr=3e-4)
+
+
+def test_nested_override_keeps_the_verticals_own_defaults():
+    cfg = load_config(VerticalCfg, overrides=["trainer.max_steps=2"])
+    assert (cfg.trainer.epochs, cfg.trainer.lr, cfg.trainer.max_steps) == (9, 3e-4, 2)
