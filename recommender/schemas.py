@@ -6,9 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.config import StrictModel
+from shared.config import StrictModel, TrainerConfig
 from shared.data import Column, TableSchema
-from shared.training import TrainerConfig
 
 EVENTS = ("view", "click", "like", "share", "purchase", "rating")
 
