@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import DATA, write_result  # noqa: E402
 from finance_sentiment.config import FinanceConfig  # noqa: E402
 from finance_sentiment.training import evaluate_rows, fit_sentiment, write_finance_artifact  # noqa: E402
-from shared.training import TrainerConfig  # noqa: E402
+from shared.config import TrainerConfig  # noqa: E402
 
 FILES = {"50agree": "Sentences_50Agree.txt", "allagree": "Sentences_AllAgree.txt"}
 LABELS = ["negative", "neutral", "positive"]

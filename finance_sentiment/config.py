@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.config import StrictModel
-from shared.training import TrainerConfig
+from shared.config import StrictModel, TrainerConfig
 
 DEFAULT_TOPICS = {
     "banking": "banks, lending, loans, deposits, credit, interest rates and central bank policy",

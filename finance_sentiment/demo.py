@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from shared.artifacts import read_manifest
-from shared.training import TrainerConfig
+from shared.config import TrainerConfig
 
 from .config import FinanceConfig
 from .dashboard import write_png_report
