@@ -44,6 +44,19 @@ def frame(rows) -> pd.DataFrame:
 def logreg_with_threshold(cache, parts, oos_val, oos_test, target: float) -> dict[str, float]:
     from sklearn.linear_model import LogisticRegression
 
+    missing = [
+        t
+        for s in (parts["train"], parts["val"], parts["test"], oos_val, oos_test)
+        for t in s["text"]
+        if t not in cache
+    ]
+    if missing:  # de-duplicated training questions were never embedded by our run
+        from customer_service.retrieval import encode
+        from shared.models import load_model
+
+        encoder = load_model("minilm", "sentence-encoder")
+        cache = {**cache, **dict(zip(missing, encode(encoder, missing), strict=True))}
+
     def x(texts):
         return np.stack([cache[t] for t in texts])
 
