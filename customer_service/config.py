@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.config import StrictModel
-from shared.training import TrainerConfig
+from shared.config import StrictModel, TrainerConfig
 
 
 def _default_trainer() -> TrainerConfig:

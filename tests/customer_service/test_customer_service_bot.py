@@ -190,4 +190,8 @@ def test_evaluate_reports_accuracy_and_handoff_rate(cs_bot, cs_trained):
     from customer_service import VERTICAL
 
     metrics = VERTICAL.evaluate(cs_bot, cs_trained[0])
-    assert metrics["n"] >= 300 and 0.0 <= metrics["accuracy"] <= 1.0 and 0.0 <= metrics["handoff_rate"] <= 1.0
+    assert (
+        metrics["n"] >= 300
+        and 0.0 <= metrics["accuracy"] <= 1.0
+        and 0.0 <= metrics["handoff_rate"] <= 1.0
+    )

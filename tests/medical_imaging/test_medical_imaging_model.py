@@ -13,7 +13,7 @@ from PIL import Image
 from medical_imaging.explain import cam_target_layer, gradcam, overlay_png
 from medical_imaging.model import balanced_class_weights, build_task
 from medical_imaging.training import collate_indices, default_positive
-from shared.training import TrainerConfig, fit
+from shared.config import TrainerConfig, fit
 
 
 def test_class_weights_balance_the_classes():

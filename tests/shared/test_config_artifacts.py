@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from shared.artifacts import load_weights, read_manifest, save_weights, write_artifact
-from shared.config import StrictModel, load_config
+from shared.config import StrictModel, TrainerConfig, load_config
 from shared.errors import ArtifactError, VerticalsError
-from shared.training import TrainerConfig
 
 
 class Cfg(StrictModel):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from shared.training import TrainerConfig, _param_groups, fit
+from shared.config import TrainerConfig, _param_groups, fit
 
 
 class Task(nn.Module):
