@@ -13,7 +13,8 @@ from PIL import Image
 from medical_imaging.explain import cam_target_layer, gradcam, overlay_png
 from medical_imaging.model import balanced_class_weights, build_task
 from medical_imaging.training import collate_indices, default_positive
-from shared.config import TrainerConfig, fit
+from shared.config import TrainerConfig
+from shared.training import fit
 
 
 def test_class_weights_balance_the_classes():

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from shared.config import TrainerConfig, _param_groups, fit
+from shared.config import TrainerConfig
+from shared.training import _param_groups, fit
 
 
 class Task(nn.Module):

@@ -16,11 +16,12 @@ from pydantic import BaseModel, Field
 from torch import nn
 
 from shared.artifacts import load_weights, read_manifest, save_weights, write_artifact
-from shared.config import StrictModel, TrainerConfig, fit
+from shared.config import StrictModel, TrainerConfig
 from shared.data import Column, TableSchema, fingerprint, load_table, split_indices
 from shared.engine import InferenceEngine
 from shared.registry import Vertical
 from shared.serving import get_runtime
+from shared.training import fit
 
 SCHEMA = TableSchema("points", (Column("x", "float"), Column("y", "float"), Column("label", "str")))
 
