@@ -45,11 +45,18 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _defaults(config_cls: type[BaseModel]) -> dict[str, Any]:
-    try:
-        return config_cls().model_dump()
-    except ValidationError:  # a config with required fields has no complete defaults
-        return {}
+def _fill_nested_defaults(default: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
+    """Completes nested config sections from `default`'s values (not their class defaults).
+
+    Only sections that are pydantic models are merged; a dict-valued setting (e.g. a mapping of
+    topics) given by the user replaces the default as a whole.
+    """
+    out = dict(data)
+    for name, value in data.items():
+        section = getattr(default, name, None)
+        if isinstance(section, BaseModel) and isinstance(value, dict):
+            out[name] = {**section.model_dump(), **_fill_nested_defaults(section, value)}
+    return out
 
 
 def load_config(
@@ -62,9 +69,7 @@ def load_config(
     Raises:
         VerticalsError: naming the file and the offending keys when validation fails.
     """
-    # Start from the config's own defaults, so `trainer.max_steps=2` keeps a vertical's default
-    # `trainer` settings (its epochs, lr, ...) instead of rebuilding TrainerConfig from scratch.
-    data: dict[str, Any] = _defaults(config_cls)
+    data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
         path = Path(path)
@@ -81,6 +86,12 @@ def load_config(
         data = deep_merge(data, overrides)
     else:
         data = deep_merge(data, parse_overrides(overrides))
+    # `trainer.max_steps=2` keeps a vertical's own `trainer` defaults (its epochs, lr, ...)
+    # instead of rebuilding TrainerConfig from the class defaults.
+    try:
+        data = _fill_nested_defaults(config_cls(), data)
+    except ValidationError:  # a config with required fields has no complete defaults
+        pass
     try:
         return config_cls.model_validate(data)
     except ValidationError as exc:

@@ -82,3 +82,16 @@ class VerticalCfg(StrictModel):
 def test_nested_override_keeps_the_verticals_own_defaults():
     cfg = load_config(VerticalCfg, overrides=["trainer.max_steps=2"])
     assert (cfg.trainer.epochs, cfg.trainer.lr, cfg.trainer.max_steps) == (9, 3e-4, 2)
+
+
+class MappingCfg(StrictModel):
+    topics: dict[str, str] = {"banking": "banks", "energy": "oil and gas"}
+    trainer: TrainerConfig = TrainerConfig(epochs=9)
+
+
+def test_a_mapping_setting_is_replaced_not_merged():
+    cfg = load_config(
+        MappingCfg, overrides={"topics": {"rates": "central banks"}, "trainer": {"lr": 0.1}}
+    )
+    assert cfg.topics == {"rates": "central banks"}
+    assert (cfg.trainer.epochs, cfg.trainer.lr) == (9, 0.1)
