@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, field_validator
 
-from shared.serving import get_runtime
+from shared.serving import Utf8Route, get_runtime
 
 MAX_MESSAGE_CHARS = 2000
 
@@ -88,24 +86,6 @@ class AnswerChange(BaseModel):
 
 class AddAnswersRequest(BaseModel):
     answers: list[AnswerIn] = Field(min_length=1, max_length=2000)
-
-
-class Utf8Route(APIRoute):
-    """Answers 400 with the reason when a request body is not UTF-8 (FastAPI's own message is vague)."""
-
-    def get_route_handler(self):
-        handler = super().get_route_handler()
-
-        async def checked(request: Request):
-            body = await request.body()
-            try:
-                body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                detail = f"request body is not valid UTF-8 (byte {exc.start}: {exc.reason}); send UTF-8 encoded JSON"
-                return JSONResponse(status_code=400, content={"detail": detail})
-            return await handler(request)
-
-        return checked
 
 
 def build_router() -> APIRouter:

@@ -17,7 +17,7 @@ from shared.serving import ServeSettings, create_app
 def toy_artifact(toy_vertical, tmp_path_factory):
     vertical = get_vertical(toy_vertical)
     tmp = tmp_path_factory.mktemp("toy")
-    cfg = load_config(vertical.config_cls, overrides={"trainer": {"epochs": 3}})
+    cfg = load_config(vertical.config_cls, overrides={"trainer": {"epochs": 20, "lr": 0.05}})
     return vertical, vertical.train(cfg, vertical.example_data(tmp / "data"), tmp / "run")
 
 

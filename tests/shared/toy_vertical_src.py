@@ -58,6 +58,7 @@ def train(cfg: ToyConfig, data: Path, out: Path) -> Path:
     ids = df["label"].map({name: i for i, name in enumerate(labels)}).to_numpy()
     tr, va, _ = split_indices(len(df), labels=ids, seed=cfg.trainer.seed)
     xy = df[["x", "y"]].to_numpy(dtype=np.float32)
+    torch.manual_seed(cfg.trainer.seed)  # the initial weights, like the data order, follow the seed
     task = ToyTask(cfg.hidden, len(labels))
 
     def evaluate(model):
