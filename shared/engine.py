@@ -1,8 +1,11 @@
 """The inference engine: gathers concurrent requests into batches and runs them on the device.
 
-Each service request submits its items and awaits the results. A single worker task collects
-items until `max_batch_size` are waiting or the oldest has waited `max_wait_ms`, then runs the
-batch function once, under `torch.inference_mode`, in a thread so the event loop stays free.
+Each service request submits its items and awaits the results. A single worker task takes every
+item that is waiting (up to `max_batch_size`) and runs the batch function once, under
+`torch.inference_mode`, in a thread so the event loop stays free. Requests that arrive while a
+batch runs form the next one, so batches grow with load while a lone request never waits
+(`max_wait_ms=0`, the default). A positive `max_wait_ms` holds a batch open that long for more
+items: bigger batches at low load, for accelerators where a batch costs little more than one item.
 `verticals predict` calls the same batch function directly through :meth:`InferenceEngine.run`.
 """
 
@@ -48,7 +51,7 @@ class InferenceEngine(Generic[T, R]):
     Args:
         batch_fn: Predicts a list of items; must return one result per item, in order.
         max_batch_size: Largest batch handed to `batch_fn`.
-        max_wait_ms: Longest an item waits for others to join its batch.
+        max_wait_ms: Longest an item waits for others to join its batch; 0 runs what is waiting.
         warmup_items: Items run once at start so the first real request pays no lazy-init cost.
     """
 
@@ -57,7 +60,7 @@ class InferenceEngine(Generic[T, R]):
         batch_fn: Callable[[list[T]], Sequence[R]],
         *,
         max_batch_size: int = 32,
-        max_wait_ms: float = 5.0,
+        max_wait_ms: float = 0.0,
         warmup_items: list[T] | None = None,
     ) -> None:
         self.batch_fn = batch_fn
@@ -129,7 +132,7 @@ class InferenceEngine(Generic[T, R]):
             first = await self._queue.get()
             batch = [first]
             deadline = time.perf_counter() + self.max_wait_ms / 1000
-            while len(batch) < self.max_batch_size:
+            while self.max_wait_ms > 0 and len(batch) < self.max_batch_size:
                 timeout = deadline - time.perf_counter()
                 if timeout <= 0:
                     break

@@ -34,7 +34,7 @@ class ServeSettings(BaseSettings):
     api_key: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024
     max_batch_size: int = 32
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 0.0
     device: str = "auto"
     keep_uploads: bool = False
     data_dir: Path | None = None

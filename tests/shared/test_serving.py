@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -94,6 +95,33 @@ def test_engine_gathers_concurrent_requests_into_batches():
     assert asyncio.run(main()) == [i * 2 for i in range(20)]
     assert max(sizes) == 8 and len(sizes) == 3
     assert engine.run(list(range(10))) == [i * 2 for i in range(10)]
+
+
+def test_engine_without_wait_runs_a_lone_request_at_once_and_batches_under_load():
+    sizes = []
+
+    def batch_fn(items):
+        sizes.append(len(items))
+        time.sleep(0.05)  # a busy device: requests arriving meanwhile form the next batch
+        return [i + 1 for i in items]
+
+    engine = InferenceEngine(batch_fn, max_batch_size=16)  # default max_wait_ms=0
+
+    async def main():
+        await engine.start()
+        started = time.perf_counter()
+        lone = await engine.submit(0)
+        lone_s = time.perf_counter() - started
+        first = asyncio.ensure_future(engine.submit(1))
+        await asyncio.sleep(0.01)  # the worker is now busy with [1]
+        rest = await asyncio.gather(*(engine.submit(i) for i in range(2, 12)))
+        await engine.stop()
+        return lone, lone_s, [await first, *rest]
+
+    lone, lone_s, results = asyncio.run(main())
+    assert lone == 1 and lone_s < 0.05 + 0.03  # no deliberate wait before running alone
+    assert results == list(range(2, 13))
+    assert sizes == [1, 1, 10]
 
 
 def test_engine_passes_batch_errors_to_every_waiter():
