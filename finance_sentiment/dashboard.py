@@ -1,7 +1,8 @@
 """The monitor's views: a self-refreshing HTML dashboard and the same charts as a PNG report.
 
 The page draws inline SVG (no external scripts: the service may run offline) from the service's
-own `trends` endpoint, and refreshes every `refresh` seconds.
+own `trends` endpoint, and refreshes every `refresh` seconds. When the service requires an API
+key, the page asks for it once and sends it as `X-API-Key` (kept in the tab's sessionStorage).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ table{border-collapse:collapse;font-size:.85rem}td,th{border-bottom:1px solid #e
 <p class="legend"><span style="color:#c0392b">&#9632; negative share</span>
 <span style="color:#2c6fbb">&#9632; mean score (P(pos)-P(neg))</span>
 <span style="color:#999">&#9632; volume</span><span style="color:#c0392b">&#9650; alert</span></p>
+<form id="keyform" hidden><label>This service needs an API key:
+<input id="apikey" type="password" autocomplete="off"></label> <button type="submit">Show</button></form>
 <div class="grid" id="charts"></div>
 <h2>Alerts</h2><table id="alerts"><thead><tr><th>detected</th><th>rule</th><th>scope</th><th>key</th>
 <th>value</th><th>baseline</th><th>z</th></tr></thead><tbody></tbody></table>
@@ -60,8 +63,12 @@ function chart(s){
  return svg}
 async function refresh(){
  try{
-  const [tr,al]=await Promise.all([fetch("trends?window="+encodeURIComponent(WINDOW)),fetch("alerts?limit=50")]);
+  const key=sessionStorage.getItem("verticals_api_key"),opts={headers:key?{"X-API-Key":key}:{}};
+  const [tr,al]=await Promise.all([fetch("trends?window="+encodeURIComponent(WINDOW),opts),fetch("alerts?limit=50",opts)]);
+  if(tr.status===401||al.status===401){document.getElementById("keyform").hidden=false;
+   throw new Error(key?"wrong API key":"API key needed")}
   if(!tr.ok||!al.ok)throw new Error("HTTP "+tr.status+"/"+al.status);
+  document.getElementById("keyform").hidden=true;
   const series=(await tr.json()).series, alerts=(await al.json()).alerts;
   const box=document.getElementById("charts");box.replaceChildren();
   for(const s of series){const c=document.createElement("div");c.className="card";
@@ -74,6 +81,8 @@ async function refresh(){
   document.getElementById("updated").textContent=new Date().toISOString();
   document.getElementById("status").textContent="";
  }catch(e){document.getElementById("status").textContent=" (refresh failed: "+e.message+")"}}
+document.getElementById("keyform").addEventListener("submit",e=>{e.preventDefault();
+ sessionStorage.setItem("verticals_api_key",document.getElementById("apikey").value);refresh()});
 refresh();setInterval(refresh,REFRESH);
 </script></body></html>
 """

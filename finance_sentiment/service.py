@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, File, Query, UploadFile
 from fastapi.responses import HTMLResponse
 
 from shared.errors import InputError
-from shared.serving import get_runtime
+from shared.serving import PUBLIC_ROUTE, get_runtime
 
 from .dashboard import render_page
 from .ingest import read_stream_file
@@ -100,13 +100,17 @@ def build_router() -> APIRouter:
         """Alerts, newest window first."""
         return {"alerts": runtime.store.alerts(scope=scope, key=key, limit=limit)}
 
-    @router.get("/dashboard", response_class=HTMLResponse)
+    @router.get("/dashboard", response_class=HTMLResponse, openapi_extra=PUBLIC_ROUTE)
     def dashboard(
         window: str = "6h",
         refresh: int = Query(10, ge=1, le=3600),
         runtime: FinanceRuntime = Depends(get_runtime),
     ) -> str:
-        """Per-topic trend charts with alerts marked; the page refreshes itself."""
+        """Per-topic trend charts with alerts marked; the page refreshes itself.
+
+        The page holds no data, so it needs no API key; when the service has one, the page asks
+        for it and sends it (`X-API-Key`) on its calls to `trends` and `alerts`.
+        """
         parse_window(window)
         return render_page(window, refresh)
 

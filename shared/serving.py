@@ -54,9 +54,20 @@ def get_runtime(request: Request) -> Any:
     return runtime
 
 
+PUBLIC_ROUTE: dict[str, Any] = {"x-verticals-public": True}
+"""`openapi_extra` of a route that needs no API key: a page shell that holds no data and sends
+the key itself on the API calls it makes (e.g. a dashboard). Data routes never use it."""
+
+
 def require_api_key(request: Request) -> None:
-    """FastAPI dependency: 401 unless `X-API-Key` matches `VERTICALS_API_KEY` (when that is set)."""
+    """FastAPI dependency: 401 unless `X-API-Key` matches `VERTICALS_API_KEY` (when that is set).
+
+    Routes marked with `openapi_extra=PUBLIC_ROUTE` are exempt.
+    """
     expected = request.app.state.settings.api_key
+    route = request.scope.get("route")
+    if expected and (getattr(route, "openapi_extra", None) or {}).get("x-verticals-public"):
+        return
     if expected and not secrets.compare_digest(request.headers.get("x-api-key", ""), expected):
         raise HTTPException(status_code=401, detail="missing or wrong X-API-Key header")
 

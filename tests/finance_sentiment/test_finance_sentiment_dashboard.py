@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -69,6 +70,68 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _serve(artifact, settings: ServeSettings):
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(fs.VERTICAL, artifact, settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(300):
+            if server.started:
+                break
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="needs Debian's chromium at /usr/bin/chromium "
+    "(apt-get install -y chromium); CI installs it in .ci/run",
+)
+
+
+@needs_chromium
+def test_dashboard_asks_for_the_api_key_and_sends_it(fs_artifact, monitor_db, monkeypatch):
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("VERTICALS_FINANCE_DB", str(monitor_db))
+    with _serve(fs_artifact, ServeSettings(device="cpu", api_key="s3cret")) as base:
+        url = f"{base}/v1/finance_sentiment"
+        assert httpx.get(f"{url}/trends", timeout=30).status_code == 401  # data stays protected
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = browser.new_page()
+            page.goto(f"{url}/dashboard?window=6h&refresh=30")
+            page.wait_for_selector("#keyform:not([hidden])", timeout=30_000)
+            assert "API key needed" in page.text_content("#status")
+            assert page.locator("svg.chart").count() == 0
+            page.fill("#apikey", "wrong")
+            page.click("#keyform button")
+            page.wait_for_function(
+                "document.getElementById('status').textContent.includes('wrong API key')",
+                timeout=30_000,
+            )
+            page.fill("#apikey", "s3cret")
+            page.click("#keyform button")
+            page.wait_for_selector("svg.chart[data-key='banking'] path.neg-line", timeout=30_000)
+            assert page.is_hidden("#keyform") and page.text_content("#status") == ""
+            browser.close()
 
 
 @pytest.mark.skipif(

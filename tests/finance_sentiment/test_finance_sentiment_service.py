@@ -119,6 +119,17 @@ def test_dashboard_page_is_served(client):
     )
 
 
+def test_with_an_api_key_only_the_dashboard_shell_is_public(fs_artifact, tmp_path, monkeypatch):
+    monkeypatch.setenv("VERTICALS_FINANCE_DB", str(tmp_path / "monitor.db"))
+    settings = ServeSettings(device="cpu", api_key="s3cret")
+    with TestClient(create_app(fs.VERTICAL, fs_artifact, settings)) as c:
+        assert c.get(f"{URL}/dashboard").status_code == 200  # no data in the page itself
+        for path in ("trends", "alerts"):
+            assert c.get(f"{URL}/{path}").status_code == 401
+            assert c.get(f"{URL}/{path}", headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert c.post(f"{URL}/score", json={"texts": ["x"]}).status_code == 401
+
+
 def test_crash_between_store_and_score_is_recovered_on_restart(fs_artifact, tmp_path):
     settings = MonitorSettings(db=tmp_path / "m.db")
     runtime = FinanceRuntime(fs_artifact, "cpu", settings)
