@@ -219,7 +219,7 @@ def fit(
             _log_epoch(out_dir, row, writer)
             _save_checkpoint(ckpt_path, epoch + 1, task, optimizer, scheduler, scaler, result)
         distributed.barrier()
-        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
+        log.info("epoch %d: %s", epoch + 1, {k: float(f"{v:.4g}") for k, v in row.items()})
 
     if best_state is not None:
         task.load_state_dict(best_state)
