@@ -73,7 +73,8 @@ def synthetic_artifact(folder: Path, n_items: int, n_users: int, n_events: int, 
         events.assign(ts=events["ts"].map(lambda t: t.isoformat())).to_json(
             tmp / "interactions.jsonl", orient="records", lines=True
         )
-        coef = [1.0, -0.1, 0.3, 0.2, -0.05, 0.5, 0.8, 0.0, 0.5][: len(FEATURES)]
+        coef = [1.0, -0.1, 0.3, 0.2, -0.05, 0.5, 0.8, 0.0, 0.5, -0.2, 0.3, -0.2, 0.2, -0.1]
+        coef = (coef + [0.0] * len(FEATURES))[: len(FEATURES)]
         save_json(
             tmp / "ranker.json",
             {

@@ -23,8 +23,14 @@ FEATURES = (
     "max_history_similarity",
     "log_history_length",
     "cooccurrence",
+    "log_cooccurrence_rank",
+    "recent_cooccurrence",
+    "log_recent_cooccurrence_rank",
+    "last_item_cooccurrence",
+    "log_last_item_cooccurrence_rank",
 )
-NEIGHBOURS = 50
+NEIGHBOURS = 100
+RECENCY_DECAY = 0.8
 
 
 def item_similarity(
@@ -140,6 +146,41 @@ class ItemStats:
             )
 
 
+def history_matrix(
+    hist_rows: list[np.ndarray], n_items: int, decay: float | None = None
+) -> sp.csr_matrix:
+    """(B, N) sparse matrix of each user's history rows (most recent first).
+
+    Entries are 1, or `decay ** position` when `decay` is given, so recent items count more.
+    """
+    lengths = [len(h) for h in hist_rows]
+    indptr = np.cumsum([0, *lengths])
+    indices = np.concatenate(hist_rows).astype(np.int64) if indptr[-1] else np.zeros(0, np.int64)
+    if decay is None:
+        data = np.ones(len(indices), np.float32)
+    else:
+        data = np.concatenate(
+            [decay ** np.arange(n, dtype=np.float32) for n in lengths] or [np.zeros(0)]
+        ).astype(np.float32)
+    out = sp.csr_matrix((data, indices, indptr), shape=(len(hist_rows), n_items))
+    out.sum_duplicates()
+    return out
+
+
+def _gather(m: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+    """Values m[i, rows[i, j]] of a sparse (B, N) matrix as a dense (B, C) array."""
+    m = m.tocsr()
+    m.sort_indices()
+    out = np.zeros(rows.shape, dtype=np.float32)
+    for i in range(rows.shape[0]):
+        lo, hi = m.indptr[i], m.indptr[i + 1]
+        if hi > lo:
+            idx = m.indices[lo:hi]
+            pos = np.clip(np.searchsorted(idx, rows[i]), 0, hi - lo - 1)
+            out[i] = np.where(idx[pos] == rows[i], m.data[lo:hi][pos], 0.0)
+    return out
+
+
 def candidate_features(
     cand_rows: np.ndarray,
     cand_scores: np.ndarray,
@@ -147,15 +188,18 @@ def candidate_features(
     emb: np.ndarray,
     stats: ItemStats,
 ) -> np.ndarray:
-    """(B, C, F) features of each user's candidates, in the order of :data:`FEATURES`."""
+    """(B, C, F) features of each user's candidates, in the order of :data:`FEATURES`.
+
+    The co-occurrence features are the ItemKNN score of a candidate against the whole history,
+    against a recency-decayed history, and against the most recent item; each is also given
+    as its log rank among the user's candidates.
+    """
     b, c = cand_rows.shape
+    n = len(stats.popularity)
     out = np.zeros((b, c, len(FEATURES)), dtype=np.float32)
     safe = np.clip(cand_rows, 0, None)
     out[..., 0] = np.where(np.isfinite(cand_scores), cand_scores, -1.0)  # -inf marks excluded rows
-    order = np.argsort(-out[..., 0], axis=1, kind="stable")
-    np.put_along_axis(
-        out[..., 1], order, np.log1p(np.arange(c, dtype=np.float32))[None, :].repeat(b, 0), 1
-    )
+    out[..., 1] = _log_rank(out[..., 0])
     out[..., 2] = np.log1p(stats.popularity[safe])
     out[..., 3] = np.log1p(stats.trending[safe])
     out[..., 4] = np.log1p(stats.age_days[safe])
@@ -165,9 +209,26 @@ def candidate_features(
             share = dict(zip(cats, counts / counts.sum(), strict=True))
             out[i, :, 5] = [share.get(cat, 0.0) for cat in stats.category[safe[i]]]
             out[i, :, 6] = (emb[safe[i]] @ emb[hist].T).max(axis=1)
-            if stats.similarity is not None:
-                out[i, :, 8] = np.asarray(stats.similarity[hist][:, safe[i]].sum(0)).ravel()
         out[i, :, 7] = np.log1p(len(hist))
+    if stats.similarity is not None:
+        sim = stats.similarity
+        last = [h[:1] for h in hist_rows]
+        for col, hist_m in (
+            (8, history_matrix(hist_rows, n)),
+            (10, history_matrix(hist_rows, n, decay=RECENCY_DECAY)),
+            (12, history_matrix(last, n)),
+        ):
+            out[..., col] = _gather(hist_m @ sim, safe)
+            out[..., col + 1] = _log_rank(out[..., col])
+    return out
+
+
+def _log_rank(values: np.ndarray) -> np.ndarray:
+    """log(1 + rank) of each value within its row, best (largest) first."""
+    b, c = values.shape
+    order = np.argsort(-values, axis=1, kind="stable")
+    out = np.empty_like(values, dtype=np.float32)
+    np.put_along_axis(out, order, np.log1p(np.arange(c, dtype=np.float32))[None, :].repeat(b, 0), 1)
     return out
 
 

@@ -25,7 +25,7 @@ from shared.errors import DataError, InputError
 from .data import event_weights, validate_items
 from .index import ItemIndex
 from .pipeline import add_sources, rerank
-from .ranker import Ranker
+from .ranker import Ranker, item_similarity
 from .rules import allowed, diversify, fresh_slot
 from .schemas import RecommenderConfig
 from .state import VERBS, Catalogue, build_state, load_interactions
@@ -71,6 +71,7 @@ class RecommenderRuntime:
             events, self.index.row_of, self.catalogue, self.cfg.trending_days
         )
         self.lock = threading.RLock()
+        self.new_contacts = 0  # first contacts logged since the co-occurrence was computed
         self.engine = InferenceEngine(self._batch, warmup_items=[self.make_request(None, None, 1)])
 
     # ---- recommendations -------------------------------------------------------------------
@@ -348,10 +349,24 @@ class RecommenderRuntime:
                     self.stats.popularity[row] += 1
                     self.stats.trending[row] += 1
                     self.stats.touch()
+                    self.new_contacts += 1
                 log_file.write(
                     json.dumps({**event, "ts": ts.isoformat(), "weight": float(weight)}) + "\n"
                 )
+            if self.new_contacts >= self.cfg.cooccurrence_refresh_events:
+                self.refresh_cooccurrence()
         return counts
+
+    def refresh_cooccurrence(self) -> None:
+        """Recomputes the item-item co-occurrence from every history, logged events included.
+
+        Popularity, trend and the user's own history change with each event; the co-occurrence
+        (a global sparse matrix) is rebuilt after `cooccurrence_refresh_events` first contacts.
+        """
+        with self.lock:
+            rows = [np.fromiter(e, dtype=np.int64) for e in self.history.users.values()]
+            self.stats.similarity = item_similarity(rows, len(self.stats.popularity))
+            self.new_contacts = 0
 
     def info(self) -> dict[str, Any]:
         return {

@@ -93,6 +93,7 @@ class RecommenderConfig(StrictModel):
     temperature: float = 0.05
     candidates: int = 100
     extra_candidates: int = 50
+    cooccurrence_refresh_events: int = Field(1000, ge=1)
     ranker: Literal["logistic", "none"] = "logistic"
     trending_days: float = 7.0
     on_unknown_items: Literal["report", "error"] = "report"

@@ -133,6 +133,7 @@ def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
     encoder, tower, emb = fit_towers(cfg, items, split, row_of, run_dir)
     val = eval_set(split.train, split.val, row_of, cfg.max_history)
     ranker = Ranker(cfg.ranker)
+    metrics: dict[str, float] = {}
     if len(val.targets):
         stats_val = stats_at(items, split.train, cfg.trending_days)
         x, y = ranker_training_data(
@@ -144,9 +145,11 @@ def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
             cfg.extra_candidates,
         )
         ranker.fit(x, y, seed=cfg.trainer.seed)
+        # the share of validation targets the candidate sources find: the ranker's ceiling
+        metrics["val_candidate_recall"] = float(y.sum() / len(val.targets))
     history = pd.concat([split.train, split.val], ignore_index=True)
     test = eval_set(history, split.test, row_of, cfg.max_history)
-    metrics: dict[str, float] = {"test_users": len(test.targets)}
+    metrics["test_users"] = len(test.targets)
     if len(test.targets):
         train_users = history.groupby("item_id")["user_id"].nunique()
         cold = np.asarray(

@@ -106,3 +106,31 @@ def test_item_similarity_and_behavioural_candidate_sources():
     rows, scores = add_sources(np.asarray([[2]]), emb[[2]], emb, [np.asarray([0])], stats, 1)
     assert rows.tolist() == [[2, 1, 4]]  # retrieved, co-interacted with item 0, most popular
     assert scores[0, 0] == 1.0
+
+
+def test_cooccurrence_features_match_a_direct_computation():
+    from recommender.ranker import FEATURES, ItemStats, candidate_features, item_similarity
+
+    rng = np.random.default_rng(0)
+    users = [rng.choice(8, size=4, replace=False) for _ in range(30)]
+    sim = item_similarity(users, 8)
+    stats = ItemStats(
+        np.ones(8), np.zeros(8), np.zeros(8), np.asarray(list("aabbccdd"), object), sim
+    )
+    emb = np.eye(8, dtype=np.float32)
+    hist = [np.asarray([3, 1, 0]), np.asarray([5])]  # most recent first
+    cands = np.asarray([[2, 4, 6], [0, 1, 7]])
+    x = candidate_features(cands, np.zeros((2, 3), np.float32), hist, emb, stats)
+    dense = sim.toarray()
+    col = {name: i for i, name in enumerate(FEATURES)}
+    for i, h in enumerate(hist):
+        np.testing.assert_allclose(
+            x[i, :, col["cooccurrence"]], dense[h][:, cands[i]].sum(0), rtol=1e-5
+        )
+        decayed = (0.8 ** np.arange(len(h)))[:, None] * dense[h][:, cands[i]]
+        np.testing.assert_allclose(x[i, :, col["recent_cooccurrence"]], decayed.sum(0), rtol=1e-5)
+        np.testing.assert_allclose(
+            x[i, :, col["last_item_cooccurrence"]], dense[h[0], cands[i]], rtol=1e-5
+        )
+        best = np.argmax(x[i, :, col["cooccurrence"]])
+        assert x[i, best, col["log_cooccurrence_rank"]] == 0.0

@@ -146,3 +146,23 @@ def test_evaluate_reports_leave_last_out_metrics(served, tmp_path):
     metrics = VERTICAL.evaluate(client.app.state.runtime, data)
     assert metrics["users"] > 0 and 0.0 <= metrics["retrieval_recall_at_10"] <= 1.0
     assert "ranked_ndcg_at_10" in metrics or client.app.state.runtime.ranker.kind == "none"
+
+
+def test_logged_events_refresh_the_cooccurrence(served):
+    client, _ = served
+    runtime = client.app.state.runtime
+    a, b = runtime.index.row_of["i0001"], runtime.index.row_of["i0002"]
+    before = runtime.stats.similarity[a, b]
+    limit = runtime.cfg.cooccurrence_refresh_events
+    runtime.cfg.cooccurrence_refresh_events = 4
+    try:
+        events = [
+            {"user_id": f"pair-{u}", "item_id": item, "event": "click"}
+            for u in range(2)
+            for item in ("i0001", "i0002")
+        ]
+        assert client.post(f"{URL}/events", json={"events": events}).json()["accepted"] == 4
+    finally:
+        runtime.cfg.cooccurrence_refresh_events = limit
+    assert runtime.new_contacts == 0
+    assert runtime.stats.similarity[a, b] > before
