@@ -28,7 +28,7 @@ from .pipeline import add_sources, rerank
 from .ranker import Ranker, item_similarity
 from .rules import allowed, diversify, fresh_slot
 from .schemas import RecommenderConfig
-from .state import VERBS, Catalogue, build_state, load_interactions
+from .state import VERBS, Catalogue, WriterLock, build_state, load_interactions
 from .towers import UserTower, encode_texts, pool_users
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class RecommenderRuntime:
             events, self.index.row_of, self.catalogue, self.cfg.trending_days
         )
         self.lock = threading.RLock()
+        self.writer = WriterLock(self.live)
         self.new_contacts = 0  # first contacts logged since the co-occurrence was computed
         self.engine = InferenceEngine(self._batch, warmup_items=[self.make_request(None, None, 1)])
 
@@ -297,6 +298,7 @@ class RecommenderRuntime:
         )
         recs = clean.to_dict(orient="records")
         with self.lock:
+            self.writer.acquire()
             counts = self.index.upsert([r["item_id"] for r in recs], emb)
             rows = [self.index.row_of[r["item_id"]] for r in recs]
             self.catalogue.upsert(rows, recs)
@@ -328,7 +330,13 @@ class RecommenderRuntime:
         df = pd.DataFrame(events)
         weights = event_weights(df, self.cfg.event_weights)
         counts = {"accepted": 0, "duplicates": 0}
-        with self.lock, (self.live / "events.jsonl").open("a", encoding="utf-8") as log_file:
+        with self.lock:
+            self.writer.acquire()
+            self._log_events(events, weights, counts)
+        return counts
+
+    def _log_events(self, events: list[dict[str, Any]], weights: np.ndarray, counts: dict) -> None:
+        with (self.live / "events.jsonl").open("a", encoding="utf-8") as log_file:
             for event, weight in zip(events, weights, strict=True):
                 ts = pd.Timestamp(event.get("ts") or pd.Timestamp.now(tz="UTC"))
                 ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
@@ -353,9 +361,8 @@ class RecommenderRuntime:
                 log_file.write(
                     json.dumps({**event, "ts": ts.isoformat(), "weight": float(weight)}) + "\n"
                 )
-            if self.new_contacts >= self.cfg.cooccurrence_refresh_events:
-                self.refresh_cooccurrence()
-        return counts
+        if self.new_contacts >= self.cfg.cooccurrence_refresh_events:
+            self.refresh_cooccurrence()
 
     def refresh_cooccurrence(self) -> None:
         """Recomputes the item-item co-occurrence from every history, logged events included.
@@ -379,7 +386,8 @@ class RecommenderRuntime:
         }
 
     def close(self) -> None:
-        return None
+        """Releases the state folder's writer lock (if this runtime wrote)."""
+        self.writer.release()
 
 
 def _state_dir(artifact_dir: Path) -> Path:

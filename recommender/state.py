@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from shared.errors import InputError
 
 from .ranker import ItemStats
 
@@ -135,3 +138,50 @@ def build_state(
         ids, list(catalogue.categories()), created, events, now, trending_days
     )
     return hist, stats
+
+
+_WRITER_LOCKS: dict[Path, object] = {}
+_WRITER_GUARD = threading.Lock()
+
+
+class WriterLock:
+    """One writing process per state folder: an OS file lock taken at the first write.
+
+    Runtimes only reading the folder (`verticals predict`, `evaluate`) never take it. Runtimes in
+    one process share it; a second process that tries to write gets a 409 naming the folder and
+    the holder's pid, instead of silently diverging from the first (each worker keeps its state in
+    memory, so two writers would each miss the other's items and events).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder).resolve()
+        self.held = False
+
+    def acquire(self) -> None:
+        """Takes the lock (no wait) or raises InputError(409)."""
+        if self.held:
+            return
+        from filelock import FileLock, Timeout
+
+        with _WRITER_GUARD:
+            lock = _WRITER_LOCKS.setdefault(
+                self.folder, FileLock(self.folder / "writer.lock", thread_local=False)
+            )
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                pid_file = self.folder / "writer.pid"
+                pid = pid_file.read_text().strip() if pid_file.is_file() else "unknown"
+                raise InputError(
+                    f"state folder {self.folder} is written by another worker (pid {pid}); run one "
+                    "worker per state folder, or give this one its own VERTICALS_DATA_DIR",
+                    status_code=409,
+                ) from None
+            (self.folder / "writer.pid").write_text(str(os.getpid()))
+            self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            with _WRITER_GUARD:
+                _WRITER_LOCKS[self.folder].release()
+                self.held = False

@@ -134,3 +134,38 @@ def test_cooccurrence_features_match_a_direct_computation():
         )
         best = np.argmax(x[i, :, col["cooccurrence"]])
         assert x[i, best, col["log_cooccurrence_rank"]] == 0.0
+
+
+def test_a_second_writer_process_fails_clearly(tmp_path):
+    import subprocess
+    import sys
+
+    import pytest
+
+    from recommender.state import WriterLock
+    from shared.errors import InputError
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, filelock; f = filelock.FileLock(sys.argv[1]); f.acquire(); print('held', flush=True);"
+            " sys.stdin.read()",
+            str(tmp_path / "writer.lock"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        (tmp_path / "writer.pid").write_text(str(holder.pid))
+        with pytest.raises(InputError, match=f"another worker \\(pid {holder.pid}\\)") as err:
+            WriterLock(tmp_path).acquire()
+        assert err.value.status_code == 409
+    finally:
+        holder.communicate("")
+    lock = WriterLock(tmp_path)
+    lock.acquire()  # free once the other process is gone
+    WriterLock(tmp_path).acquire()  # runtimes in one process share the lock
+    lock.release()
