@@ -157,6 +157,10 @@ def fit(
     if (resume or cfg.resume) and ckpt_path.exists():
         start_epoch, result = _load_checkpoint(ckpt_path, task, optimizer, scheduler, scaler)
         log.info("resumed from %s at epoch %d (step %d)", ckpt_path, start_epoch, result.steps)
+    if main:  # history.jsonl holds this run's epochs only (the resumed ones, none when fresh)
+        (out_dir / "history.jsonl").write_text(
+            "".join(json.dumps(row) + "\n" for row in result.history), encoding="utf-8"
+        )
     model = distributed.wrap(task, device, find_unused=cfg.freeze_backbone_epochs > 0)
     writer = (
         _tensorboard(out_dir, required=bool(cfg.tensorboard))

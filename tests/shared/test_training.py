@@ -71,6 +71,12 @@ def test_resume_continues_exactly_where_a_killed_run_stopped(tmp_path):
     resumed = Task()
     result = fit(resumed, data, collate, cfg(resume=True), tmp_path / "killed")
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    logged = (tmp_path / "killed" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in logged] == [1, 2, 3]
+
+    fit(Task(), data, collate, cfg(epochs=2), tmp_path / "killed")  # a fresh run in the same folder
+    logged = (tmp_path / "killed" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in logged] == [1, 2]  # no stale epochs kept
     for (name, a), b in zip(
         reference.state_dict().items(), resumed.state_dict().values(), strict=True
     ):
