@@ -133,9 +133,9 @@ class RecommenderRuntime:
                 [float(weights[::-1][i]) for i in keep],
                 [events[i] for i in keep],
             )
-        entries = (
-            self.history.recent(req["user_id"], self.cfg.max_history) if req["user_id"] else []
-        )
+        # the whole history, as offline: the user tower reads the latest `max_history` items,
+        # the co-occurrence features and candidate sources all of them
+        entries = self.history.recent(req["user_id"]) if req["user_id"] else []
         return [e.row for e in entries], [e.weight for e in entries], [e.event for e in entries]
 
     def _batch(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:

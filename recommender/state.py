@@ -95,8 +95,8 @@ class Histories:
             entry.weight, entry.event = weight, event
         return "updated"
 
-    def recent(self, user: str, limit: int) -> list[Entry]:
-        """The user's items, most recent first contact first."""
+    def recent(self, user: str, limit: int | None = None) -> list[Entry]:
+        """The user's items (all, or the `limit` latest), most recent first contact first."""
         entries = sorted(self.users.get(user, {}).values(), key=lambda e: e.ts, reverse=True)
         return entries[:limit]
 
