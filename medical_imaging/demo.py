@@ -17,11 +17,11 @@ log = logging.getLogger(__name__)
 DEMO_OVERRIDES: dict[str, Any] = {
     "image_size": 48,
     "trainer": {
-        "epochs": 5,
-        "freeze_backbone_epochs": 2,
+        "epochs": 8,
+        "freeze_backbone_epochs": 1,
         "batch_size": 32,
-        "lr": 3e-3,
-        "backbone_lr": 1e-3,
+        "lr": 2e-3,
+        "backbone_lr": 5e-4,
         "warmup_ratio": 0.05,
         "early_stopping_patience": None,
         "progress": False,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import WeightedRandomSampler
 
 from medical_imaging.calibration import choose_threshold, fit_temperature, softmax
 from medical_imaging.config import MedicalImagingConfig
@@ -69,12 +70,12 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
     task = build_task(
         cfg.backbone, len(names), cfg.in_chans, drop_rate=cfg.drop_rate, class_weights=weights
     )
-    order = (
-        _oversample(labels["train"], cfg.trainer.seed)
-        if cfg.class_balance == "oversample"
+    sampler = (
+        balanced_sampler(labels["train"], cfg.trainer.seed)
+        if cfg.class_balance == "sampler"
         else None
     )
-    items = list(range(len(labels["train"]))) if order is None else order.tolist()
+    items = list(range(len(labels["train"])))
     collate = partial(
         collate_indices,
         pixels=pixels["train"],
@@ -88,6 +89,7 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
         collate,
         cfg.trainer,
         out_dir / "run",
+        sampler=sampler,
         evaluate=partial(_validation_metrics, pixels=pixels["val"], labels=labels["val"]),
     )
     train_seconds = time.perf_counter() - started
@@ -157,13 +159,15 @@ def _cap(indices: np.ndarray, ids: np.ndarray, limit: int | None, seed: int) -> 
     return np.sort(kept)
 
 
-def _oversample(labels: torch.Tensor, seed: int) -> np.ndarray:
-    """Indices with every class repeated up to the largest class's count (a balanced sampler)."""
-    rng = np.random.default_rng(seed)
-    y = labels.numpy()
-    top = np.bincount(y).max()
-    parts = [rng.choice(np.flatnonzero(y == c), size=top, replace=True) for c in np.unique(y)]
-    return np.concatenate(parts)
+def balanced_sampler(labels: torch.Tensor, seed: int) -> WeightedRandomSampler:
+    """Draws each class equally often (with replacement), one epoch = len(labels) draws."""
+    counts = torch.bincount(labels).clamp(min=1).double()
+    return WeightedRandomSampler(
+        (1.0 / counts)[labels],
+        num_samples=len(labels),
+        replacement=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def collate_indices(

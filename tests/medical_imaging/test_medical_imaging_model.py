@@ -12,7 +12,7 @@ from PIL import Image
 
 from medical_imaging.explain import cam_target_layer, gradcam, overlay_png
 from medical_imaging.model import balanced_class_weights, build_task
-from medical_imaging.training import collate_indices, default_positive
+from medical_imaging.training import balanced_sampler, collate_indices, default_positive
 from shared.config import TrainerConfig
 from shared.training import fit
 
@@ -26,6 +26,15 @@ def test_class_weights_balance_the_classes():
     per_item = torch.nn.functional.cross_entropy(out["logits"], batch["labels"], reduction="none")
     expected = (per_item * weights[batch["labels"]]).sum() / weights[batch["labels"]].sum()
     assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_balanced_sampler_draws_the_rare_class_as_often_as_the_common_one():
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    sampler = balanced_sampler(labels, seed=0)
+    drawn = labels[list(sampler)]
+    assert len(drawn) == 100
+    assert 35 <= int(drawn.sum()) <= 65  # ~50 draws of the 10% class instead of ~10
+    assert list(balanced_sampler(labels, seed=0)) == list(balanced_sampler(labels, seed=0))
 
 
 def test_frozen_epochs_leave_the_backbone_untouched(tmp_path):
