@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import evaluate_scorer, subset_metrics
-from .ranker import ItemStats, Ranker, candidate_features
+from .ranker import ItemStats, Ranker, candidate_features, history_matrix
 from .towers import UserTower, pool_users
 
 
@@ -86,27 +86,29 @@ def add_sources(
     out = np.full((b, c + 2 * extra), -1, dtype=np.int64)
     out[:, :c] = rows
     popular = stats.popular_order()
+    cf = None
+    if extra and stats.similarity is not None:  # (B, N) ItemKNN scores, one sparse product
+        cf = (history_matrix(hist_rows, stats.similarity.shape[0]) @ stats.similarity).tocsr()
+        cf.sort_indices()
+    taken = np.zeros(len(stats.popularity), dtype=bool)  # reset after each user
     for i in range(b if extra else 0):
-        taken = (
-            set(rows[i].tolist()) | set(hist_rows[i].tolist()) | (blocked[i] if blocked else set())
-        )
-        picks: list[int] = []
-        if stats.similarity is not None and len(hist_rows[i]):
-            cf = np.asarray(stats.similarity[hist_rows[i]].sum(0)).ravel()
-            nz = np.flatnonzero(cf > 0)
-            for r in nz[np.argsort(-cf[nz], kind="stable")][: extra + len(taken)]:
-                if len(picks) == extra:
-                    break
-                if int(r) not in taken:
-                    picks.append(int(r))
-                    taken.add(int(r))
-        for r in popular[: 2 * extra + len(taken)]:
-            if len(picks) == 2 * extra:
-                break
-            if int(r) not in taken:
-                picks.append(int(r))
-                taken.add(int(r))
+        own = [rows[i][rows[i] >= 0], hist_rows[i]]
+        if blocked and blocked[i]:
+            own.append(np.fromiter(blocked[i], dtype=np.int64))
+        own_rows = np.concatenate(own).astype(np.int64)
+        taken[own_rows] = True
+        picks = np.zeros(0, dtype=np.int64)
+        if cf is not None:
+            lo, hi = cf.indptr[i], cf.indptr[i + 1]
+            idx, val = cf.indices[lo:hi], cf.data[lo:hi]
+            idx = idx[val > 0][np.argsort(-val[val > 0], kind="stable")]
+            picks = idx[~taken[idx]][:extra]
+            taken[picks] = True
+        top = popular[: 2 * extra + len(own_rows) + len(picks)]
+        picks = np.concatenate([picks, top[~taken[top]][: 2 * extra - len(picks)]])
         out[i, c : c + len(picks)] = picks
+        taken[own_rows] = False
+        taken[picks] = False
     vecs = emb[np.clip(out, 0, None)]
     scores = np.where(out >= 0, np.einsum("bd,bcd->bc", user_vecs, vecs), -np.inf)
     return out, scores.astype(np.float32)
