@@ -1,9 +1,10 @@
 """recommender: a text-based recommender that learns from behaviour and ranks, cold start included.
 
 Two towers (a fine-tuned sentence-transformer over item text, recency-weighted attention pooling
-over the user's history) retrieve candidates from a FAISS index; a logistic ranker adds
-popularity, trend, item age and category affinity; rules exclude seen items, filter categories
-and diversify. New items are embedded and indexed the moment they are added.
+over the user's history) retrieve candidates from a FAISS index, joined by co-interaction and
+popular items; a logistic ranker adds popularity, trend, item age, category affinity and the
+item-item co-occurrence with the history; rules exclude seen items, filter categories and
+diversify. New items are embedded and indexed the moment they are added.
 """
 
 from __future__ import annotations

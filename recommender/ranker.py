@@ -1,4 +1,5 @@
-"""The ranker: combines the two-tower score with popularity, trend, item age and category affinity.
+"""The ranker: combines the two-tower score with popularity, trend, item age, category affinity
+and the item-item co-occurrence (ItemKNN) score against the user's history.
 
 It is a logistic layer on standardised features, learned on validation interactions (the item
 each user took next after the training period) and stored as JSON numbers, never pickled.
