@@ -22,8 +22,11 @@ def _train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
 
 def _load(artifact_dir: Path, device: str) -> Any:
     from customer_service.bot import CustomerServiceBot
+    from customer_service.config import CustomerServiceSettings
 
-    return CustomerServiceBot(Path(artifact_dir), device)
+    return CustomerServiceBot(
+        Path(artifact_dir), device, precision=CustomerServiceSettings().precision
+    )
 
 
 def _build_router() -> Any:

@@ -1,27 +1,31 @@
-"""The running bot: loads an artifact, answers messages in context, searches and edits its KB."""
+"""The running bot: loads an artifact and answers messages in context.
+
+One message costs one encoder forward (two texts in that forward for a follow-up, which is also
+tried in the context of the previous question); the same embedding feeds the intent head and the
+KB search. Reply wording lives in `replies`, the editable KB in `live_kb`.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
 import shutil
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from customer_service.cleaning import mask_pii
-from customer_service.kb_store import KnowledgeBase, load_current, save_version
+from customer_service.kb_store import KnowledgeBase
+from customer_service.live_kb import LiveKnowledgeBase
 from customer_service.ood import Calibration
-from customer_service.retrieval import KnowledgeIndex, answer_text, encode
-from customer_service.scoring import Decision, decide, retrieval_probs
+from customer_service.replies import build_reply
+from customer_service.retrieval import KnowledgeIndex, embed_queries, encode, set_precision
+from customer_service.scoring import Decision, decide
 from customer_service.session import (
     InMemorySessionStore,
     Session,
     SessionStore,
     extract_slots,
-    fill_template,
     is_follow_up,
 )
 from shared.artifacts import load_json, load_weights, read_manifest
@@ -32,13 +36,6 @@ from shared.models import load_model
 
 log = logging.getLogger(__name__)
 
-HANDOFF_ANSWER = (
-    "I'm not sure I can answer that well, so I'm passing you to a colleague who can help."
-)
-_HUMAN = re.compile(
-    r"\b(human|real person|live agent|an agent|a person|representative|speak to someone)\b", re.I
-)
-
 
 class CustomerServiceBot:
     """Runtime of one artifact. Thread-safe for chat; KB edits are serialised by a lock.
@@ -48,6 +45,8 @@ class CustomerServiceBot:
         device: `auto`, `cpu`, `cuda`, ...
         sessions: A session store; in memory with the artifact's TTL when omitted.
         kb_root: Where live KB versions are kept; the artifact folder when omitted.
+        precision: Encoder weights at inference: `auto` (bf16 on a CPU with native bf16, else
+            fp32), `fp32` or `bf16`.
     """
 
     def __init__(
@@ -56,6 +55,7 @@ class CustomerServiceBot:
         device: str = "auto",
         sessions: SessionStore | None = None,
         kb_root: Path | None = None,
+        precision: str = "auto",
     ) -> None:
         self.artifact_dir = Path(artifact_dir)
         self.manifest = read_manifest(self.artifact_dir)
@@ -65,6 +65,7 @@ class CustomerServiceBot:
             str(self.artifact_dir / "encoder"), "sentence-encoder", device=self.device
         )
         self.encoder.eval()
+        self.precision = set_precision(self.encoder, precision, self.device)
         self.intents: list[str] = bot["intents"]
         self.calibration = Calibration(**bot["calibration"])
         self.slot_values: dict[str, list[str]] = bot.get("slots", {})
@@ -72,8 +73,9 @@ class CustomerServiceBot:
         self.kb_root = Path(kb_root) if kb_root else self.artifact_dir
         if kb_root and not (self.kb_root / "kb" / "CURRENT").exists():
             shutil.copytree(self.artifact_dir / "kb", self.kb_root / "kb", dirs_exist_ok=True)
-        self._kb_lock = threading.Lock()
-        self._install(load_current(self.kb_root))
+        self.kb = LiveKnowledgeBase(
+            self.kb_root, lambda texts: encode(self.encoder, texts), self.calibration.bm25_weight
+        )
         self.sessions = sessions or InMemorySessionStore(
             bot.get("session_ttl_s", 1800), bot.get("max_sessions", 10_000)
         )
@@ -88,17 +90,10 @@ class CustomerServiceBot:
         state = load_weights(path)
         return state["weight"].float().numpy(), state["bias"].float().numpy()
 
-    def _install(self, kb: KnowledgeBase) -> None:
-        """Swaps in a KB snapshot and its index in one assignment (readers see old or new, never half)."""
-        self._state = (
-            kb,
-            KnowledgeIndex(kb.entry_ids, kb.entry_texts, kb.vectors, self.calibration.bm25_weight),
-        )
-
     # -- inference -------------------------------------------------------------------------
     def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
-        """The engine's batch function: one normalised (D,) vector per text."""
-        return list(encode(self.encoder, texts, batch_size=max(1, len(texts))))
+        """The engine's batch function: one normalised (D,) vector per text (one forward)."""
+        return list(embed_queries(self.encoder, texts))
 
     def plan(self, session_id: str, message: str) -> list[str]:
         """Queries to embed for a message: itself, plus itself in context when it reads as a follow-up."""
@@ -122,18 +117,22 @@ class CustomerServiceBot:
         self, session_id: str, message: str, queries: list[str], vectors: list[np.ndarray]
     ) -> dict[str, Any]:
         """Answers one message (after `plan` and embedding its queries) and updates the session."""
-        kb, index = self._state
+        kb, index = self.kb.current()
         session = self.sessions.get(session_id) or Session(session_id)
         text = queries[0]
         decision, used_context = self._decide(vectors[0], text, kb, index), False
         threshold = self.calibration.threshold
-        if len(queries) > 1 and decision.confidence < threshold:
+        if len(queries) > 1:
+            # A follow-up is read in context when that reading is in scope and the message alone
+            # is not, or is less sure of its answer ("and for my credit card?").
             contextual = self._decide(vectors[1], queries[1], kb, index)
-            if contextual.confidence >= threshold:
+            if contextual.handoff_score >= threshold and (
+                decision.handoff_score < threshold or contextual.confidence > decision.confidence
+            ):
                 decision, used_context = contextual, True
         mentioned = extract_slots(text, self.slot_values)
         if (
-            decision.confidence < threshold
+            decision.handoff_score < threshold
             and mentioned
             and session.last_answer_id in kb.answers
             and is_follow_up(text)
@@ -145,69 +144,30 @@ class CustomerServiceBot:
                     session.last_confidence,
                     decision.hits,
                     "context",
+                    in_scope=session.last_in_scope,
                 ),
                 True,
             )
         session.slots.update(mentioned)
-        response = self._respond(decision, kb, session, text)
+        response = build_reply(decision, kb, session, text, self.calibration, self.slot_values)
         session.add_turn("user", text)
         session.add_turn("bot", response["answer"])
         if not response["handoff"]:
             session.last_query = queries[1] if used_context else text
             session.last_answer_id, session.last_intent = decision.answer_id, decision.intent
             session.last_confidence = decision.confidence
+            session.last_in_scope = decision.handoff_score
         self.sessions.put(session)
         log.info(
-            "chat session=%s answer=%s confidence=%.3f handoff=%s context=%s",
+            "chat session=%s answer=%s confidence=%.3f in_scope=%.3f handoff=%s context=%s",
             session_id,
             response["answer_id"],
             decision.confidence,
+            decision.handoff_score,
             response["handoff"],
             used_context,
         )
         return {**response, "context_used": used_context}
-
-    def _respond(
-        self, decision: Decision, kb: KnowledgeBase, session: Session, text: str
-    ) -> dict[str, Any]:
-        probs = retrieval_probs(decision.hits, self.calibration)
-        sources = [
-            {
-                "answer_id": h.answer_id,
-                "title": kb.answers.get(h.answer_id, {}).get("title", ""),
-                "score": round(h.score, 4),
-                "probability": round(float(p), 4),
-            }
-            for h, p in zip(decision.hits[:3], probs[:3], strict=False)
-        ]
-        out = {
-            "answer": HANDOFF_ANSWER,
-            "answer_id": decision.answer_id,
-            "intent": decision.intent,
-            "confidence": round(decision.confidence, 4),
-            "handoff": False,
-            "handoff_reason": None,
-            "sources": sources,
-            "slots": dict(session.slots),
-            "missing_slots": [],
-        }
-        if _HUMAN.search(text):
-            return {**out, "handoff": True, "handoff_reason": "the customer asked for a human"}
-        if decision.answer_id is None or decision.answer_id not in kb.answers:
-            return {**out, "handoff": True, "handoff_reason": "the knowledge base has no answers"}
-        if decision.confidence < self.calibration.threshold:
-            reason = (
-                f"confidence {decision.confidence:.2f} is below the threshold {self.calibration.threshold:.2f}: "
-                "the question looks out of scope for the knowledge base"
-            )
-            return {**out, "handoff": True, "handoff_reason": reason}
-        answer, missing = fill_template(kb.answers[decision.answer_id]["answer"], session.slots)
-        if missing:
-            options = "; ".join(
-                f"{s.replace('_', ' ')}: {', '.join(self.slot_values.get(s, []))}" for s in missing
-            )
-            answer = f"{answer} (Tell me which one you mean, {options}.)"
-        return {**out, "answer": answer, "missing_slots": missing}
 
     def chat(self, session_id: str, message: str) -> dict[str, Any]:
         """Synchronous chat (CLI, tests): plan, embed through the engine, reply."""
@@ -226,7 +186,7 @@ class CustomerServiceBot:
 
     def search(self, query: str, vector: np.ndarray, k: int = 5) -> list[dict[str, Any]]:
         """Top-`k` answers for a query with their fused scores."""
-        kb, index = self._state
+        kb, index = self.kb.current()
         hits = index.search(vector, mask_pii(query), k=k)
         return [
             {
@@ -242,9 +202,10 @@ class CustomerServiceBot:
         ]
 
     def info(self) -> dict[str, Any]:
-        kb, _ = self._state
+        kb = self.kb.snapshot()
         return {
             "model": self.manifest["model_name"],
+            "precision": self.precision,
             "metrics": self.manifest["metrics"],
             "calibration": self.calibration.as_dict(),
             "intents": len(self.intents),
@@ -253,80 +214,20 @@ class CustomerServiceBot:
             "kb_entries": len(kb.entry_ids),
         }
 
-    # -- knowledge-base edits ----------------------------------------------------------------
+    # -- knowledge-base edits (persisted atomically; see `live_kb`) -------------------------
     def kb_snapshot(self) -> KnowledgeBase:
-        return self._state[0]
+        return self.kb.snapshot()
 
     def add_answers(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        """Adds answers (with optional example `questions`); 409 if an id exists. Persisted before use."""
-        with self._kb_lock:
-            kb = self._state[0]
-            clash = sorted({i["answer_id"] for i in items} & set(kb.answers))
-            if clash:
-                raise InputError(
-                    f"answer_id already in the knowledge base: {clash}; use PUT to change it", 409
-                )
-            return self._commit(kb.plus(*self._entries(items)))
+        """Adds answers (with optional example `questions`); 409 if an id exists."""
+        return self.kb.add(items)
 
     def update_answer(self, answer_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Changes an answer's fields (re-embedding it); its known paraphrases are kept."""
-        with self._kb_lock:
-            kb = self._state[0]
-            if answer_id not in kb.answers:
-                raise InputError(f"answer_id {answer_id!r} is not in the knowledge base", 404)
-            old = kb.answers[answer_id]
-            item = {
-                "answer_id": answer_id,
-                **old,
-                **{k: v for k, v in changes.items() if v is not None},
-            }
-            keep = [
-                i
-                for i, (a, kind) in enumerate(zip(kb.entry_ids, kb.entry_kinds, strict=True))
-                if a == answer_id and kind == "paraphrase"
-            ]
-            answers, ids, texts, kinds, vectors = self._entries([item])
-            ids += [answer_id] * len(keep)
-            texts += [kb.entry_texts[i] for i in keep]
-            kinds += ["paraphrase"] * len(keep)
-            vectors = np.concatenate([vectors, kb.vectors[keep]]) if keep else vectors
-            return self._commit(kb.without({answer_id}).plus(answers, ids, texts, kinds, vectors))
+        return self.kb.update(answer_id, changes)
 
     def remove_answer(self, answer_id: str) -> dict[str, Any]:
-        with self._kb_lock:
-            kb = self._state[0]
-            if answer_id not in kb.answers:
-                raise InputError(f"answer_id {answer_id!r} is not in the knowledge base", 404)
-            return self._commit(kb.without({answer_id}))
-
-    def _entries(self, items: list[dict[str, Any]]):
-        answers, ids, texts, kinds = {}, [], [], []
-        for item in items:
-            aid = item["answer_id"]
-            record = {
-                k: mask_pii(str(item.get(k) or "")) for k in ("answer", "intent", "title", "tags")
-            }
-            answers[aid] = record
-            questions = [mask_pii(q) for q in item.get("questions") or []]
-            ids += [aid] * (1 + len(questions))
-            texts += [answer_text(record["title"], record["answer"]), *questions]
-            kinds += ["answer"] + ["paraphrase"] * len(questions)
-        dim = self.encoder.get_embedding_dimension()
-        vectors = encode(self.encoder, texts) if texts else np.zeros((0, dim), dtype=np.float32)
-        return answers, ids, texts, kinds, vectors
-
-    def _commit(self, kb: KnowledgeBase) -> dict[str, Any]:
-        try:
-            saved = save_version(self.kb_root, kb)  # fails before anything changes in memory
-        except OSError as exc:
-            raise InputError(
-                f"the knowledge base could not be saved ({exc}); the previous knowledge base "
-                "is still live, unchanged",
-                503,
-            ) from None
-        self._install(saved)
-        log.info("knowledge base now at %s (%d answers)", saved.version, len(saved.answers))
-        return {"version": saved.version, "answers": len(saved.answers)}
+        return self.kb.remove(answer_id)
 
 
 def evaluate_runtime(runtime: CustomerServiceBot, data_path: Path) -> dict[str, float]:

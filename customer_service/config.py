@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.config import StrictModel, TrainerConfig
 
@@ -54,3 +55,18 @@ class CustomerServiceConfig(StrictModel):
     session_ttl_s: float = 1800.0
     max_sessions: int = 10_000
     trainer: TrainerConfig = Field(default_factory=_default_trainer)
+
+
+class CustomerServiceSettings(BaseSettings):
+    """Deployment knobs of the running bot, from `VERTICALS_CUSTOMER_SERVICE_*` variables.
+
+    Attributes:
+        precision: Encoder weights at inference. `auto` uses bfloat16 on a CPU that computes it
+            natively (AMX or AVX512-BF16): a one-message forward is bound by reading the weights,
+            which bf16 halves; embeddings keep a cosine of ~0.9999 to float32. `fp32` or `bf16`
+            force one.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="VERTICALS_CUSTOMER_SERVICE_", extra="ignore")
+
+    precision: Literal["auto", "fp32", "bf16"] = "auto"

@@ -8,7 +8,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from customer_service.ood import Calibration, fit_temperature
+from customer_service.ood import (
+    Calibration,
+    fit_in_scope_weights,
+    fit_temperature,
+    in_scope_probability,
+)
 from customer_service.retrieval import BotTask, Hit, KnowledgeIndex, encode
 from customer_service.scoring import Decision, decide
 from shared.evaluation import retrieval_metrics
@@ -99,7 +104,11 @@ def decisions_for(
 def heldout_metrics(
     in_scope: list[Decision], pairs: Any, oos: list[Decision], threshold: float, intents: list[str]
 ) -> dict[str, float]:
-    """Accuracy, in-scope accuracy after handoffs, OOS recall/precision and retrieval ranks."""
+    """Accuracy, in-scope accuracy after handoffs, OOS recall/precision/AUROC and retrieval ranks.
+
+    OOS AUROC ranks in-scope above out-of-scope questions by the handoff score, whatever the
+    threshold.
+    """
     correct = np.array(
         [
             is_correct(d, a, i)
@@ -107,8 +116,8 @@ def heldout_metrics(
         ],
         dtype=bool,
     )
-    handed = np.array([d.confidence < threshold for d in in_scope], dtype=bool)
-    oos_handed = np.array([d.confidence < threshold for d in oos], dtype=bool)
+    handed = np.array([d.handoff_score < threshold for d in in_scope], dtype=bool)
+    oos_handed = np.array([d.handoff_score < threshold for d in oos], dtype=bool)
     out: dict[str, float] = {"n_test": float(len(in_scope))}
     if len(in_scope):
         out.update(
@@ -141,6 +150,12 @@ def heldout_metrics(
         out["oos_recall"] = float(oos_handed.mean())
         flagged = oos_handed.sum() + handed.sum()
         out["oos_precision"] = float(oos_handed.sum() / flagged) if flagged else 0.0
+        if len(in_scope):
+            from sklearn.metrics import roc_auc_score
+
+            scores = [d.handoff_score for d in in_scope] + [d.handoff_score for d in oos]
+            labels = [1] * len(in_scope) + [0] * len(oos)
+            out["oos_auroc"] = float(roc_auc_score(labels, scores))
     return {
         k: v for k, v in out.items() if not k.endswith("ndcg_at_1") and not k.endswith("ndcg_at_5")
     }
@@ -166,3 +181,24 @@ def embed(task: BotTask, texts: Sequence[str]) -> np.ndarray:
     if not texts:
         return encode(task.backbone, [])
     return np.stack([cache[t] for t in texts])
+
+
+def fit_in_scope(
+    in_scope: list[Decision], oos: list[Decision], calibration: Calibration
+) -> list[Decision]:
+    """Fits the in-scope weights on validation decisions, in place; returns them re-scored.
+
+    Without out-of-scope questions the weights stay at their default (the confidence itself).
+    """
+    if oos and in_scope:
+        calibration.in_scope_weights = fit_in_scope_weights(
+            np.array([d.confidence for d in in_scope]),
+            np.array([d.similarity for d in in_scope]),
+            np.array([d.confidence for d in oos]),
+            np.array([d.similarity for d in oos]),
+        )
+    for d in [*in_scope, *oos]:
+        d.in_scope = float(
+            in_scope_probability(d.confidence, d.similarity, calibration.in_scope_weights)
+        )
+    return [*in_scope, *oos]

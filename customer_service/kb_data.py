@@ -308,6 +308,158 @@ OUT_OF_SCOPE = (
     "teach me to play chess|what should I cook for dinner|how do I learn to swim"
 ).split("|")
 
+# Generated out-of-scope questions, by family. Whole families go to validation or to test (see
+# `out_of_scope_rows`), so the handoff threshold is judged on kinds of off-topic question it was
+# not chosen on. "near_finance" and "other_devices" sit close to the bank's topics on purpose.
+_CITIES = ["Paris", "Lisbon", "Berlin", "Tokyo", "New York", "Madrid", "Oslo", "Rome"]
+OUT_OF_SCOPE_FAMILIES: dict[str, list[str]] = {
+    "weather": [
+        f"{q} {c}"
+        for q in ("what's the weather in", "will it rain tomorrow in", "how hot is it in")
+        for c in _CITIES[:6]
+    ]
+    + ["do I need an umbrella today", "what's the forecast for the weekend", "is it windy outside"],
+    "cooking": [
+        f"{q} {d}"
+        for q in ("how do I make", "give me a recipe for", "how long do I bake")
+        for d in ("lasagne", "pancakes", "banana bread", "a chocolate cake", "risotto", "curry")
+    ]
+    + ["what can I cook with chickpeas", "is it safe to eat raw cookie dough"],
+    "travel_booking": [
+        f"{q} {c}"
+        for q in ("book me a train to", "find me a cheap hotel in", "what should I visit in")
+        for c in _CITIES[2:]
+    ]
+    + ["how long is the flight to sydney", "do I need a visa for canada"],
+    "entertainment": [
+        f"recommend a good {g} {m}"
+        for g in ("comedy", "horror", "science fiction", "romantic")
+        for m in ("film", "book", "series")
+    ]
+    + [
+        "what's on tv tonight",
+        "play my workout playlist",
+        "who sings bohemian rhapsody",
+        "when does the new superhero movie come out",
+        "what video game should I play next",
+    ],
+    "sport": [
+        f"who won the {e} last night" for e in ("football match", "basketball game", "boxing fight")
+    ]
+    + [
+        f"when does the {e} start"
+        for e in ("world cup", "tour de france", "olympics", "new season")
+    ]
+    + [
+        "how many players are on a rugby team",
+        "what's the offside rule",
+        "who is the best tennis player ever",
+        "how do I get tickets for the match on saturday",
+        "what time is the race on sunday",
+    ],
+    "trivia": [
+        f"what is the capital of {c}" for c in ("canada", "peru", "kenya", "norway", "vietnam")
+    ]
+    + [
+        "how tall is the eiffel tower",
+        "who painted the mona lisa",
+        "how far away is mars",
+        "when did the second world war end",
+        "how many bones are in the human body",
+        "what's the longest river in the world",
+        "who invented the telephone",
+        "why is the sky blue",
+        "how many languages are spoken in india",
+        "what is the speed of light",
+    ],
+    "home_diy": [
+        f"how do I {t}"
+        for t in (
+            "unblock a sink",
+            "paint a ceiling",
+            "hang a heavy mirror",
+            "fix a squeaky door",
+            "get rid of mould in the bathroom",
+            "bleed a radiator",
+            "lay laminate flooring",
+            "replace a light switch",
+            "clean my oven",
+            "remove a wine stain from the carpet",
+            "assemble a wardrobe",
+            "stop my windows from steaming up",
+        )
+    ],
+    "health": [
+        f"how many calories are in {f}"
+        for f in ("an apple", "a pint of beer", "a croissant", "rice")
+    ]
+    + [
+        "what exercises help with back pain",
+        "how much water should I drink a day",
+        "is coffee bad for me",
+        "how do I sleep better",
+        "what are the symptoms of flu",
+        "how do I start running",
+        "is it normal to have a headache every day",
+        "how many steps should I walk",
+    ],
+    "other_devices": [
+        f"how do I reset my {d}" for d in ("router", "smart tv", "printer", "laptop", "headphones")
+    ]
+    + [f"my {d} won't turn on" for d in ("phone", "dishwasher", "games console", "tablet")]
+    + [
+        "how do I connect my printer to wifi",
+        "why is my internet so slow",
+        "update the software on my tv",
+        "my laptop battery drains fast",
+        "how do I back up my photos",
+    ],
+    "assistant": [
+        "set an alarm for six thirty",
+        "remind me to call my mum at five",
+        "turn off the living room lights",
+        "send a text to my brother",
+        "add milk to my shopping list",
+        "start a ten minute timer",
+        "what's on my calendar tomorrow",
+        "call a taxi to the station",
+        "order a pizza for tonight",
+        "read me the news",
+        "translate thank you into german",
+        "what time is it in tokyo",
+    ],
+    "chit_chat": [
+        "how are you today",
+        "what's your favourite colour",
+        "do you like music",
+        "tell me a fun fact",
+        "what's the meaning of life",
+        "are you smarter than me",
+        "do you dream",
+        "tell me a story",
+        "what did you have for breakfast",
+        "can we be friends",
+        "what's your star sign",
+        "sing me a song",
+        "what do you do for fun",
+    ],
+    "near_finance": [f"should I buy shares in {c}" for c in ("apple", "tesla", "a car maker")]
+    + [
+        "what will the stock market do next year",
+        "how do I fill in my tax return",
+        "what's the inflation rate this year",
+        "is gold a good investment",
+        "how do index funds work",
+        "can you give me investment advice",
+        "how do I claim child benefit from the government",
+        "what's a good pension age to retire",
+        "how much should I spend on a wedding",
+        "how do I read a company balance sheet",
+        "what's a good first car to buy",
+    ],
+}
+
+
 DIALOGUES = [
     [
         ("user", "hi, my card was stolen this morning"),
@@ -338,6 +490,18 @@ DIALOGUES = [
 ]
 
 
+def out_of_scope_rows() -> pd.DataFrame:
+    """All out-of-scope questions with a fixed split (columns `question, split`).
+
+    The hand-written questions alternate between validation and test; generated families go
+    whole to one side, alternating in the order above.
+    """
+    rows = [{"question": q, "split": ("val", "test")[i % 2]} for i, q in enumerate(OUT_OF_SCOPE)]
+    for f, questions in enumerate(OUT_OF_SCOPE_FAMILIES.values()):
+        rows += [{"question": q, "split": ("val", "test")[f % 2]} for q in questions]
+    return pd.DataFrame(rows).drop_duplicates("question", ignore_index=True)
+
+
 def fill(template: str, slots: dict[str, str]) -> str:
     """Fills `{slot}` placeholders that have a value, leaving the others in place."""
     for key, value in slots.items():
@@ -365,7 +529,7 @@ def write_demo_data(folder: Path, seed: int = 0) -> Path:
         for q in phr.split("|")
     ]
     pd.DataFrame(pairs).to_csv(folder / "pairs.csv", index=False)
-    pd.DataFrame({"question": OUT_OF_SCOPE}).to_csv(folder / "out_of_scope.csv", index=False)
+    out_of_scope_rows().to_csv(folder / "out_of_scope.csv", index=False)
     (folder / "slots.json").write_text(json.dumps(SLOTS, indent=2), encoding="utf-8")
     _write_dialogues(folder / "dialogues.jsonl", random.Random(seed))
     return folder

@@ -1,10 +1,15 @@
-"""Calibrated confidence and the handoff threshold (out-of-scope detection).
+"""Calibrated confidence, the in-scope score and the handoff threshold (out-of-scope detection).
 
 Confidence is a softmax probability whose temperature is fitted on validation questions
-(temperature scaling, Guo et al. 2017). The threshold below which the bot hands off is then picked
-on validation data: the lowest one that hands off at least `target_oos_recall` of the
-out-of-scope validation questions, or, without any, the one that hands off
-`fallback_handoff_rate` of in-scope validation questions.
+(temperature scaling, Guo et al. 2017): how sure the bot is of *which* answer. Whether a question
+is in scope at all is a second score: a logistic regression over the logit of that confidence and
+the cosine similarity of the question to its nearest KB entry, fitted on in-scope against
+out-of-scope validation questions (a question unlike anything the KB holds is the strongest sign of
+an off-topic one). Without out-of-scope validation questions the in-scope score is the confidence.
+
+The threshold below which the bot hands off is then picked on validation data: the lowest one that
+hands off at least `target_oos_recall` of the out-of-scope validation questions, or, without any,
+the one that hands off `fallback_handoff_rate` of in-scope validation questions.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ class Calibration:
     threshold: float = 0.0
     bm25_weight: float = 0.0
     threshold_source: str = "none"
+    # (w_confidence_logit, w_similarity, bias); the default makes the in-scope score the confidence.
+    in_scope_weights: tuple[float, float, float] = (1.0, 0.0, 0.0)
 
     def as_dict(self) -> dict[str, float | str]:
         return asdict(self)
@@ -88,3 +95,44 @@ def choose_threshold(
             f"handoff rate {fallback_handoff_rate} of {len(in_scope_conf)} in-scope val questions",
         )
     return 0.0, "none (no validation data)"
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+def in_scope_probability(
+    confidence: np.ndarray | float,
+    similarity: np.ndarray | float,
+    weights: tuple[float, float, float] | list[float],
+) -> np.ndarray:
+    """`sigmoid(w0 * logit(confidence) + w1 * similarity + b)`, elementwise."""
+    w_conf, w_sim, bias = weights
+    z = w_conf * _logit(confidence) + w_sim * np.asarray(similarity, dtype=np.float64) + bias
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def fit_in_scope_weights(
+    in_conf: np.ndarray, in_sim: np.ndarray, oos_conf: np.ndarray, oos_sim: np.ndarray
+) -> tuple[float, float, float]:
+    """Logistic regression of in-scope (1) vs out-of-scope (0) validation questions.
+
+    Classes are weighted to balance; features are standardised for the fit and the scaling is
+    folded back into the returned weights, so the runtime needs only `in_scope_probability`.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.stack(
+        [
+            np.r_[_logit(in_conf), _logit(oos_conf)],
+            np.r_[np.asarray(in_sim, dtype=np.float64), np.asarray(oos_sim, dtype=np.float64)],
+        ],
+        axis=1,
+    )
+    y = np.r_[np.ones(len(in_conf)), np.zeros(len(oos_conf))]
+    mean, std = x.mean(0), x.std(0) + 1e-9
+    model = LogisticRegression(class_weight="balanced").fit((x - mean) / std, y)
+    w = model.coef_[0] / std
+    bias = float(model.intercept_[0] - (w * mean).sum())
+    return float(w[0]), float(w[1]), bias

@@ -11,6 +11,7 @@ normalised per query and added with a weight chosen on validation.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -123,7 +124,11 @@ def _tokenize(encoder: Any, texts: list[str]) -> dict[str, torch.Tensor]:
 
 
 def encode(encoder: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """(N, D) float32 L2-normalised embeddings (inference mode, in the encoder's device)."""
+    """(N, D) float32 L2-normalised embeddings of many texts (sorted by length, in chunks).
+
+    The bulk path (KB entries, validation sets). For the few texts of one request use
+    `embed_queries`, which skips `SentenceTransformer.encode`'s per-call bookkeeping.
+    """
     if not texts:
         return np.zeros((0, encoder.get_embedding_dimension()), dtype=np.float32)
     vectors = encoder.encode(
@@ -134,6 +139,44 @@ def encode(encoder: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarr
         show_progress_bar=False,
     )
     return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def embed_queries(encoder: Any, texts: Sequence[str]) -> np.ndarray:
+    """(N, D) float32 L2-normalised embeddings of a few texts: one tokenizer call, one forward.
+
+    The request path. `SentenceTransformer.encode` costs a few milliseconds per call on top of
+    the forward (device resolution, length sorting, chunking, conversions); here the module
+    pipeline (transformer, pooling, normalise) runs directly on one padded batch, truncated to
+    the encoder's `max_seq_length` exactly like `encode`.
+    """
+    if not texts:
+        return np.zeros((0, encoder.get_embedding_dimension()), dtype=np.float32)
+    device = encoder.device
+    features = {k: v.to(device) for k, v in _tokenize(encoder, list(texts)).items()}
+    with torch.inference_mode():
+        out = encoder(features)["sentence_embedding"]
+        out = nn.functional.normalize(out.float(), dim=-1)
+    return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32)
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AMX or AVX512-BF16), so bf16 is faster, not slower."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:  # older torch without the probes: stay in float32
+        return False
+
+
+def set_precision(encoder: Any, precision: str, device: str) -> str:
+    """Casts the encoder for inference and returns the precision used (`fp32` or `bf16`).
+
+    `auto` picks bf16 on a CPU with native bf16 support: the forward of a single short query is
+    bound by reading the weights, which bf16 halves (cosine to the float32 embedding ~0.9999).
+    """
+    if precision == "auto":
+        precision = "bf16" if str(device).startswith("cpu") and native_bf16_cpu() else "fp32"
+    encoder.to(torch.bfloat16 if precision == "bf16" else torch.float32)
+    return precision
 
 
 @dataclass
@@ -153,6 +196,8 @@ class KnowledgeIndex:
         entry_texts: (E,) entry texts (for BM25).
         vectors: (E, D) normalised embeddings.
         bm25_weight: Weight of the per-query normalised BM25 score; 0 disables BM25.
+
+    The BM25 index is built on first use, so a KB served without hybrid search never pays for it.
     """
 
     def __init__(
@@ -164,13 +209,27 @@ class KnowledgeIndex:
     ) -> None:
         import faiss
 
-        self.entry_ids = np.asarray(entry_ids, dtype=object)
         self.entry_texts = list(entry_texts)
         self.bm25_weight = bm25_weight
+        # Answers as integer codes per entry, so pooling entries into answers is array work.
+        self.answer_ids, self.codes = np.unique(
+            np.asarray(entry_ids, dtype=str), return_inverse=True
+        )
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(self.codes), -1)
         self.index = faiss.IndexFlatIP(vectors.shape[1])
-        if len(vectors):
-            self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        self.bm25 = self._build_bm25() if len(self.entry_texts) else None
+        if len(self.vectors):
+            self.index.add(self.vectors)
+        self._bm25: Any = None
+        self._bm25_lock = threading.Lock()
+
+    @property
+    def bm25(self):
+        """The bm25s retriever over the entry texts (built once, on first use); None without entries."""
+        if self._bm25 is None and self.entry_texts:
+            with self._bm25_lock:
+                if self._bm25 is None:
+                    self._bm25 = self._build_bm25()
+        return self._bm25
 
     def _build_bm25(self):
         import bm25s
@@ -205,26 +264,34 @@ class KnowledgeIndex:
         bm25_weight: float | None = None,
         depth: int = 200,
     ) -> list[Hit]:
-        """Top-`k` answers for one query, best first."""
+        """Top-`k` answers for one query, best first.
+
+        Candidates are the `depth` nearest entries, plus, with BM25, the `depth` best lexical
+        matches; each answer scores as its best candidate entry.
+        """
         n = self.index.ntotal
         if n == 0:
             return []
         weight = self.bm25_weight if bm25_weight is None else bm25_weight
-        sims, idx = self.index.search(
-            np.asarray(vector, dtype=np.float32).reshape(1, -1), min(depth, n)
-        )
-        candidates = {int(i): float(s) for i, s in zip(idx[0], sims[0], strict=True) if i >= 0}
+        q = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        sims, idx = self.index.search(q, min(depth, n))
+        found = idx[0] >= 0
+        cand, dense = idx[0][found], sims[0][found]
+        fused = dense
         if weight > 0 and query:
             lexical = self.bm25_scores(query)
-            for i in np.argsort(-lexical)[:depth]:
-                if lexical[i] > 0 and int(i) not in candidates:
-                    candidates[int(i)] = float(self.index.reconstruct(int(i)) @ vector)
-        else:
-            lexical = None
-        best: dict[str, Hit] = {}
-        for i, dense in candidates.items():
-            fused = dense + (weight * float(lexical[i]) if lexical is not None else 0.0)
-            aid = self.entry_ids[i]
-            if aid not in best or fused > best[aid].score:
-                best[aid] = Hit(aid, fused, dense)
-        return sorted(best.values(), key=lambda h: -h.score)[:k]
+            top = np.argpartition(-lexical, min(depth, n) - 1)[:depth]
+            extra = np.setdiff1d(top[lexical[top] > 0], cand)
+            if len(extra):
+                cand = np.concatenate([cand, extra])
+                dense = np.concatenate([dense, self.vectors[extra] @ q[0]])
+            fused = dense + weight * lexical[cand]
+        order = np.argsort(-fused, kind="stable")
+        codes = self.codes[cand[order]]
+        # The first time an answer appears in best-first order is its best entry.
+        _, first = np.unique(codes, return_index=True)
+        best = np.sort(first)[:k]
+        return [
+            Hit(str(self.answer_ids[codes[p]]), float(fused[order[p]]), float(dense[order[p]]))
+            for p in best
+        ]

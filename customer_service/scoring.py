@@ -3,7 +3,8 @@
 With an intent head, the head picks the intent (its calibrated probability is the confidence)
 and the best retrieved answer of that intent is the answer. Without one, or when the KB gained an
 answer after training that retrieval prefers, the top retrieved answer wins and its calibrated
-retrieval probability is the confidence.
+retrieval probability is the confidence. Every decision also carries its in-scope score (see
+`ood`), which the handoff threshold applies to.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from customer_service.ood import Calibration, softmax
+from customer_service.ood import Calibration, in_scope_probability, softmax
 from customer_service.retrieval import Hit
 
 
@@ -25,6 +26,17 @@ class Decision:
     confidence: float
     hits: list[Hit] = field(default_factory=list)
     via: str = "retrieval"
+    in_scope: float | None = None  # None: judged by its confidence alone
+
+    @property
+    def similarity(self) -> float:
+        """Cosine similarity of the query to its nearest KB entry (0 without hits)."""
+        return max((h.dense for h in self.hits), default=0.0)
+
+    @property
+    def handoff_score(self) -> float:
+        """What the handoff threshold compares: the in-scope score, else the confidence."""
+        return self.confidence if self.in_scope is None else self.in_scope
 
 
 def retrieval_probs(hits: list[Hit], calibration: Calibration) -> np.ndarray:
@@ -41,7 +53,22 @@ def decide(
     answers: dict[str, dict[str, str]],
     calibration: Calibration,
 ) -> Decision:
-    """Chooses the answer, intent and confidence for one query (see the module doc)."""
+    """Chooses the answer, intent and confidence for one query and scores it in scope."""
+    decision = _choose(hits, intent_logits, intents, answers, calibration)
+    decision.in_scope = float(
+        in_scope_probability(decision.confidence, decision.similarity, calibration.in_scope_weights)
+    )
+    return decision
+
+
+def _choose(
+    hits: list[Hit],
+    intent_logits: np.ndarray | None,
+    intents: list[str],
+    answers: dict[str, dict[str, str]],
+    calibration: Calibration,
+) -> Decision:
+    """The answer, intent and confidence (see the module doc)."""
     probs = retrieval_probs(hits, calibration)
     retrieved = Decision(
         hits[0].answer_id if hits else None,

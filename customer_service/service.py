@@ -50,6 +50,7 @@ class ChatResponse(BaseModel):
     answer_id: str | None
     intent: str | None
     confidence: float
+    in_scope: float | None = None
     handoff: bool
     handoff_reason: str | None
     sources: list[Source]

@@ -201,7 +201,7 @@ def calibrate(
     oos_val: pd.DataFrame,
     intents: list[str],
 ) -> tuple[Calibration, dict[str, float]]:
-    """BM25 weight, temperatures and threshold, all from validation questions."""
+    """BM25 weight, temperatures, in-scope weights and threshold, all from validation questions."""
     calibration, metrics = Calibration(), {}
     if len(val) == 0:
         return calibration, metrics
@@ -218,15 +218,14 @@ def calibrate(
     logits = ev.intent_logits(task, vectors)
     intent_ids = [intents.index(i) if i in intents else -1 for i in val["intent"]]
     ev.fit_calibration(hits, logits, list(val["answer_id"]), intent_ids, calibration)
-    in_conf = [
-        d.confidence for d in ev.decisions_for(hits, logits, intents, kb.answers, calibration)
-    ]
-    oos_conf = [
-        d.confidence
-        for d in _decide_texts(task, index, kb, list(oos_val["question"]), intents, calibration)
-    ]
+    in_scope = ev.decisions_for(hits, logits, intents, kb.answers, calibration)
+    oos = _decide_texts(task, index, kb, list(oos_val["question"]), intents, calibration)
+    ev.fit_in_scope(in_scope, oos, calibration)
     calibration.threshold, calibration.threshold_source = choose_threshold(
-        np.array(in_conf), np.array(oos_conf), cfg.target_oos_recall, cfg.fallback_handoff_rate
+        np.array([d.handoff_score for d in in_scope]),
+        np.array([d.handoff_score for d in oos]),
+        cfg.target_oos_recall,
+        cfg.fallback_handoff_rate,
     )
     metrics["val_threshold"] = calibration.threshold
     return calibration, metrics

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from customer_service.bot import HANDOFF_ANSWER
+from customer_service.replies import HANDOFF_ANSWER
 from customer_service.scoring import Decision
 from shared.errors import InputError
 
@@ -65,19 +65,31 @@ def test_follow_up_reuses_the_previous_answer_with_the_new_slot(cs_bot, monkeypa
     )
 
 
-def test_contextual_query_wins_only_when_the_message_alone_is_unsure(cs_bot, monkeypatch):
+def test_contextual_reading_wins_when_the_message_alone_is_out_of_scope_or_less_sure(
+    cs_bot, monkeypatch
+):
     _pin(
         cs_bot,
         monkeypatch,
         {
             "I sent money to the wrong person": ("A026", 0.9),
             "I sent money to the wrong person and how long does it take?": ("A026", 0.9),
-            "and how long does it take?": ("A023", 0.3),
+            "and how long does it take?": ("A023", 0.3),  # alone: below the 0.5 threshold
+            "I sent money to the wrong person and for my joint account?": ("A026", 0.8),
+            "and for my joint account?": ("A020", 0.6),  # alone: in scope, but less sure
+            "I sent money to the wrong person and what about an overdraft?": ("A026", 0.7),
+            "and what about an overdraft?": ("A019", 0.95),  # alone: surer than in context
         },
     )
     cs_bot.chat("s4", "I sent money to the wrong person")
     out = cs_bot.chat("s4", "and how long does it take?")
     assert out["answer_id"] == "A026" and out["context_used"]
+    cs_bot.chat("s4b", "I sent money to the wrong person")
+    out = cs_bot.chat("s4b", "and for my joint account?")
+    assert out["answer_id"] == "A026" and out["context_used"]
+    cs_bot.chat("s4c", "I sent money to the wrong person")
+    out = cs_bot.chat("s4c", "and what about an overdraft?")
+    assert out["answer_id"] == "A019" and not out["context_used"]
 
 
 def test_low_confidence_hands_off_with_the_reason(cs_bot, monkeypatch):
@@ -145,7 +157,7 @@ def test_a_failed_kb_update_leaves_the_old_kb_working(cs_bot, monkeypatch):
     def broken(root, kb):
         raise OSError("disk full")
 
-    monkeypatch.setattr("customer_service.bot.save_version", broken)
+    monkeypatch.setattr("customer_service.live_kb.save_version", broken)
     with pytest.raises(InputError) as err:
         cs_bot.add_answers([{"answer_id": "X", "answer": "x"}])
     assert err.value.status_code == 503 and "previous knowledge base" in str(err.value)
@@ -173,9 +185,12 @@ def test_artifact_has_calibration_and_no_test_question_in_the_index(cs_trained):
         0.0 <= cal["threshold"] <= 1.0
         and cal["intent_temperature"] > 0
         and "oos_recall" in cal["threshold_source"]
+        and len(cal["in_scope_weights"]) == 3
+        and list(cal["in_scope_weights"]) != [1.0, 0.0, 0.0]  # fitted on the OOS val questions
     )
     metrics = manifest["metrics"]
-    for key in ("test_accuracy", "test_in_scope_accuracy", "test_oos_recall", "test_retrieval_mrr"):
+    keys = ("test_accuracy", "test_in_scope_accuracy", "test_oos_recall", "test_oos_auroc")
+    for key in (*keys, "test_retrieval_mrr"):
         assert 0.0 <= metrics[key] <= 1.0
     kb = load_current(artifact)
     paraphrases = {

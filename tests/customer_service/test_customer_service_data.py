@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from customer_service.kb_data import KB, OUT_OF_SCOPE, write_demo_data
+from customer_service.kb_data import KB, OUT_OF_SCOPE_FAMILIES, out_of_scope_rows, write_demo_data
 from customer_service.schemas import load_dataset
 from shared.errors import DataError
 
@@ -14,11 +14,20 @@ def test_demo_data_meets_the_issue_sizes(tmp_path):
     data = load_dataset(write_demo_data(tmp_path))
     templates = data.kb["answer"].str.contains(r"\{\w+\}", regex=True)
     assert len(data.kb) >= 50 and templates.sum() >= 5
-    assert len(data.pairs) >= 300 and len(data.out_of_scope) == len(OUT_OF_SCOPE) >= 20
+    assert len(data.pairs) >= 300 and len(data.out_of_scope) == len(out_of_scope_rows()) >= 200
     assert set(data.pairs["answer_id"]) <= set(data.kb["answer_id"])
     assert (data.pairs["intent"] != "").all()
     assert data.slots["card_type"][0] == "debit"
     assert len(KB) == len(data.kb)
+
+
+def test_out_of_scope_families_never_straddle_validation_and_test(tmp_path):
+    oos = load_dataset(write_demo_data(tmp_path)).out_of_scope.set_index("question")["split"]
+    assert set(oos) == {"val", "test"} and abs((oos == "val").mean() - 0.5) < 0.1
+    for family, questions in OUT_OF_SCOPE_FAMILIES.items():
+        assert oos[questions].nunique() == 1, family
+    in_scope = {q.lower() for _, _, phr in KB.values() for q in phr.split("|")}
+    assert not in_scope & {q.lower() for q in oos.index}
 
 
 def test_dialogues_become_masked_pairs_with_matched_answers(tmp_path):

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from customer_service.ood import choose_threshold, fit_temperature, softmax
+from customer_service.ood import (
+    Calibration,
+    choose_threshold,
+    fit_in_scope_weights,
+    fit_temperature,
+    in_scope_probability,
+    softmax,
+)
 
 
 def test_fit_temperature_recovers_the_generating_temperature():
@@ -39,3 +46,21 @@ def test_threshold_without_oos_hands_off_the_fallback_share():
     threshold, source = choose_threshold(in_scope, np.array([]), 0.8, fallback_handoff_rate=0.1)
     assert abs((in_scope < threshold).mean() - 0.1) < 0.02 and "handoff rate" in source
     assert choose_threshold(np.array([]), np.array([]), 0.8, 0.1)[0] == 0.0
+
+
+def test_default_in_scope_weights_give_back_the_confidence():
+    conf = np.array([0.05, 0.3, 0.9])
+    got = in_scope_probability(conf, np.array([0.9, 0.1, 0.5]), Calibration().in_scope_weights)
+    np.testing.assert_allclose(got, conf, atol=1e-9)
+
+
+def test_in_scope_weights_learn_the_informative_feature():
+    # In scope: near the KB (similarity ~0.7), confidence uninformative; out of scope: far (~0.2).
+    rng = np.random.default_rng(2)
+    conf = rng.uniform(0.2, 0.9, size=(2, 300))
+    sim_in, sim_oos = rng.normal(0.7, 0.08, 300), rng.normal(0.2, 0.08, 300)
+    weights = fit_in_scope_weights(conf[0], sim_in, conf[1], sim_oos)
+    assert weights[1] > 5 and abs(weights[0]) < 1
+    p_in = in_scope_probability(conf[0], sim_in, weights)
+    p_oos = in_scope_probability(conf[1], sim_oos, weights)
+    assert (p_in > 0.5).mean() > 0.95 and (p_oos < 0.5).mean() > 0.95
