@@ -2,7 +2,8 @@
 
 Protocol: official train / val / test (150 intents) with oos_val and oos_test as the out-of-scope
 questions of validation and test (oos_train unused). The temperatures and the handoff threshold
-are fitted on validation only, for `--target-oos-recall` on oos_val. In-scope accuracy counts a
+are fitted on validation only, for `--target-oos-recall` on oos_val; so is the in-scope score
+(intent confidence + similarity to the nearest indexed training question) the threshold applies to. In-scope accuracy counts a
 handed-off in-scope question as wrong (Larson et al. 2019). Baseline in the same run: logistic
 regression on frozen MiniLM embeddings with a max-probability threshold picked on val the same way.
 
@@ -136,6 +137,7 @@ def main() -> None:
         "in_scope_accuracy": m["test_in_scope_accuracy"],
         "oos_recall": m["test_oos_recall"],
         "oos_precision": m["test_oos_precision"],
+        "oos_auroc": m["test_oos_auroc"],
         "accuracy_without_handoff": m["test_accuracy"],
         "val_threshold": m["val_threshold"],
     }
