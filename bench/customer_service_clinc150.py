@@ -1,10 +1,10 @@
 """CLINC150 (full): in-scope accuracy and out-of-scope recall/precision through `customer_service`.
 
 Protocol: official train / val / test (150 intents) with oos_val and oos_test as the out-of-scope
-questions of validation and test (oos_train unused). The temperatures and the handoff threshold
-are fitted on validation only, for `--target-oos-recall` on oos_val; so is the in-scope score
-(intent confidence + similarity to the nearest indexed training question) the threshold applies to. In-scope accuracy counts a
-handed-off in-scope question as wrong (Larson et al. 2019). Baseline in the same run: logistic
+questions of validation and test (oos_train unused). The temperatures, the in-scope score (intent
+confidence + similarity to the nearest indexed question) and the handoff threshold are fitted on
+validation only, for `--target-oos-recall` on oos_val. In-scope accuracy counts a handed-off
+in-scope question as wrong (Larson et al. 2019). Baseline in the same run: logistic
 regression on frozen MiniLM embeddings with a max-probability threshold picked on val the same way.
 
     python -m bench.customer_service_clinc150                 # head mode (bounded for a shared CPU)
