@@ -33,7 +33,7 @@ class Session:
     last_answer_id: str | None = None
     last_intent: str | None = None
     last_confidence: float = 0.0
-    last_in_scope: float = 0.0
+    last_in_scope: float = 1.0  # the last answer given passed the handoff threshold
 
     def add_turn(self, role: str, text: str) -> None:
         self.turns = (self.turns + [{"role": role, "text": text}])[-MAX_TURNS:]
