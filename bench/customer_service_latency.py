@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import os
 import shutil
 import socket
 import tempfile
@@ -134,7 +135,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         source = args.artifact or build_artifact(Path(tmp) / "build")
         artifact = Path(shutil.copytree(source, Path(tmp) / "artifact"))
@@ -167,7 +168,8 @@ def main() -> None:
         protocol=(
             f"/chat over HTTP (uvicorn in-process, httpx), KB of {kb_size} answers (+ paraphrases), "
             f"{len(single)} sequential requests after 20 warm-up; then {args.clients} concurrent clients, "
-            f"{len(concurrent)} requests; torch threads {torch.get_num_threads()}"
+            f"{len(concurrent)} requests; torch threads {torch.get_num_threads()}, encoder "
+            f"{getattr(runtime, 'precision', 'fp32')}"
         ),
         metrics={
             "p50_ms": float(np.percentile(single, 50)),
@@ -182,7 +184,10 @@ def main() -> None:
         anchors={"target_p50_ms_single_client": 15.0},
         seconds=time.perf_counter() - started,
         seed=None,
-        notes="CPU shared with other jobs: timings are noisy",
+        notes=(
+            "CPU shared with other jobs: timings are noisy; 1-minute load average "
+            f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+        ),
     )
 
 
