@@ -223,7 +223,7 @@ def fit(
             _log_epoch(out_dir, row, writer)
             _save_checkpoint(ckpt_path, epoch + 1, task, optimizer, scheduler, scaler, result)
         distributed.barrier()
-        log.info("epoch %d: %s", epoch + 1, {k: float(f"{v:.4g}") for k, v in row.items()})
+        log.info("epoch %d: %s", epoch + 1, {k: _short(v) for k, v in row.items()})
 
     if best_state is not None:
         task.load_state_dict(best_state)
@@ -350,6 +350,11 @@ def _tensorboard(out_dir: Path, required: bool):
             )
         return None
     return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
+
+
+def _short(value: float) -> float:
+    """4 significant digits for the log (integers stay integers)."""
+    return value if isinstance(value, int) else float(f"{value:.4g}")
 
 
 def _log_epoch(out_dir: Path, row: dict[str, float], writer) -> None:
