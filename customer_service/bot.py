@@ -79,9 +79,8 @@ class CustomerServiceBot:
         self.sessions = sessions or InMemorySessionStore(
             bot.get("session_ttl_s", 1800), bot.get("max_sessions", 10_000)
         )
-        self.engine = InferenceEngine(
-            self.encode_batch, max_batch_size=32, max_wait_ms=2.0, warmup_items=["hello"]
-        )
+        # No batching wait: a lone message runs at once; concurrent ones batch while one runs.
+        self.engine = InferenceEngine(self.encode_batch, max_batch_size=32, warmup_items=["hello"])
 
     def _load_head(self) -> tuple[np.ndarray, np.ndarray] | None:
         path = self.artifact_dir / "head.safetensors"
