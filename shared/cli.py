@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -73,13 +74,19 @@ def demo(
     from shared.registry import vertical_names
 
     _setup_logging(verbose)
+    timings = {}
     for name in verticals or vertical_names():
         typer.secho(f"\n=== demo: {name} ===", bold=True)
+        started = time.perf_counter()
         try:
             summary = _vertical(name).demo(out / name)
         except VerticalsError as exc:
             _fail(exc)
+        timings[name] = time.perf_counter() - started
         typer.echo(json.dumps(summary, indent=2, default=str))
+        typer.secho(f"demo {name} finished in {timings[name]:.0f} s", bold=True)
+    if len(timings) > 1:
+        typer.echo("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
 
 
 @app.command()

@@ -81,3 +81,4 @@ def test_list_and_demo(toy_vertical, tmp_path):
     assert "toy" in runner.invoke(app, ["list"]).output
     result = runner.invoke(app, ["demo", "toy", "--out", str(tmp_path)])
     assert result.exit_code == 0 and "accuracy" in result.output
+    assert "demo toy finished in" in result.output
