@@ -20,6 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from shared.models import embed_texts
+
+encode = embed_texts  # The bulk path (KB entries, validation sets); `embed_queries` below serves requests.
+
 
 def answer_text(title: str, answer: str) -> str:
     """The text an answer is embedded as: its title and body, template slots made readable."""
@@ -121,24 +125,6 @@ def _tokenize(encoder: Any, texts: list[str]) -> dict[str, torch.Tensor]:
         encoder.preprocess(texts) if hasattr(encoder, "preprocess") else encoder.tokenize(texts)
     )
     return {k: v for k, v in features.items() if isinstance(v, torch.Tensor)}
-
-
-def encode(encoder: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """(N, D) float32 L2-normalised embeddings of many texts (sorted by length, in chunks).
-
-    The bulk path (KB entries, validation sets). For the few texts of one request use
-    `embed_queries`, which skips `SentenceTransformer.encode`'s per-call bookkeeping.
-    """
-    if not texts:
-        return np.zeros((0, encoder.get_embedding_dimension()), dtype=np.float32)
-    vectors = encoder.encode(
-        list(texts),
-        batch_size=batch_size,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=False,
-    )
-    return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def embed_queries(encoder: Any, texts: Sequence[str]) -> np.ndarray:

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shared.models import embed_texts
+
 
 class UserTower(nn.Module):
     """Attention pooling over history embeddings, biased by recency and event weight.
@@ -89,6 +91,9 @@ class TwoTowerTask(nn.Module):
         return {"loss": F.cross_entropy(logits, target_col), "logits": logits}
 
 
+encode_texts = embed_texts  # The item tower over many item texts.
+
+
 def make_examples(
     seqs: dict[str, dict[str, np.ndarray]], max_history: int, min_history: int = 1
 ) -> list[tuple]:
@@ -156,23 +161,6 @@ def build_collate(
         }
 
     return collate
-
-
-def encode_texts(encoder: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """(N, D) float32 unit vectors of `texts` from the item tower."""
-    if not len(texts):
-        dim = (
-            encoder.get_embedding_dimension() if hasattr(encoder, "get_embedding_dimension") else 0
-        )
-        return np.zeros((0, dim), dtype=np.float32)
-    emb = encoder.encode(
-        list(texts),
-        batch_size=batch_size,
-        convert_to_numpy=True,
-        normalize_embeddings=True,
-        show_progress_bar=False,
-    )
-    return np.ascontiguousarray(emb, dtype=np.float32)
 
 
 def pool_users(

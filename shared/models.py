@@ -14,9 +14,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
 
 from shared.errors import ModelUnavailableError
 
@@ -249,3 +252,24 @@ def map_efficientnet_lite0(path: str | Path) -> dict[str, Any]:
             )
         mapped[tgt_key] = tensor
     return mapped
+
+
+def embed_texts(encoder: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """(N, D) float32 L2-normalised embeddings of many texts from a sentence encoder.
+
+    The bulk path (catalogues, knowledge bases, validation sets): `SentenceTransformer.encode`
+    sorts by length and batches. An empty list gives a (0, D) array.
+    """
+    if not len(texts):
+        dim = (
+            encoder.get_embedding_dimension() if hasattr(encoder, "get_embedding_dimension") else 0
+        )
+        return np.zeros((0, dim), dtype=np.float32)
+    vectors = encoder.encode(
+        list(texts),
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    return np.ascontiguousarray(vectors, dtype=np.float32)
