@@ -119,7 +119,12 @@ class ItemIndex:
         k = max(1, min(k, len(self.ids)))
         if exact or self.index is None:
             scores = queries @ self.emb.T
-            rows = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            if k < scores.shape[1]:  # top-k by partition, then only those k are sorted
+                part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+                order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1, kind="stable")
+                rows = np.take_along_axis(part, order, 1)
+            else:
+                rows = np.argsort(-scores, axis=1, kind="stable")
             return np.take_along_axis(scores, rows, 1), rows
         fetch = min(len(self.ids) + self.stale, k + (self.stale and min(self.stale, 4 * k)))
         _, found = self.index.search(queries, fetch)
