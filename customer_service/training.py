@@ -31,6 +31,7 @@ from customer_service.retrieval import (
 from customer_service.schemas import Dataset, load_dataset
 from shared.artifacts import save_weights, write_artifact
 from shared.data import fingerprint, split_indices
+from shared.devices import seed_everything
 from shared.errors import DataError
 from shared.models import load_model
 from shared.training import fit
@@ -81,6 +82,7 @@ def clean_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
 
 def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
     """Trains on the data folder at `data_path`; returns `out_dir/"artifact"`."""
+    seed_everything(cfg.trainer.seed)  # new layers are initialised before fit() runs
     data = load_dataset(data_path)
     pairs = clean_pairs(data.pairs)
     if len(pairs) == 0:

@@ -12,7 +12,7 @@ import torch
 
 from shared.artifacts import save_json, save_weights, write_artifact
 from shared.data import fingerprint, load_table, split_indices
-from shared.devices import resolve_device
+from shared.devices import resolve_device, seed_everything
 from shared.errors import DataError
 from shared.evaluation import classification_metrics
 from shared.training import fit
@@ -73,6 +73,7 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
     group, e.g. one template or article, never straddle splits). The best epoch by validation
     `trainer.monitor` is kept; test metrics go into the manifest.
     """
+    seed_everything(cfg.trainer.seed)  # new layers are initialised before fit() runs
     data_path, out_dir = Path(data_path), Path(out_dir)
     df = load_labelled(data_path)
     if set(df["sentiment"]) - set(cfg.labels):

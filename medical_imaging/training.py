@@ -18,6 +18,7 @@ from medical_imaging.metrics import heldout_metrics, predict_logits
 from medical_imaging.model import ImagingTask, balanced_class_weights, build_task
 from medical_imaging.transforms import build_augment
 from shared.artifacts import save_json, save_weights, write_artifact
+from shared.devices import seed_everything
 from shared.errors import DataError
 from shared.evaluation import plot_confusion_matrix
 from shared.training import fit
@@ -45,6 +46,7 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
     Early stopping and the best epoch use validation AUC; the temperature and the threshold are
     fitted on validation; the reported metrics are on the test split (when there is one).
     """
+    seed_everything(cfg.trainer.seed)  # the new head is initialised before fit() runs
     out_dir = Path(out_dir)
     source = read_source(data_path)
     names, ids, positive = _labels(source, cfg.positive_label)

@@ -17,7 +17,7 @@ import torch
 
 from shared.artifacts import save_json, save_weights, write_artifact
 from shared.data import fingerprint
-from shared.devices import resolve_device
+from shared.devices import resolve_device, seed_everything
 from shared.errors import DataError
 from shared.models import load_model
 from shared.training import fit
@@ -127,6 +127,7 @@ def fit_towers(
 
 def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
     """Splits leave-last-out, trains the towers, learns the ranker on validation, scores test."""
+    seed_everything(cfg.trainer.seed)  # new layers are initialised before fit() runs
     items = ds.items
     row_of = {item: row for row, item in enumerate(items["item_id"])}
     split = leave_last_out(collapse(ds.interactions))
