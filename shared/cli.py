@@ -38,6 +38,8 @@ def _setup_logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:  # faiss logs each CPU-specific build it tries before the one that loads
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
 @app.command("list")
