@@ -97,8 +97,15 @@ def test_engine_gathers_concurrent_requests_into_batches():
     assert engine.run(list(range(10))) == [i * 2 for i in range(10)]
 
 
-def test_engine_without_wait_runs_a_lone_request_at_once_and_batches_under_load():
-    sizes = []
+def test_engine_without_wait_runs_a_lone_request_at_once_and_batches_under_load(monkeypatch):
+    sizes, waits = [], []
+    real_wait_for = asyncio.wait_for
+
+    def recording_wait_for(*args, **kwargs):  # the worker's only way to hold a batch open
+        waits.append(kwargs.get("timeout", args[1] if len(args) > 1 else None))
+        return real_wait_for(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "wait_for", recording_wait_for)
 
     def batch_fn(items):
         sizes.append(len(items))
@@ -109,17 +116,15 @@ def test_engine_without_wait_runs_a_lone_request_at_once_and_batches_under_load(
 
     async def main():
         await engine.start()
-        started = time.perf_counter()
         lone = await engine.submit(0)
-        lone_s = time.perf_counter() - started
         first = asyncio.ensure_future(engine.submit(1))
         await asyncio.sleep(0.01)  # the worker is now busy with [1]
         rest = await asyncio.gather(*(engine.submit(i) for i in range(2, 12)))
         await engine.stop()
-        return lone, lone_s, [await first, *rest]
+        return lone, [await first, *rest]
 
-    lone, lone_s, results = asyncio.run(main())
-    assert lone == 1 and lone_s < 0.05 + 0.03  # no deliberate wait before running alone
+    lone, results = asyncio.run(main())
+    assert lone == 1 and waits == []  # no batch was held open waiting for more items
     assert results == list(range(2, 13))
     assert sizes == [1, 1, 10]
 
