@@ -26,7 +26,14 @@ import numpy as np
 import pandas as pd
 
 from bench.common import DATA, write_result
-from bench.customer_service_common import logreg_baseline, write_intent_folder
+from bench.customer_service_common import (
+    add_recipe_args,
+    keep_artifact,
+    logreg_baseline,
+    recipe,
+    recipe_text,
+    write_intent_folder,
+)
 from customer_service.config import CustomerServiceConfig
 from customer_service.training import _FROZEN_CACHES, train
 from shared.artifacts import read_manifest
@@ -41,16 +48,7 @@ ANCHORS = {
 
 
 def run_once(train_df, test_df, args, seed: int, val_fraction: float) -> tuple[dict, dict]:
-    frozen = args.mode == "head"
-    trainer = {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "seed": seed,
-        "progress": False,
-        "freeze_backbone_epochs": args.epochs if frozen else 0,
-        "lr": 5e-3 if frozen else 2e-3,
-        "backbone_lr": 5e-5,
-    }
+    trainer = recipe(args, seed)
     if val_fraction == 0:
         trainer.update({"monitor": "loss", "monitor_mode": "min"})
     cfg = load_config(
@@ -65,6 +63,7 @@ def run_once(train_df, test_df, args, seed: int, val_fraction: float) -> tuple[d
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_intent_folder(Path(tmp) / "data", train_df, test_df, val_fraction, seed)
         artifact = train(cfg, folder, Path(tmp) / "run")
+        keep_artifact(artifact, args.keep and args.keep / f"seed{seed}")
         m = read_manifest(artifact)["metrics"]
         pairs = pd.read_csv(folder / "pairs.csv")
     ours = {"accuracy": m["test_intent_accuracy"], "macro_f1": m["test_intent_macro_f1"]}
@@ -100,11 +99,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=DATA / "customer_service" / "banking77")
-    parser.add_argument("--mode", choices=("head", "finetune"), default="head")
+    add_recipe_args(parser, epochs=30)
     parser.add_argument("--shots", type=int, default=0, help="examples per intent; 0 = full data")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--max-seq-length", type=int, default=64)
     args = parser.parse_args()
@@ -129,8 +126,7 @@ def main() -> None:
     else:
         split = f"stratified 10% of train held out as validation, seed {args.seeds[0]}"
     protocol = (
-        f"official train/test; {split}; mode={args.mode}, epochs={args.epochs}, "
-        f"batch={args.batch_size}, max_seq_length={args.max_seq_length}"
+        f"official train/test; {split}; {recipe_text(args)}, max_seq_length={args.max_seq_length}"
     )
     if args.shots:
         acc = [o["accuracy"] for o in ours]

@@ -24,7 +24,13 @@ import numpy as np
 import pandas as pd
 
 from bench.common import DATA, write_result
-from bench.customer_service_common import write_intent_folder
+from bench.customer_service_common import (
+    add_recipe_args,
+    keep_artifact,
+    recipe,
+    recipe_text,
+    write_intent_folder,
+)
 from customer_service.config import CustomerServiceConfig
 from customer_service.ood import choose_threshold
 from customer_service.training import _FROZEN_CACHES, train
@@ -88,8 +94,7 @@ def main() -> None:
     parser.add_argument(
         "--data", type=Path, default=DATA / "customer_service" / "clinc150" / "data_full.json"
     )
-    parser.add_argument("--mode", choices=("head", "finetune"), default="head")
-    parser.add_argument("--epochs", type=int, default=30)
+    add_recipe_args(parser, epochs=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target-oos-recall", type=float, default=0.8)
     parser.add_argument("--model", default="minilm")
@@ -103,7 +108,6 @@ def main() -> None:
         frame(raw["oos_val"]).assign(split="val"),
         frame(raw["oos_test"]).assign(split="test"),
     )
-    frozen = args.mode == "head"
     cfg = load_config(
         CustomerServiceConfig,
         overrides={
@@ -111,15 +115,7 @@ def main() -> None:
             "max_seq_length": args.max_seq_length,
             "hybrid": "off",
             "target_oos_recall": args.target_oos_recall,
-            "trainer": {
-                "epochs": args.epochs,
-                "batch_size": 64,
-                "seed": args.seed,
-                "progress": False,
-                "freeze_backbone_epochs": args.epochs if frozen else 0,
-                "lr": 5e-3 if frozen else 2e-3,
-                "backbone_lr": 5e-5,
-            },
+            "trainer": recipe(args, args.seed),
         },
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,7 +128,9 @@ def main() -> None:
             oos=pd.concat([oos_val, oos_test]),
             val=parts["val"],
         )
-        m = read_manifest(train(cfg, folder, Path(tmp) / "run"))["metrics"]
+        artifact = train(cfg, folder, Path(tmp) / "run")
+        keep_artifact(artifact, args.keep)
+        m = read_manifest(artifact)["metrics"]
     ours = {
         "in_scope_accuracy": m["test_in_scope_accuracy"],
         "oos_recall": m["test_oos_recall"],
@@ -154,7 +152,7 @@ def main() -> None:
         seconds=time.perf_counter() - started,
         protocol=(
             f"official train/val/test + oos_val/oos_test; threshold for OOS recall {args.target_oos_recall} "
-            f"on val only; mode={args.mode}, epochs={args.epochs}, max_seq_length={args.max_seq_length}"
+            f"on val only; {recipe_text(args)}, max_seq_length={args.max_seq_length}"
         ),
         metrics=ours,
         baselines=baselines,

@@ -78,3 +78,47 @@ def logreg_baseline(
         "macro_f1": float(f1_score(y_test, pred, average="macro")),
         "C": best_c,
     }
+
+
+def add_recipe_args(parser, epochs: int) -> None:
+    """Training-recipe flags shared by the intent benchmarks."""
+    parser.add_argument("--mode", choices=("head", "finetune"), default="head")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--lr", type=float, default=None, help="head lr (5e-3 head mode, 2e-3 finetune)"
+    )
+    parser.add_argument("--backbone-lr", type=float, default=5e-5)
+    parser.add_argument("--schedule", choices=("linear", "cosine", "constant"), default="linear")
+    parser.add_argument("--keep", type=Path, default=None, help="copy the trained artifact here")
+
+
+def recipe(args, seed: int) -> dict:
+    """The `trainer` overrides for the flags of `add_recipe_args`."""
+    frozen = args.mode == "head"
+    return {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seed": seed,
+        "progress": False,
+        "freeze_backbone_epochs": args.epochs if frozen else 0,
+        "lr": args.lr or (5e-3 if frozen else 2e-3),
+        "backbone_lr": args.backbone_lr,
+        "schedule": args.schedule,
+    }
+
+
+def recipe_text(args) -> str:
+    lr = args.lr or (5e-3 if args.mode == "head" else 2e-3)
+    return (
+        f"mode={args.mode}, epochs={args.epochs}, batch={args.batch_size}, lr={lr}, "
+        f"backbone_lr={args.backbone_lr}, schedule={args.schedule}"
+    )
+
+
+def keep_artifact(artifact: Path, dest: Path | None) -> None:
+    if dest is not None:
+        import shutil
+
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(artifact, dest)

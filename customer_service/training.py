@@ -73,11 +73,20 @@ def split_oos(oos: pd.DataFrame, seed: int) -> dict[str, pd.DataFrame]:
 
 
 def clean_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Drops exact and near-duplicate questions pointing to the same answer (PII is already masked)."""
-    keep = dedupe(list(pairs["question"]), keys=list(pairs["answer_id"] + "|" + pairs["split"]))
-    if len(keep) < len(pairs):
-        log.info("removed %d duplicate questions of %d", len(pairs) - len(keep), len(pairs))
-    return pairs.iloc[keep].reset_index(drop=True)
+    """Drops exact and near-duplicate questions pointing to the same answer (PII is already masked).
+
+    Rows the user fixed as `val` or `test` are kept as given: a held-out set is measured whole
+    (a benchmark's official test set stays official). The rest, training rows and rows still to be
+    split, are de-duplicated before the split, so no near-copy lands on both sides of it.
+    """
+    held = pairs["split"].isin(["val", "test"]).to_numpy()
+    free = np.flatnonzero(~held)
+    keep = free[
+        dedupe(list(pairs["question"].iloc[free]), keys=list(pairs["answer_id"].iloc[free]))
+    ]
+    if len(keep) < len(free):
+        log.info("removed %d duplicate questions of %d", len(free) - len(keep), len(free))
+    return pairs.iloc[np.sort(np.r_[keep, np.flatnonzero(held)])].reset_index(drop=True)
 
 
 def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:

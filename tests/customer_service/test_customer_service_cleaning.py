@@ -48,3 +48,22 @@ def test_dedupe_without_keys_and_threshold_one_keeps_near_duplicates():
     texts = ["open an account", "open an account!", "open an account now please"]
     assert dedupe(texts).tolist() == [0, 2]
     assert dedupe(texts, threshold=1.0).tolist() == [0, 2]
+
+
+def test_clean_pairs_keeps_held_out_rows_whole_and_dedupes_the_rest():
+    import pandas as pd
+
+    from customer_service.training import clean_pairs
+
+    q = "How do I reset my PIN?"
+    pairs = pd.DataFrame(
+        {
+            "question": [q, q + "!", q, q, "Where is my card?"],
+            "answer_id": ["pin"] * 4 + ["card"],
+            "intent": ["pin"] * 4 + ["card"],
+            "split": ["train", "", "test", "test", "val"],
+        }
+    )
+    out = clean_pairs(pairs)
+    # the unsplit near-copy of a training row goes; both test copies and the val row stay
+    assert list(out["split"]) == ["train", "test", "test", "val"]
