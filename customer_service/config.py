@@ -33,7 +33,10 @@ class CustomerServiceConfig(StrictModel):
         intent_loss_weight: Weight of the intent cross-entropy next to the retrieval loss.
         hybrid: Fuse BM25 with dense scores: `auto` keeps it only if it helps on validation.
         hybrid_weights: BM25 weights tried on validation when `hybrid` is `auto`.
-        target_oos_recall: Out-of-scope recall the handoff threshold aims for on validation.
+        target_oos_recall: Out-of-scope recall the handoff threshold aims for.
+        oos_recall_confidence: Confidence that the threshold reaches `target_oos_recall` on new
+            questions, not just on the validation ones (a Clopper-Pearson lower bound); 0 aims
+            for the target on validation exactly.
         fallback_handoff_rate: Without out-of-scope validation questions, the share of in-scope
             validation questions allowed to hand off (sets the threshold).
         val_fraction: Share of pairs held out for calibration and thresholds (without a split column).
@@ -49,6 +52,7 @@ class CustomerServiceConfig(StrictModel):
     hybrid: Literal["auto", "on", "off"] = "auto"
     hybrid_weights: list[float] = [0.05, 0.1, 0.2, 0.3]
     target_oos_recall: float = Field(0.8, gt=0, lt=1)
+    oos_recall_confidence: float = Field(0.9, ge=0, lt=1)
     fallback_handoff_rate: float = Field(0.05, ge=0, lt=1)
     val_fraction: float = Field(0.15, ge=0, lt=0.5)
     test_fraction: float = Field(0.15, ge=0, lt=0.5)

@@ -8,8 +8,10 @@ out-of-scope validation questions (a question unlike anything the KB holds is th
 an off-topic one). Without out-of-scope validation questions the in-scope score is the confidence.
 
 The threshold below which the bot hands off is then picked on validation data: the lowest one that
-hands off at least `target_oos_recall` of the out-of-scope validation questions, or, without any,
-the one that hands off `fallback_handoff_rate` of in-scope validation questions.
+reaches `target_oos_recall` on the out-of-scope validation questions with `oos_recall_confidence`
+(a Clopper-Pearson lower bound, so the target holds on new questions, not only on the few of
+validation), or, without any, the one that hands off `fallback_handoff_rate` of in-scope
+validation questions.
 """
 
 from __future__ import annotations
@@ -74,20 +76,28 @@ def choose_threshold(
     oos_conf: np.ndarray,
     target_oos_recall: float,
     fallback_handoff_rate: float,
+    recall_confidence: float = 0.0,
 ) -> tuple[float, str]:
     """Picks the handoff threshold on validation confidences.
+
+    With out-of-scope validation questions, the threshold is the lowest that hands off `k` of
+    their `n`, where `k` is the smallest count whose one-sided Clopper-Pearson lower bound at
+    `recall_confidence` reaches `target_oos_recall`. A few dozen validation questions pin recall
+    down loosely: hitting the target exactly on them misses it on new questions about half the
+    time, and the bound buys the margin that the sample size calls for. `recall_confidence=0`
+    hits the target on validation exactly.
 
     Returns:
         `(threshold, source)`; source says how it was chosen, for the model card.
     """
     in_scope_conf = np.asarray(in_scope_conf, dtype=np.float64)
-    oos_conf = np.asarray(oos_conf, dtype=np.float64)
-    if len(oos_conf):
-        # The smallest threshold with recall >= target: just above the target quantile of OOS confidences.
-        threshold = float(np.quantile(oos_conf, target_oos_recall, method="higher")) + 1e-6
-        return min(
-            threshold, 1.0
-        ), f"oos_recall>={target_oos_recall} on {len(oos_conf)} val questions"
+    oos_conf = np.sort(np.asarray(oos_conf, dtype=np.float64))
+    if n := len(oos_conf):
+        k = _handoffs_needed(n, target_oos_recall, recall_confidence)
+        source = f"oos_recall>={target_oos_recall} on {n} val questions"
+        if recall_confidence > 0:
+            source += f" (lower bound at {recall_confidence:.0%} confidence: {k} of {n} handed off)"
+        return min(float(oos_conf[k - 1]) + 1e-6, 1.0), source
     if len(in_scope_conf) and fallback_handoff_rate > 0:
         threshold = float(np.quantile(in_scope_conf, fallback_handoff_rate, method="lower"))
         return (
@@ -95,6 +105,22 @@ def choose_threshold(
             f"handoff rate {fallback_handoff_rate} of {len(in_scope_conf)} in-scope val questions",
         )
     return 0.0, "none (no validation data)"
+
+
+def _handoffs_needed(n: int, target: float, confidence: float) -> int:
+    """Out-of-scope validation questions (of `n`) to hand off so that recall >= `target`.
+
+    With `confidence` > 0, enough that the Clopper-Pearson lower bound reaches the target; all `n`
+    when even that falls short (too few questions for the bound, which then says less).
+    """
+    k = max(1, int(np.ceil(target * n - 1e-9)))
+    if confidence <= 0:
+        return k
+    from scipy.stats import beta
+
+    while k < n and beta.ppf(1.0 - confidence, k, n - k + 1) < target:
+        k += 1
+    return k
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -237,6 +237,7 @@ def calibrate(
         np.array([d.handoff_score for d in oos]),
         cfg.target_oos_recall,
         cfg.fallback_handoff_rate,
+        cfg.oos_recall_confidence,
     )
     metrics["val_threshold"] = calibration.threshold
     return calibration, metrics

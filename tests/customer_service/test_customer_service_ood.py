@@ -64,3 +64,22 @@ def test_in_scope_weights_learn_the_informative_feature():
     p_in = in_scope_probability(conf[0], sim_in, weights)
     p_oos = in_scope_probability(conf[1], sim_oos, weights)
     assert (p_in > 0.5).mean() > 0.95 and (p_oos < 0.5).mean() > 0.95
+
+
+def test_threshold_with_recall_confidence_keeps_the_margin_the_sample_size_needs():
+    from scipy.stats import beta
+
+    oos = np.linspace(0.0, 0.99, 100)
+    plain, _ = choose_threshold(np.array([]), oos, 0.8, 0.05)
+    assert (oos < plain).sum() == 80  # exactly the target on validation
+    threshold, source = choose_threshold(np.array([]), oos, 0.8, 0.05, recall_confidence=0.9)
+    k = int((oos < threshold).sum())
+    assert beta.ppf(0.1, k, 100 - k + 1) >= 0.8 > beta.ppf(0.1, k - 1, 100 - k + 2)
+    assert 84 <= k <= 88 and "lower bound at 90% confidence" in source
+    # More validation questions, a tighter bound, a smaller margin.
+    many = np.linspace(0.0, 0.99, 2000)
+    t_many, _ = choose_threshold(np.array([]), many, 0.8, 0.05, recall_confidence=0.9)
+    assert 0.8 <= (many < t_many).mean() < k / 100
+    # Too few for the bound: every validation question is handed off.
+    few = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert (few < choose_threshold(np.array([]), few, 0.8, 0.05, recall_confidence=0.9)[0]).all()
