@@ -15,7 +15,7 @@ from customer_service.ood import (
     in_scope_probability,
 )
 from customer_service.retrieval import BotTask, Hit, KnowledgeIndex, encode
-from customer_service.scoring import Decision, decide
+from customer_service.scoring import Decision, decide, intent_probs
 from shared.evaluation import retrieval_metrics
 
 DEPTH = 20  # answers kept per query for the softmax; the rest carry negligible probability
@@ -86,6 +86,43 @@ def fit_calibration(
         calibration.intent_temperature = fit_temperature(
             logits[known], np.asarray(intent_ids)[known]
         )
+
+
+HEAD_WEIGHTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
+
+
+def fit_intent_fusion(
+    hits: list[list[Hit]],
+    logits: np.ndarray | None,
+    intent_ids: Sequence[int],
+    intents: list[str],
+    answers: dict[str, dict[str, str]],
+    calibration: Calibration,
+) -> dict[str, float]:
+    """Picks the head weight by validation intent accuracy and fits the fused temperature, in place.
+
+    The head alone (weight 1) is kept unless a fusion with the retrieval vote is strictly better.
+    Returns the validation accuracy of each weight tried.
+    """
+    known = [i for i, y in enumerate(intent_ids) if y >= 0]
+    if logits is None or not known:
+        return {}
+    y = np.asarray(intent_ids)[known]
+    calibration.fused_temperature = 1.0
+    probs, scores = {}, {}
+    for w in HEAD_WEIGHTS:
+        probs[w] = np.stack(
+            [
+                intent_probs(hits[i], logits[i], intents, answers, calibration, None, w)
+                for i in known
+            ]
+        )
+        scores[w] = float((probs[w].argmax(1) == y).mean())
+    best = max(scores, key=lambda w: (scores[w], w))
+    calibration.head_weight = best
+    if best < 1.0:
+        calibration.fused_temperature = fit_temperature(np.log(probs[best] + 1e-12), y)
+    return {f"val_intent_accuracy_head_weight_{w}": v for w, v in scores.items()}
 
 
 def decisions_for(

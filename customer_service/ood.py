@@ -32,6 +32,10 @@ class Calibration:
     threshold_source: str = "none"
     # (w_confidence_logit, w_similarity, bias); the default makes the in-scope score the confidence.
     in_scope_weights: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    # Weight of the intent head against the retrieved neighbours' intent vote (1: the head alone)
+    # and the temperature of their product (see `scoring.intent_probs`).
+    head_weight: float = 1.0
+    fused_temperature: float = 1.0
 
     def as_dict(self) -> dict[str, float | str]:
         return asdict(self)

@@ -1,7 +1,9 @@
 """One decision rule, shared by training-time evaluation and the running bot.
 
-With an intent head, the head picks the intent (its calibrated probability is the confidence)
-and the best retrieved answer of that intent is the answer. Without one, or when the KB gained an
+With an intent head, the intent comes from the head, optionally combined with the intents of
+the retrieved answers (a product of experts, `head^w * retrieval^(1-w)`, with `w` and the
+temperature fitted on validation: the nearest paraphrases correct some of the head's mistakes), and
+the best retrieved answer of that intent is the answer. Without one, or when the KB gained an
 answer after training that retrieval prefers, the top retrieved answer wins and its calibrated
 retrieval probability is the confidence. Every decision also carries its in-scope score (see
 `ood`), which the handoff threshold applies to.
@@ -61,6 +63,35 @@ def decide(
     return decision
 
 
+def intent_probs(
+    hits: list[Hit],
+    intent_logits: np.ndarray,
+    intents: list[str],
+    answers: dict[str, dict[str, str]],
+    calibration: Calibration,
+    retrieval: np.ndarray | None = None,
+    head_weight: float | None = None,
+) -> np.ndarray:
+    """Calibrated intent probabilities: the head's, or its product with the retrieval vote.
+
+    The retrieval vote of an intent is the calibrated probability mass of its retrieved answers
+    (`retrieval` when already computed); `head_weight` overrides the calibrated one (for fitting).
+    """
+    w = calibration.head_weight if head_weight is None else head_weight
+    head = softmax(intent_logits, calibration.intent_temperature)
+    if w >= 1.0 or not hits:
+        return head
+    retrieval = retrieval_probs(hits, calibration) if retrieval is None else retrieval
+    vote = np.zeros(len(intents))
+    column = {name: i for i, name in enumerate(intents)}
+    for hit, p in zip(hits, retrieval, strict=True):
+        i = column.get(answers.get(hit.answer_id, {}).get("intent", ""))
+        if i is not None:
+            vote[i] += p
+    z = w * np.log(head + 1e-12) + (1.0 - w) * np.log(vote + 1e-9)
+    return softmax(z, calibration.fused_temperature)
+
+
 def _choose(
     hits: list[Hit],
     intent_logits: np.ndarray | None,
@@ -79,7 +110,7 @@ def _choose(
     )
     if intent_logits is None or not intents:
         return retrieved
-    p = softmax(intent_logits, calibration.intent_temperature)
+    p = intent_probs(hits, intent_logits, intents, answers, calibration, probs)
     intent = intents[int(p.argmax())]
     conf = float(p.max())
     if retrieved.answer_id and not retrieved.intent and retrieved.confidence > conf:

@@ -2,7 +2,8 @@
 
 Steps: read and clean the data folder; split the pairs (stratified, or by their `split` column);
 fine-tune with the shared loop; index the answers and the training paraphrases; on validation,
-choose the BM25 weight, fit the temperatures and pick the handoff threshold; report held-out
+choose the BM25 weight, fit the temperatures, weigh the intent head against the retrieved
+neighbours' intents and pick the handoff threshold; report held-out
 metrics; write the artifact (encoder, head, KB version, calibration) atomically.
 """
 
@@ -229,6 +230,7 @@ def calibrate(
     logits = ev.intent_logits(task, vectors)
     intent_ids = [intents.index(i) if i in intents else -1 for i in val["intent"]]
     ev.fit_calibration(hits, logits, list(val["answer_id"]), intent_ids, calibration)
+    metrics.update(ev.fit_intent_fusion(hits, logits, intent_ids, intents, kb.answers, calibration))
     in_scope = ev.decisions_for(hits, logits, intents, kb.answers, calibration)
     oos = _decide_texts(task, index, kb, list(oos_val["question"]), intents, calibration)
     ev.fit_in_scope(in_scope, oos, calibration)
