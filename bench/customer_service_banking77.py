@@ -64,9 +64,16 @@ def run_once(train_df, test_df, args, seed: int, val_fraction: float) -> tuple[d
         folder = write_intent_folder(Path(tmp) / "data", train_df, test_df, val_fraction, seed)
         artifact = train(cfg, folder, Path(tmp) / "run")
         keep_artifact(artifact, args.keep and args.keep / f"seed{seed}")
-        m = read_manifest(artifact)["metrics"]
+        manifest = read_manifest(artifact)
+        m = manifest["metrics"]
         pairs = pd.read_csv(folder / "pairs.csv")
-    ours = {"accuracy": m["test_intent_accuracy"], "macro_f1": m["test_intent_macro_f1"]}
+    ours = {
+        "accuracy": m["test_intent_accuracy"],
+        "macro_f1": m["test_intent_macro_f1"],
+        # the intent head alone, and its weight against the retrieved neighbours (picked on val)
+        "accuracy_head_only": m.get("test_intent_accuracy_head_only", m["test_intent_accuracy"]),
+        "head_weight": manifest["calibration"]["head_weight"],
+    }
     cache = _FROZEN_CACHES.get((args.model, args.max_seq_length))
     base = baseline(pairs, cache, args)
     return ours, base

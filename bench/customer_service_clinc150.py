@@ -142,7 +142,8 @@ def main() -> None:
         )
         artifact = train(cfg, folder, Path(tmp) / "run")
         keep_artifact(artifact, args.keep)
-        m = read_manifest(artifact)["metrics"]
+        manifest = read_manifest(artifact)
+        m = manifest["metrics"]
     ours = {
         "in_scope_accuracy": m["test_in_scope_accuracy"],
         "oos_recall": m["test_oos_recall"],
@@ -150,6 +151,11 @@ def main() -> None:
         "oos_auroc": m["test_oos_auroc"],
         "accuracy_without_handoff": m["test_accuracy"],
         "val_threshold": m["val_threshold"],
+        "intent_accuracy": m["test_intent_accuracy"],
+        "intent_accuracy_head_only": m.get(
+            "test_intent_accuracy_head_only", m["test_intent_accuracy"]
+        ),
+        "head_weight": manifest["calibration"]["head_weight"],
     }
     cache = _FROZEN_CACHES.get((args.model, args.max_seq_length), {})
     baselines = {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -263,12 +264,20 @@ def test_metrics(
 ) -> dict[str, float]:
     """Held-out metrics on the test questions (never seen in training or calibration)."""
     index = KnowledgeIndex(kb.entry_ids, kb.entry_texts, kb.vectors)
-    decisions = _decide_texts(task, index, kb, list(test["question"]), intents, calibration)
+    questions = list(test["question"])
+    vectors = ev.embed(task, questions)
+    hits = ev.search_all(index, vectors, questions, calibration.bm25_weight)
+    logits = ev.intent_logits(task, vectors)
+    decisions = ev.decisions_for(hits, logits, intents, kb.answers, calibration)
     oos = _decide_texts(task, index, kb, list(oos_test["question"]), intents, calibration)
-    return {
-        f"test_{k}": v
-        for k, v in ev.heldout_metrics(decisions, test, oos, calibration.threshold, intents).items()
-    }
+    out = ev.heldout_metrics(decisions, test, oos, calibration.threshold, intents)
+    if calibration.head_weight < 1.0 and "intent_accuracy" in out:  # what the fusion adds
+        head_only = replace(calibration, head_weight=1.0)
+        alone = ev.decisions_for(hits, logits, intents, kb.answers, head_only)
+        out["intent_accuracy_head_only"] = float(
+            np.mean([d.intent == i for d, i in zip(alone, test["intent"], strict=True)])
+        )
+    return {f"test_{k}": v for k, v in out.items()}
 
 
 def write_bot_artifact(
