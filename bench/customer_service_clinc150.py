@@ -51,7 +51,14 @@ def frame(rows) -> pd.DataFrame:
 
 
 def logreg_with_threshold(
-    cache, parts, oos_val, oos_test, target: float, confidence: float
+    cache,
+    parts,
+    oos_val,
+    oos_test,
+    target: float,
+    confidence: float,
+    model: str,
+    max_seq_length: int,
 ) -> dict[str, float]:
     from sklearn.linear_model import LogisticRegression
 
@@ -65,7 +72,8 @@ def logreg_with_threshold(
         from customer_service.retrieval import encode
         from shared.models import load_model
 
-        encoder = load_model("minilm", "sentence-encoder")
+        encoder = load_model(model, "sentence-encoder")
+        encoder.max_seq_length = max_seq_length
         missing = list(dict.fromkeys(missing))
         cache = {**cache, **dict(zip(missing, encode(encoder, missing), strict=True))}
 
@@ -166,6 +174,8 @@ def main() -> None:
             oos_test,
             args.target_oos_recall,
             args.oos_recall_confidence,
+            args.model,
+            args.max_seq_length,
         )
     }
     write_result(

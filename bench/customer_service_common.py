@@ -102,14 +102,14 @@ def recipe(args, seed: int) -> dict:
         "seed": seed,
         "progress": False,
         "freeze_backbone_epochs": args.epochs if frozen else 0,
-        "lr": args.lr or (5e-3 if frozen else 2e-3),
+        "lr": args.lr if args.lr is not None else (5e-3 if frozen else 2e-3),
         "backbone_lr": args.backbone_lr,
         "schedule": args.schedule,
     }
 
 
 def recipe_text(args) -> str:
-    lr = args.lr or (5e-3 if args.mode == "head" else 2e-3)
+    lr = args.lr if args.lr is not None else (5e-3 if args.mode == "head" else 2e-3)
     return (
         f"mode={args.mode}, epochs={args.epochs}, batch={args.batch_size}, lr={lr}, "
         f"backbone_lr={args.backbone_lr}, schedule={args.schedule}"

@@ -35,8 +35,9 @@ class CustomerServiceConfig(StrictModel):
         hybrid_weights: BM25 weights tried on validation when `hybrid` is `auto`.
         target_oos_recall: Out-of-scope recall the handoff threshold aims for.
         oos_recall_confidence: Confidence that the threshold reaches `target_oos_recall` on new
-            questions, not just on the validation ones (a Clopper-Pearson lower bound); 0 aims
-            for the target on validation exactly.
+            questions like the validation ones, not just on those (a Clopper-Pearson lower bound,
+            approximate since the in-scope score is fitted on them); 0 aims for the target on
+            validation exactly.
         fallback_handoff_rate: Without out-of-scope validation questions, the share of in-scope
             validation questions allowed to hand off (sets the threshold).
         val_fraction: Share of pairs held out for calibration and thresholds (without a split column).

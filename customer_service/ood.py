@@ -9,16 +9,20 @@ an off-topic one). Without out-of-scope validation questions the in-scope score 
 
 The threshold below which the bot hands off is then picked on validation data: the lowest one that
 reaches `target_oos_recall` on the out-of-scope validation questions with `oos_recall_confidence`
-(a Clopper-Pearson lower bound, so the target holds on new questions, not only on the few of
-validation), or, without any, the one that hands off `fallback_handoff_rate` of in-scope
+(a Clopper-Pearson lower bound: for new questions like the validation ones, the target holds
+with that confidence, approximately, since the in-scope score is fitted on the same questions,
+rather than only on the few of validation), or, without any, the one that hands off `fallback_handoff_rate` of in-scope
 validation questions.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -88,8 +92,11 @@ def choose_threshold(
     their `n`, where `k` is the smallest count whose one-sided Clopper-Pearson lower bound at
     `recall_confidence` reaches `target_oos_recall`. A few dozen validation questions pin recall
     down loosely: hitting the target exactly on them misses it on new questions about half the
-    time, and the bound buys the margin that the sample size calls for. `recall_confidence=0`
-    hits the target on validation exactly.
+    time, and the bound buys the margin that the sample size calls for. The bound assumes new
+    out-of-scope questions are exchangeable with the validation ones, and the in-scope score was
+    fitted on those, so it is approximate. With too few questions for the bound (fewer than 11
+    at 0.8 and 90%), all of them are handed off, a warning is logged and the source says so.
+    `recall_confidence=0` hits the target on validation exactly.
 
     Returns:
         `(threshold, source)`; source says how it was chosen, for the model card.
@@ -99,7 +106,16 @@ def choose_threshold(
     if n := len(oos_conf):
         k = _handoffs_needed(n, target_oos_recall, recall_confidence)
         source = f"oos_recall>={target_oos_recall} on {n} val questions"
-        if recall_confidence > 0:
+        if recall_confidence > 0 and _lower_bound(k, n, recall_confidence) < target_oos_recall:
+            log.warning(
+                "%d out-of-scope validation questions are too few to bound recall >= %s at %.0f%% "
+                "confidence; handing off all of them",
+                n,
+                target_oos_recall,
+                100 * recall_confidence,
+            )
+            source += f" (too few for the {recall_confidence:.0%} bound: all {n} handed off)"
+        elif recall_confidence > 0:
             source += f" (lower bound at {recall_confidence:.0%} confidence: {k} of {n} handed off)"
         return min(float(oos_conf[k - 1]) + 1e-6, 1.0), source
     if len(in_scope_conf) and fallback_handoff_rate > 0:
@@ -120,11 +136,16 @@ def _handoffs_needed(n: int, target: float, confidence: float) -> int:
     k = max(1, int(np.ceil(target * n - 1e-9)))
     if confidence <= 0:
         return k
-    from scipy.stats import beta
-
-    while k < n and beta.ppf(1.0 - confidence, k, n - k + 1) < target:
+    while k < n and _lower_bound(k, n, confidence) < target:
         k += 1
     return k
+
+
+def _lower_bound(k: int, n: int, confidence: float) -> float:
+    """One-sided Clopper-Pearson lower bound of a proportion with `k` successes in `n`."""
+    from scipy.stats import beta
+
+    return float(beta.ppf(1.0 - confidence, k, n - k + 1))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -88,6 +88,8 @@ def intent_probs(
         i = column.get(answers.get(hit.answer_id, {}).get("intent", ""))
         if i is not None:
             vote[i] += p
+    if vote.sum() == 0:  # no retrieved answer of a known intent: nothing to fuse with
+        return head
     z = w * np.log(head + 1e-12) + (1.0 - w) * np.log(vote + 1e-9)
     return softmax(z, calibration.fused_temperature)
 
@@ -110,11 +112,15 @@ def _choose(
     )
     if intent_logits is None or not intents:
         return retrieved
+    if retrieved.answer_id and not retrieved.intent:
+        # An answer added after training, which the head cannot know. The vote of the fusion
+        # only counts answers of known intents, so the new answer is weighed against the head.
+        head = softmax(intent_logits, calibration.intent_temperature)
+        if retrieved.confidence > float(head.max()):
+            return retrieved
     p = intent_probs(hits, intent_logits, intents, answers, calibration, probs)
     intent = intents[int(p.argmax())]
     conf = float(p.max())
-    if retrieved.answer_id and not retrieved.intent and retrieved.confidence > conf:
-        return retrieved  # an answer added after training, which the head cannot know
     answer_id = next(
         (h.answer_id for h in hits if answers.get(h.answer_id, {}).get("intent") == intent), None
     )

@@ -79,7 +79,8 @@ def clean_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
 
     Rows the user fixed as `val` or `test` are kept as given: a held-out set is measured whole
     (a benchmark's official test set stays official). The rest, training rows and rows still to be
-    split, are de-duplicated before the split, so no near-copy lands on both sides of it.
+    split, are de-duplicated before the split is drawn, so no near-copy lands on both sides of a
+    drawn split (fixed held-out rows are not compared with them).
     """
     held = pairs["split"].isin(["val", "test"]).to_numpy()
     free = np.flatnonzero(~held)
@@ -275,7 +276,7 @@ def test_metrics(
         head_only = replace(calibration, head_weight=1.0)
         alone = ev.decisions_for(hits, logits, intents, kb.answers, head_only)
         out["intent_accuracy_head_only"] = float(
-            np.mean([d.intent == i for d, i in zip(alone, test["intent"], strict=True)])
+            np.mean([(d.intent or "") == i for d, i in zip(alone, test["intent"], strict=True)])
         )
     return {f"test_{k}": v for k, v in out.items()}
 

@@ -82,4 +82,5 @@ def test_threshold_with_recall_confidence_keeps_the_margin_the_sample_size_needs
     assert 0.8 <= (many < t_many).mean() < k / 100
     # Too few for the bound: every validation question is handed off.
     few = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
-    assert (few < choose_threshold(np.array([]), few, 0.8, 0.05, recall_confidence=0.9)[0]).all()
+    t_few, source = choose_threshold(np.array([]), few, 0.8, 0.05, recall_confidence=0.9)
+    assert (few < t_few).all() and "too few" in source

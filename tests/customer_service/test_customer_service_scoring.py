@@ -56,3 +56,18 @@ def test_fit_intent_fusion_uses_neighbours_only_when_they_help_on_validation():
     cal = Calibration(retrieval_temperature=0.05)
     fit_intent_fusion(noise, strong, list(y), INTENTS, ANSWERS, cal)
     assert cal.head_weight == 1.0 and cal.fused_temperature == 1.0
+
+
+def test_an_answer_added_after_training_still_wins_when_fused():
+    """The vote counts only answers of known intents, so a new answer is weighed against the head."""
+    answers = {**ANSWERS, "new": {"intent": "", "answer": "crypto"}}
+    hits = [Hit("new", 0.75, 0.75), *hits_for({"balance": 0.70, "card": 0.55, "pin": 0.50})]
+    logits = np.array([1.0, 0.3, 0.0])
+    cal = Calibration(retrieval_temperature=0.05, head_weight=0.5)
+    decision = decide(hits, logits, INTENTS, answers, cal)
+    assert decision.answer_id == "new" and decision.via == "retrieval"
+    # With no retrieved answer of a known intent, the fusion is the head alone.
+    only_new = [Hit("new", 0.3, 0.3)]
+    head = intent_probs(only_new, logits, INTENTS, answers, Calibration())
+    fused = intent_probs(only_new, logits, INTENTS, answers, cal)
+    assert np.allclose(head, fused)
