@@ -179,7 +179,7 @@ def main() -> None:
         )
     }
     write_result(
-        "clinc150",
+        "clinc150" if args.seed == 0 else f"clinc150_seed{args.seed}",
         dataset="CLINC150 data_full",
         anchors=ANCHORS,
         seconds=time.perf_counter() - started,

@@ -13,6 +13,7 @@ from customer_service.ood import (
     fit_in_scope_weights,
     fit_temperature,
     in_scope_probability,
+    out_of_fold_in_scope,
 )
 from customer_service.retrieval import BotTask, Hit, KnowledgeIndex, encode
 from customer_service.scoring import Decision, decide, intent_probs
@@ -239,3 +240,18 @@ def fit_in_scope(
             in_scope_probability(d.confidence, d.similarity, calibration.in_scope_weights)
         )
     return [*in_scope, *oos]
+
+
+def threshold_scores(
+    in_scope: list[Decision], oos: list[Decision], seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The validation handoff scores the threshold is chosen on: out-of-fold when there is OOS."""
+    if not oos:
+        return np.array([d.handoff_score for d in in_scope]), np.zeros(0)
+    return out_of_fold_in_scope(
+        np.array([d.confidence for d in in_scope]),
+        np.array([d.similarity for d in in_scope]),
+        np.array([d.confidence for d in oos]),
+        np.array([d.similarity for d in oos]),
+        seed=seed,
+    )

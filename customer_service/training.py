@@ -236,13 +236,16 @@ def calibrate(
     in_scope = ev.decisions_for(hits, logits, intents, kb.answers, calibration)
     oos = _decide_texts(task, index, kb, list(oos_val["question"]), intents, calibration)
     ev.fit_in_scope(in_scope, oos, calibration)
+    in_scores, oos_scores = ev.threshold_scores(in_scope, oos, cfg.trainer.seed)
     calibration.threshold, calibration.threshold_source = choose_threshold(
-        np.array([d.handoff_score for d in in_scope]),
-        np.array([d.handoff_score for d in oos]),
+        in_scores,
+        oos_scores,
         cfg.target_oos_recall,
         cfg.fallback_handoff_rate,
         cfg.oos_recall_confidence,
     )
+    if len(oos):
+        calibration.threshold_source += "; on out-of-fold in-scope scores (5 folds)"
     metrics["val_threshold"] = calibration.threshold
     return calibration, metrics
 

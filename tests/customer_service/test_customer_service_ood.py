@@ -84,3 +84,32 @@ def test_threshold_with_recall_confidence_keeps_the_margin_the_sample_size_needs
     few = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
     t_few, source = choose_threshold(np.array([]), few, 0.8, 0.05, recall_confidence=0.9)
     assert (few < t_few).all() and "too few" in source
+
+
+def test_out_of_fold_scores_come_from_weights_fitted_without_the_question(monkeypatch):
+    import customer_service.ood as ood
+
+    rng = np.random.default_rng(0)
+    in_conf, in_sim = rng.uniform(0.5, 1, 60), rng.uniform(0.6, 1, 60)
+    oos_conf, oos_sim = rng.uniform(0.1, 0.8, 25), rng.uniform(0.2, 0.7, 25)
+    seen: list[set[float]] = []
+    fit = ood.fit_in_scope_weights
+
+    def recording(a, b, c, d):
+        seen.append(set(np.round(c, 12)))
+        return fit(a, b, c, d)
+
+    monkeypatch.setattr(ood, "fit_in_scope_weights", recording)
+    oof_in, oof_oos = ood.out_of_fold_in_scope(in_conf, in_sim, oos_conf, oos_sim, folds=5)
+    assert oof_in.shape == (60,) and oof_oos.shape == (25,)
+    assert len(seen) == 5
+    left_out = [set(np.round(oos_conf, 12)) - s for s in seen]
+    assert all(4 <= len(x) <= 6 for x in left_out)  # each fold holds out a fifth
+    assert set().union(*left_out) == set(np.round(oos_conf, 12))  # every question held out once
+    # Too few out-of-scope questions for the folds: in-sample scores from one fit.
+    seen.clear()
+    few_in, few_oos = ood.out_of_fold_in_scope(in_conf, in_sim, oos_conf[:3], oos_sim[:3])
+    weights = fit(in_conf, in_sim, oos_conf[:3], oos_sim[:3])
+    assert len(seen) == 1 and np.allclose(
+        few_oos, in_scope_probability(oos_conf[:3], oos_sim[:3], weights)
+    )
