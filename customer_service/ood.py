@@ -11,7 +11,7 @@ The threshold below which the bot hands off is then picked on validation data: t
 reaches `target_oos_recall` on the out-of-scope validation questions with `oos_recall_confidence`
 (a Clopper-Pearson lower bound: for new questions like the validation ones, the target holds
 with that confidence, approximately, since the in-scope score is fitted on the same questions,
-rather than only on the few of validation), or, without any, the one that hands off `fallback_handoff_rate` of in-scope
+rather than only on the few of validation; the scores it is read from are out-of-fold, see `out_of_fold_in_scope`), or, without any, the one that hands off `fallback_handoff_rate` of in-scope
 validation questions.
 """
 
