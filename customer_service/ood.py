@@ -9,9 +9,10 @@ an off-topic one). Without out-of-scope validation questions the in-scope score 
 
 The threshold below which the bot hands off is then picked on validation data: the lowest one that
 reaches `target_oos_recall` on the out-of-scope validation questions with `oos_recall_confidence`
-(a Clopper-Pearson lower bound: for new questions like the validation ones, the target holds
-with that confidence, approximately, since the in-scope score is fitted on the same questions,
-rather than only on the few of validation; the scores it is read from are out-of-fold, see `out_of_fold_in_scope`), or, without any, the one that hands off `fallback_handoff_rate` of in-scope
+(a one-sided Clopper-Pearson lower bound, so the target holds, approximately, on new questions
+like the validation ones and not only on those few), read off out-of-fold in-scope scores
+(`out_of_fold_in_scope`: weights fitted on the same questions would rank them too cleanly). Without
+out-of-scope questions it is the one that hands off `fallback_handoff_rate` of in-scope
 validation questions.
 """
 
