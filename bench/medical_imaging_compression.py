@@ -19,7 +19,8 @@ import torch
 
 from bench.common import DATA, ROOT, Timer, write_result
 from medical_imaging import VERTICAL
-from medical_imaging.calibration import choose_threshold, fit_temperature, softmax
+from medical_imaging.calibration import choose_threshold
+from shared.calibration import fit_temperature, softmax
 from medical_imaging.compress import COMPRESSORS, float_model, latency_ms, logits_of, model_size_mb
 from medical_imaging.datasets import load_images, read_source
 from medical_imaging.metrics import heldout_metrics

@@ -11,12 +11,12 @@ import torch
 from customer_service.ood import (
     Calibration,
     fit_in_scope_weights,
-    fit_temperature,
     in_scope_probability,
     out_of_fold_in_scope,
 )
 from customer_service.retrieval import BotTask, Hit, KnowledgeIndex, encode
 from customer_service.scoring import Decision, decide, intent_probs
+from shared.calibration import fit_temperature
 from shared.evaluation import retrieval_metrics
 
 DEPTH = 20  # answers kept per query for the softmax; the rest carry negligible probability

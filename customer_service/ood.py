@@ -46,40 +46,6 @@ class Calibration:
         return asdict(self)
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of `logits / temperature`; -inf entries get probability 0."""
-    z = np.asarray(logits, dtype=np.float64) / max(temperature, 1e-6)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def fit_temperature(logits: np.ndarray, targets: np.ndarray, init: float = 1.0) -> float:
-    """The temperature minimising the validation NLL of `softmax(logits / T)`.
-
-    Args:
-        logits: (N, C) scores; -inf marks padding.
-        targets: (N,) the correct column of each row.
-    """
-    import torch
-
-    if len(targets) == 0:
-        return init
-    x = torch.as_tensor(np.nan_to_num(logits, neginf=-1e4), dtype=torch.float64)
-    y = torch.as_tensor(targets, dtype=torch.long)
-    log_t = torch.tensor([np.log(init)], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(x / log_t.exp(), y)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return float(np.clip(log_t.exp().item(), 1e-3, 1e3))
-
-
 def choose_threshold(
     in_scope_conf: np.ndarray,
     oos_conf: np.ndarray,

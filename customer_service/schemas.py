@@ -10,6 +10,8 @@ A data folder holds:
   becomes a training pair with the user turn before it.
 - `out_of_scope.csv` (optional): `question` (and optional `split`): questions the bot must hand off.
 - `slots.json` (optional): `{slot: [values]}` for filling templates from the conversation.
+
+Each table may also be `.jsonl`, `.tsv` or `.parquet` (`kb.parquet`, `pairs.jsonl`, ...).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from customer_service.cleaning import mask_pii, normalise
-from shared.data import Column, TableSchema, load_table, read_table, validate_table
+from shared.data import Column, TableSchema, find_table, load_table, read_table, validate_table
 from shared.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -84,25 +86,25 @@ def load_dataset(folder: str | Path) -> Dataset:
     """Reads a data folder (see the module doc); every error names the file, row and column.
 
     Raises:
-        DataError: when `kb.csv` is missing, a file breaks its schema, or a pair points nowhere.
+        DataError: when the KB table is missing, a file breaks its schema, or a pair points nowhere.
     """
     folder = Path(folder)
     if folder.is_file():
         folder = folder.parent
-    kb = load_kb(folder / "kb.csv")
+    kb = load_kb(find_table(folder, "kb"))
     frames = []
-    if (folder / "pairs.csv").exists():
-        frames.append(_load_pairs(folder / "pairs.csv", kb))
-    if (folder / "dialogues.jsonl").exists():
-        frames.append(dialogue_pairs(folder / "dialogues.jsonl", kb))
+    if (pairs_path := find_table(folder, "pairs", required=False)) is not None:
+        frames.append(_load_pairs(pairs_path, kb))
+    if (dialogues_path := find_table(folder, "dialogues", required=False)) is not None:
+        frames.append(dialogue_pairs(dialogues_path, kb))
     pairs = (
         pd.concat(frames, ignore_index=True)
         if frames
         else pd.DataFrame(columns=["question", "answer_id", "intent", "split"])
     )
     oos = pd.DataFrame(columns=["question", "split"])
-    if (folder / "out_of_scope.csv").exists():
-        oos = load_table(folder / "out_of_scope.csv", OOS_SCHEMA)
+    if (oos_path := find_table(folder, "out_of_scope", required=False)) is not None:
+        oos = load_table(oos_path, OOS_SCHEMA)
         oos["split"] = oos["split"].fillna("") if "split" in oos.columns else ""
         oos["question"] = oos["question"].map(mask_pii)
     slots = _load_slots(folder / "slots.json")

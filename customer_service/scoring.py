@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from customer_service.ood import Calibration, in_scope_probability, softmax
+from customer_service.ood import Calibration, in_scope_probability
 from customer_service.retrieval import Hit
+from shared.calibration import softmax
 
 
 @dataclass

@@ -1,42 +1,9 @@
-"""Temperature scaling and the operating threshold, both fitted on validation data only."""
+"""The operating threshold, chosen on validation data only (temperature scaling is in
+`shared.calibration`)."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-
-
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200) -> float:
-    """The temperature T minimising validation NLL of softmax(logits / T) (Guo et al., 2017).
-
-    Args:
-        logits: (N, C) uncalibrated logits.
-        labels: (N,) class ids.
-    """
-    logits_t = torch.as_tensor(logits, dtype=torch.float64)
-    labels_t = torch.as_tensor(labels, dtype=torch.long)
-    log_t = torch.zeros(
-        1, dtype=torch.float64, requires_grad=True
-    )  # optimise log T: T stays positive
-    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(logits_t / log_t.exp(), labels_t)
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        optimizer.step(closure)
-    return float(np.clip(log_t.exp().item(), 0.05, 20.0))
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of logits / temperature, numerically stable."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def choose_threshold(

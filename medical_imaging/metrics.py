@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from medical_imaging.calibration import operating_point, softmax
+from medical_imaging.calibration import operating_point
+from shared.calibration import softmax
 from medical_imaging.model import ImagingTask
 from medical_imaging.transforms import tta_views
 from shared.evaluation import expected_calibration_error, roc_auc

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medical_imaging.calibration import softmax
+from shared.calibration import softmax
 from medical_imaging.config import MedicalImagingConfig
 from medical_imaging.explain import gradcam, overlay_png
 from medical_imaging.io import decode_image, read_image_file

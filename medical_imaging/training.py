@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import WeightedRandomSampler
 
-from medical_imaging.calibration import choose_threshold, fit_temperature, softmax
+from medical_imaging.calibration import choose_threshold
+from shared.calibration import fit_temperature, softmax
 from medical_imaging.config import MedicalImagingConfig
 from medical_imaging.datasets import ImageSource, load_images, read_source, split_source
 from medical_imaging.metrics import heldout_metrics, predict_logits

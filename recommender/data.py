@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from shared.data import TABLE_SUFFIXES, load_table, validate_table
+from shared.data import find_table, load_table, validate_table
 from shared.errors import DataError
 
 from .schemas import INTERACTIONS, ITEMS, EventWeights
@@ -25,21 +25,6 @@ class Dataset:
     interactions: pd.DataFrame
     report: dict[str, object] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
-
-
-def find_table(folder: Path, stem: str) -> Path:
-    """The `<stem>.csv|jsonl|parquet` file in `folder`.
-
-    Raises:
-        DataError: naming the folder and the expected file names when none exists.
-    """
-    for suffix in TABLE_SUFFIXES:
-        path = folder / f"{stem}{suffix}"
-        if path.is_file():
-            return path
-    raise DataError(
-        f"{folder}: no {stem} table; expected {stem}.csv, {stem}.jsonl or {stem}.parquet"
-    )
 
 
 def prepare_items(df: pd.DataFrame) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
@@ -23,6 +24,8 @@ from shared.distributed import is_main_process
 from shared.errors import ArtifactError
 
 MANIFEST = "manifest.json"
+ARTIFACT_FORMAT = 2
+"""Version of the artifact layout: 2 since the configs' renames (`model`, `alerts`, monitors)."""
 TRACKED_LIBRARIES = (
     "verticals",
     "torch",
@@ -66,17 +69,14 @@ def write_artifact(
         >>> with write_artifact(out, vertical="x", model_name="minilm", config=cfg) as tmp:
         ...     save_weights(tmp / "model.safetensors", model.state_dict())
     """
-    final_dir = Path(final_dir)
-    final_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final_dir.with_name(f".{final_dir.name}.tmp-{os.getpid()}-{time.time_ns()}")
-    tmp.mkdir()
-    try:
+    if not is_main_process():  # data-parallel training: rank 0 alone publishes the artifact
+        with tempfile.TemporaryDirectory() as scratch:
+            yield Path(scratch)
+        return
+    with atomic_folder(final_dir) as tmp:
         yield tmp
-        if not is_main_process():  # data-parallel training: rank 0 alone publishes the artifact
-            shutil.rmtree(tmp, ignore_errors=True)
-            return
         manifest = {
-            "format": 1,
+            "format": ARTIFACT_FORMAT,
             "vertical": vertical,
             "model_name": model_name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -88,16 +88,31 @@ def write_artifact(
             "files": sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()),
             **(extra or {}),
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+        save_json(tmp / MANIFEST, manifest)
         (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
-        _swap_into_place(tmp, final_dir)
+
+
+@contextlib.contextmanager
+def atomic_folder(final_dir: str | Path) -> Iterator[Path]:
+    """Yields a temporary sibling folder to fill; on success it replaces `final_dir` whole.
+
+    On any error the temporary folder is removed and `final_dir` is left as it was, so readers
+    see the old folder or the new one, never a mix.
+    """
+    final_dir = Path(final_dir)
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final_dir.with_name(f".{final_dir.name}.tmp-{os.getpid()}-{time.time_ns()}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        swap_into_place(tmp, final_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _swap_into_place(tmp: Path, final_dir: Path) -> None:
-    """Renames `tmp` to `final_dir`; an existing artifact is moved aside first, then removed."""
+def swap_into_place(tmp: Path, final_dir: Path) -> None:
+    """Renames `tmp` to `final_dir`; an existing folder is moved aside first, then removed."""
     old = None
     if final_dir.exists():
         old = final_dir.with_name(f".{final_dir.name}.old-{time.time_ns()}")
@@ -107,11 +122,12 @@ def _swap_into_place(tmp: Path, final_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def read_manifest(artifact_dir: str | Path) -> dict[str, Any]:
-    """The artifact's manifest.
+def read_manifest(artifact_dir: str | Path, vertical: str | None = None) -> dict[str, Any]:
+    """The artifact's manifest, checked for its format and, when given, its vertical.
 
     Raises:
-        ArtifactError: when the folder or its manifest is missing or unreadable.
+        ArtifactError: when the folder or its manifest is missing or unreadable, was written in
+            another format, or by another vertical than `vertical`.
     """
     path = Path(artifact_dir) / MANIFEST
     if not path.is_file():
@@ -119,9 +135,23 @@ def read_manifest(artifact_dir: str | Path) -> dict[str, Any]:
             f"{artifact_dir} is not a verticals artifact (no {MANIFEST}); train one first"
         )
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path} is not a verticals manifest (not a JSON object)")
+    found = manifest.get("format")
+    if found != ARTIFACT_FORMAT:
+        raise ArtifactError(
+            f"{artifact_dir} has artifact format {found!r}; this version of verticals reads "
+            f"format {ARTIFACT_FORMAT}: retrain it with `verticals train`"
+        )
+    if vertical is not None and manifest.get("vertical") != vertical:
+        raise ArtifactError(
+            f"{artifact_dir} is a {manifest.get('vertical')!r} artifact, not a {vertical!r} one; "
+            f"pass an artifact trained with `verticals train {vertical}`"
+        )
+    return manifest
 
 
 def save_weights(path: str | Path, state_dict: dict[str, Any]) -> None:

@@ -28,6 +28,13 @@ def _vertical(name: str):
         raise typer.BadParameter(str(exc.args[0])) from None
 
 
+def _load(vertical, artifact: Path, device: str):
+    """The runtime of a checked artifact, with the environment's settings and `--device`."""
+    from shared.registry import build_settings, load_runtime
+
+    return load_runtime(vertical, artifact, build_settings(vertical, device=device))
+
+
 def _fail(exc: Exception) -> None:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
@@ -144,7 +151,7 @@ def evaluate(
     if v.evaluate is None:
         _fail(ValueError(f"{vertical} has no evaluate step"))
     try:
-        metrics = v.evaluate(v.load(artifact, device), data)
+        metrics = v.evaluate(_load(v, artifact, device), data)
     except VerticalsError as exc:
         _fail(exc)
     typer.echo(json.dumps(metrics, indent=2, default=str))
@@ -168,7 +175,7 @@ def predict(
     v = _vertical(vertical)
     try:
         rows = read_table(input).to_dict(orient="records")
-        results = v.load(artifact, device).predict(rows)
+        results = _load(v, artifact, device).predict(rows)
     except VerticalsError as exc:
         _fail(exc)
     lines = "\n".join(json.dumps(r, default=str) for r in results)

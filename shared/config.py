@@ -45,20 +45,6 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _fill_nested_defaults(default: BaseModel, data: dict[str, Any]) -> dict[str, Any]:
-    """Completes nested config sections from `default`'s values (not their class defaults).
-
-    Only sections that are pydantic models are merged; a dict-valued setting (e.g. a mapping of
-    topics) given by the user replaces the default as a whole.
-    """
-    out = dict(data)
-    for name, value in data.items():
-        section = getattr(default, name, None)
-        if isinstance(section, BaseModel) and isinstance(value, dict):
-            out[name] = {**section.model_dump(), **_fill_nested_defaults(section, value)}
-    return out
-
-
 def load_config(
     config_cls: type[C],
     path: str | Path | None = None,
@@ -86,12 +72,6 @@ def load_config(
         data = deep_merge(data, overrides)
     else:
         data = deep_merge(data, parse_overrides(overrides))
-    # `trainer.max_steps=2` keeps a vertical's own `trainer` defaults (its epochs, lr, ...)
-    # instead of rebuilding TrainerConfig from the class defaults.
-    try:
-        data = _fill_nested_defaults(config_cls(), data)
-    except ValidationError:  # a config with required fields has no complete defaults
-        pass
     try:
         return config_cls.model_validate(data)
     except ValidationError as exc:
@@ -103,7 +83,15 @@ def load_config(
 
 
 class TrainerConfig(StrictModel):
-    """Settings of the shared loop; every vertical's config nests one as `trainer`."""
+    """Settings of the shared loop; every vertical's config nests one as `trainer`.
+
+    A vertical sets its own defaults by subclassing (`class BotTrainerConfig(TrainerConfig):
+    epochs: int = 4`), so a partial override (`trainer.max_steps=2`) keeps them.
+
+    `monitor` names the metric that picks the best epoch: unset, the evaluator's primary metric
+    (the training loss when there is no validation data). `monitor_mode` unset follows the
+    evaluator's direction. `resume` continues a killed run from its last checkpoint.
+    """
 
     epochs: int = 3
     max_steps: int | None = None
@@ -119,8 +107,8 @@ class TrainerConfig(StrictModel):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     device: str = "auto"
     seed: int = 0
-    monitor: str = "loss"
-    monitor_mode: Literal["min", "max"] = "min"
+    monitor: str | None = None
+    monitor_mode: Literal["min", "max"] | None = None
     early_stopping_patience: int | None = None
     num_workers: int = 0
     progress: bool = True

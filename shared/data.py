@@ -101,6 +101,25 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: cannot be read as {kind}: {exc}") from None
 
 
+def find_table(folder: str | Path, stem: str, required: bool = True) -> Path | None:
+    """The `<stem>.csv|.tsv|.jsonl|.json|.parquet` table in `folder` (the first that exists).
+
+    Raises:
+        DataError: naming the folder and the expected file names when `required` and none
+            exists; without `required`, None is returned instead.
+    """
+    folder = Path(folder)
+    for suffix in TABLE_SUFFIXES:
+        path = folder / f"{stem}{suffix}"
+        if path.is_file():
+            return path
+    if not required:
+        return None
+    raise DataError(
+        f"{folder}: no {stem} table; expected {stem}.csv, {stem}.jsonl or {stem}.parquet"
+    )
+
+
 def _read_jsonl(path: Path) -> pd.DataFrame:
     import pandas as pd
 

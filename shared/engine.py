@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import torch
 
@@ -70,6 +70,21 @@ class InferenceEngine(Generic[T, R]):
         self.stats = EngineStats()
         self._queue: asyncio.Queue[tuple[T, asyncio.Future]] | None = None
         self._worker: asyncio.Task | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        batch_fn: Callable[[list[T]], Sequence[R]],
+        settings: Any,
+        warmup_items: list[T] | None = None,
+    ) -> InferenceEngine[T, R]:
+        """An engine with the batching knobs of `settings` (a `shared.settings.ServeSettings`)."""
+        return cls(
+            batch_fn,
+            max_batch_size=settings.max_batch_size,
+            max_wait_ms=settings.max_wait_ms,
+            warmup_items=warmup_items,
+        )
 
     def run(self, items: list[T]) -> list[R]:
         """Predicts synchronously in chunks of `max_batch_size` (the CLI path)."""

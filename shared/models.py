@@ -254,19 +254,66 @@ def map_efficientnet_lite0(path: str | Path) -> dict[str, Any]:
     return mapped
 
 
-def embed_texts(encoder: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """(N, D) float32 L2-normalised embeddings of many texts from a sentence encoder.
+def tokenize(encoder: Any, texts: list[str]) -> dict[str, Any]:
+    """The encoder's tokenised features (tensors only), truncated to its `max_seq_length`."""
+    import torch
 
-    The bulk path (catalogues, knowledge bases, validation sets): `SentenceTransformer.encode`
-    sorts by length and batches. An empty list gives a (0, D) array.
+    features = (
+        encoder.preprocess(texts) if hasattr(encoder, "preprocess") else encoder.tokenize(texts)
+    )
+    return {k: v for k, v in features.items() if isinstance(v, torch.Tensor)}
+
+
+def embed_features(encoder: Any, features: dict[str, Any]) -> Any:
+    """(B, D) float32 L2-normalised embeddings of tokenised features, as a tensor.
+
+    The training path: tasks call it inside their `forward`, so gradients flow when enabled.
     """
-    if not len(texts):
+    import torch
+
+    out = encoder(dict(features))["sentence_embedding"]
+    return torch.nn.functional.normalize(out.float(), dim=-1)
+
+
+def embed_texts(
+    encoder: Any,
+    texts: Sequence[str],
+    batch_size: int = 64,
+    cache: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """(N, D) float32 L2-normalised embeddings of texts from a sentence encoder, without gradients.
+
+    The one text -> vector function for inference. Up to `batch_size` texts (a request, an
+    engine batch) run as one padded forward: `SentenceTransformer.encode` costs a few
+    milliseconds per call on top of that (device resolution, length sorting, conversions). More
+    texts (catalogues, knowledge bases, validation sets) go through `encode`, which sorts by
+    length. Both truncate at the encoder's `max_seq_length`. An empty list gives (0, D).
+
+    Args:
+        cache: Optional text -> vector store for a frozen encoder: each distinct text is
+            encoded once, then read back.
+    """
+    import torch
+
+    texts = list(texts)
+    if cache is not None:
+        missing = list(dict.fromkeys(t for t in texts if t not in cache))
+        if missing:
+            cache.update(zip(missing, embed_texts(encoder, missing, batch_size), strict=True))
+        if texts:
+            return np.stack([cache[t] for t in texts])
+    if not texts:
         dim = (
             encoder.get_embedding_dimension() if hasattr(encoder, "get_embedding_dimension") else 0
         )
         return np.zeros((0, dim), dtype=np.float32)
+    if len(texts) <= batch_size:
+        features = {k: v.to(encoder.device) for k, v in tokenize(encoder, texts).items()}
+        with torch.inference_mode():
+            out = embed_features(encoder, features)
+        return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32)
     vectors = encoder.encode(
-        list(texts),
+        texts,
         batch_size=batch_size,
         normalize_embeddings=True,
         convert_to_numpy=True,

@@ -16,6 +16,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from shared.settings import ServeSettings
+
 ENTRY_POINT_GROUP = "verticals.verticals"
 
 
@@ -31,8 +33,8 @@ class Runtime(Protocol):
         """Model name, version and metrics, served at `/v1/info`."""
         ...
 
-    # Optional: an `engine` attribute holding a `shared.engine.InferenceEngine`; the service
-    # starts it in its lifespan and applies the batching settings to it; and `close()`.
+    # Optional: an `engine` attribute holding a `shared.engine.InferenceEngine` (built with
+    # `InferenceEngine.from_settings`), which the service starts in its lifespan; and `close()`.
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ class Vertical:
         config_cls: Pydantic model of the training config (`extra="forbid"`).
         schemas: Named table schemas of the vertical's input files.
         train: `(config, data_path, out_dir) -> artifact_dir`; trains through `shared.training`.
-        load: `(artifact_dir, device) -> Runtime`.
+        load: `(artifact_dir, settings) -> Runtime`; `settings` is an instance of
+            `settings_cls`. Call it through :func:`load_runtime`, which checks the artifact.
         build_router: `() -> fastapi.APIRouter`; its routes reach the runtime through
             `shared.serving.get_runtime`.
         demo: `(workdir) -> dict` of headline metrics; runs on embedded, generated data.
@@ -54,13 +57,15 @@ class Vertical:
         example_inputs: `(data_path) -> rows`; inputs for `Runtime.predict` from the example data.
         smoke_request: `(client, data_path) -> response`; one request through the service.
         evaluate: Optional `(runtime, data_path) -> metrics` for `verticals evaluate`.
+        settings_cls: The deployment settings: `ServeSettings` or a subclass adding the
+            vertical's own knobs (read from the environment by the core, once).
     """
 
     name: str
     summary: str
     config_cls: type
     train: Callable[[Any, Path, Path], Path]
-    load: Callable[[Path, str], Runtime]
+    load: Callable[[Path, ServeSettings], Runtime]
     build_router: Callable[[], Any]
     demo: Callable[[Path], dict[str, Any]]
     example_data: Callable[[Path], Path]
@@ -69,6 +74,34 @@ class Vertical:
     smoke_request: Callable[[Any, Path], Any] | None = None
     evaluate: Callable[[Runtime, Path], dict[str, float]] | None = None
     schemas: Mapping[str, Any] = field(default_factory=dict)
+    settings_cls: type[ServeSettings] = ServeSettings
+
+
+def build_settings(
+    vertical: Vertical, base: ServeSettings | None = None, **overrides: Any
+) -> ServeSettings:
+    """The vertical's settings: the environment, then the fields set on `base`, then `overrides`.
+
+    A plain `ServeSettings` given for a vertical with its own settings class is upgraded to that
+    class, keeping the fields it sets.
+    """
+    given = base.model_dump(exclude_unset=True) if base is not None else {}
+    return vertical.settings_cls(**{**given, **overrides})
+
+
+def load_runtime(
+    vertical: Vertical, artifact_dir: str | Path, settings: ServeSettings | None = None
+) -> Runtime:
+    """Checks that `artifact_dir` is an artifact of `vertical` in a format this version reads,
+    then loads it with `vertical.load`.
+
+    Raises:
+        ArtifactError: naming the folder and the problem (missing, other vertical, old format).
+    """
+    from shared.artifacts import read_manifest
+
+    read_manifest(artifact_dir, vertical=vertical.name)
+    return vertical.load(Path(artifact_dir), build_settings(vertical, settings))
 
 
 def vertical_names() -> list[str]:

@@ -18,26 +18,12 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import InputError, VerticalsError
-from shared.registry import Vertical
+from shared.registry import Vertical, build_settings, load_runtime
+from shared.settings import ServeSettings
 
 log = logging.getLogger(__name__)
-
-
-class ServeSettings(BaseSettings):
-    """Deployment knobs, read from `VERTICALS_*` environment variables."""
-
-    model_config = SettingsConfigDict(env_prefix="VERTICALS_", extra="ignore")
-
-    api_key: str | None = None
-    max_body_bytes: int = 10 * 1024 * 1024
-    max_batch_size: int = 32
-    max_wait_ms: float = 0.0
-    device: str = "auto"
-    keep_uploads: bool = False
-    data_dir: Path | None = None
 
 
 def get_settings(request: Request) -> ServeSettings:
@@ -141,8 +127,12 @@ class Utf8Route(APIRoute):
 def create_app(
     vertical: Vertical, artifact_dir: str | Path | None, settings: ServeSettings | None = None
 ) -> FastAPI:
-    """Builds the service app for `vertical`, serving the artifact at `artifact_dir`."""
-    settings = settings or ServeSettings()
+    """Builds the service app for `vertical`, serving the artifact at `artifact_dir`.
+
+    `settings` default to the environment (`vertical.settings_cls`); the artifact is checked and
+    loaded in the lifespan with them (`shared.registry.load_runtime`).
+    """
+    settings = build_settings(vertical, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -150,13 +140,9 @@ def create_app(
         try:
             if artifact_dir is None:
                 raise VerticalsError("no artifact given: pass --artifact DIR")
-            runtime = vertical.load(Path(artifact_dir), settings.device)
+            runtime = load_runtime(vertical, artifact_dir, settings)
             engine = getattr(runtime, "engine", None)
             if engine is not None:
-                engine.max_batch_size, engine.max_wait_ms = (
-                    settings.max_batch_size,
-                    settings.max_wait_ms,
-                )
                 await engine.start()
             app.state.runtime = runtime
         except Exception as exc:  # the service stays up and says why it is not ready

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medical_imaging.calibration import choose_threshold, fit_temperature, operating_point, softmax
+from medical_imaging.calibration import choose_threshold, operating_point
+from shared.calibration import fit_temperature, softmax
 from medical_imaging.metrics import heldout_metrics
 
 

@@ -1,0 +1,36 @@
+"""Deployment settings, read from `VERTICALS_*` environment variables (pydantic-settings).
+
+The core builds a vertical's settings once (`Vertical.settings_cls`, this class or a subclass
+that adds the vertical's own knobs) and hands them to `Vertical.load`, so no runtime reads the
+environment itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServeSettings(BaseSettings):
+    """Knobs of a loaded model and its service.
+
+    Attributes:
+        api_key: When set, every data route requires the header `X-API-Key`.
+        max_body_bytes: Larger request bodies get 413.
+        max_batch_size: Largest batch the inference engine forms.
+        max_wait_ms: How long a batch waits for more items (0: run what is waiting).
+        device: `auto` (CUDA, then MPS, then CPU), `cpu`, `cuda`, `cuda:1`, ...
+        keep_uploads: Keep uploaded files after they are ingested (debugging).
+        data_dir: Where a service keeps the state it writes; beside the artifact when unset.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="VERTICALS_", extra="ignore", populate_by_name=True)
+
+    api_key: str | None = None
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_batch_size: int = 32
+    max_wait_ms: float = 0.0
+    device: str = "auto"
+    keep_uploads: bool = False
+    data_dir: Path | None = None
