@@ -127,7 +127,10 @@ def plot_confusion_matrix(
 
 
 def rank_of_target(scores: np.ndarray, targets: Sequence[int]) -> np.ndarray:
-    """1-based rank of each row's target column in descending score order (ties count against).
+    """1-based rank of each row's target column in descending score order.
+
+    Ties count against the target: a candidate scoring exactly as the target ranks above it, so a
+    model that scores everything alike gets the worst rank, not the best.
 
     Args:
         scores: (N, M) scores of N queries against M candidates.
@@ -136,7 +139,7 @@ def rank_of_target(scores: np.ndarray, targets: Sequence[int]) -> np.ndarray:
     scores = np.asarray(scores)
     targets = np.asarray(targets)
     target_scores = scores[np.arange(len(targets)), targets][:, None]
-    return (scores > target_scores).sum(axis=1) + 1
+    return (scores >= target_scores).sum(axis=1)
 
 
 def retrieval_metrics(ranks: Sequence[int], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:

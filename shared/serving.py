@@ -133,6 +133,31 @@ def create_app(
     loaded in the lifespan with them (`shared.registry.load_runtime`).
     """
     settings = build_settings(vertical, settings)
+    app = FastAPI(
+        title=f"verticals: {vertical.name}",
+        summary=vertical.summary,
+        version=_version(),
+        lifespan=_lifespan(vertical, artifact_dir, settings),
+    )
+    app.state.settings = settings
+    app.state.vertical = vertical
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    _add_error_handlers(app)
+    _add_ops_routes(app, vertical.name)
+    app.include_router(
+        vertical.build_router(),
+        prefix=f"/v1/{vertical.name}",
+        tags=[vertical.name],
+        dependencies=[Depends(require_api_key)],
+    )
+    return app
+
+
+def _lifespan(vertical: Vertical, artifact_dir: str | Path | None, settings: ServeSettings):
+    """Loads the runtime and starts its engine at startup; stops and closes them at shutdown.
+
+    A model that fails to load leaves the service up, with `/ready` saying why.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -155,17 +180,10 @@ def create_app(
         if runtime is not None and hasattr(runtime, "close"):
             runtime.close()
 
-    app = FastAPI(
-        title=f"verticals: {vertical.name}",
-        summary=vertical.summary,
-        version=_version(),
-        lifespan=lifespan,
-    )
-    app.state.settings = settings
-    app.state.vertical = vertical
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    _add_error_handlers(app)
+    return lifespan
 
+
+def _add_ops_routes(app: FastAPI, name: str) -> None:
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:
         """Liveness: the process answers."""
@@ -186,15 +204,7 @@ def create_app(
         engine = getattr(runtime, "engine", None)
         if engine is not None:
             details["engine"] = engine.stats.as_dict()
-        return {"vertical": vertical.name, "version": _version(), **details}
-
-    app.include_router(
-        vertical.build_router(),
-        prefix=f"/v1/{vertical.name}",
-        tags=[vertical.name],
-        dependencies=[Depends(require_api_key)],
-    )
-    return app
+        return {"vertical": name, "version": _version(), **details}
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -25,7 +25,9 @@ class ServeSettings(BaseSettings):
         data_dir: Where a service keeps the state it writes; beside the artifact when unset.
     """
 
-    model_config = SettingsConfigDict(env_prefix="VERTICALS_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="VERTICALS_", extra="ignore", populate_by_name=True
+    )
 
     api_key: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024

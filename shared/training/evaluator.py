@@ -74,9 +74,7 @@ class Monitor:
         return float(row[self.key])
 
 
-def resolve_monitor(
-    monitor: str | None, mode: str | None, evaluator: Evaluator | None
-) -> Monitor:
+def resolve_monitor(monitor: str | None, mode: str | None, evaluator: Evaluator | None) -> Monitor:
     """The monitor for a run: the config's choice, else the evaluator's primary metric.
 
     Without an evaluator the loop can only monitor the training loss; naming any other metric

@@ -176,7 +176,12 @@ def _train_epoch(run: _Run, state: TrainState) -> dict[str, float]:
     _reseed(run, cfg.seed, state.epoch)
     train_mode(run.model)
     total_loss, seen, started = 0.0, 0, time.perf_counter()
-    bar = tqdm(run.loader, desc=f"epoch {state.epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+    bar = tqdm(
+        run.loader,
+        desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
+        disable=not cfg.progress,
+        leave=False,
+    )
     run.optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(bar):
         batch = move_to(batch, run.device)

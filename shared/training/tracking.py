@@ -22,7 +22,11 @@ class RunLog:
     def __init__(self, out_dir: Path, tensorboard: bool | None, enabled: bool = True) -> None:
         self.path = out_dir / "history.jsonl"
         self.enabled = enabled
-        self.writer = _tensorboard(out_dir, bool(tensorboard)) if enabled and tensorboard is not False else None
+        self.writer = (
+            _tensorboard(out_dir, bool(tensorboard))
+            if enabled and tensorboard is not False
+            else None
+        )
 
     def start(self, rows: list[dict[str, float]]) -> None:
         """Starts the file with the rows of a resumed run (none when fresh): no stale epochs."""
@@ -54,7 +58,9 @@ def _tensorboard(out_dir: Path, required: bool):
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         if required:
-            log.warning("tensorboard is not installed; `pip install verticals[tracking]` to log there")
+            log.warning(
+                "tensorboard is not installed; `pip install verticals[tracking]` to log there"
+            )
         return None
     return SummaryWriter(log_dir=str(out_dir / "tensorboard"))
 

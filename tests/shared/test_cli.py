@@ -65,6 +65,24 @@ def test_train_predict_end_to_end_with_overrides(toy_vertical, tmp_path):
     labels = [json.loads(line)["label"] for line in result.output.strip().splitlines()]
     assert labels == ["right", "left"]
 
+    # another vertical's artifact: one line naming both verticals, not a traceback
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            "finance_sentiment",
+            "--artifact",
+            str(out / "artifact"),
+            "--input",
+            str(inputs),
+        ],
+    )
+    assert (
+        result.exit_code == 2
+        and "is a 'toy' artifact, not a 'finance_sentiment' one" in result.output
+    )
+    assert "Traceback" not in result.output and "validation error" not in result.output
+
 
 def test_user_errors_are_one_clear_line(toy_vertical, tmp_path):
     result = runner.invoke(

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
-from shared.artifacts import load_weights, read_manifest, save_weights, write_artifact
+from shared.artifacts import (
+    ARTIFACT_FORMAT,
+    atomic_folder,
+    load_weights,
+    read_manifest,
+    save_weights,
+    write_artifact,
+)
 from shared.config import StrictModel, TrainerConfig, load_config
 from shared.errors import ArtifactError, VerticalsError
 
@@ -75,8 +84,44 @@ def test_missing_artifact_is_a_clear_error(tmp_path):
         read_manifest(tmp_path)
 
 
+def test_manifest_format_and_vertical_are_checked(tmp_path):
+    with write_artifact(tmp_path / "a", vertical="v", model_name="m", config={}) as tmp:
+        (tmp / "w.txt").write_text("w")
+    assert read_manifest(tmp_path / "a", vertical="v")["format"] == ARTIFACT_FORMAT
+    with pytest.raises(ArtifactError, match="is a 'v' artifact, not a 'other' one"):
+        read_manifest(tmp_path / "a", vertical="other")
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    (tmp_path / "a" / "manifest.json").write_text(json.dumps({**manifest, "format": 1}))
+    with pytest.raises(ArtifactError, match="artifact format 1; this version of verticals reads"):
+        read_manifest(tmp_path / "a")
+    (tmp_path / "a" / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(ArtifactError, match="not a verticals manifest"):
+        read_manifest(tmp_path / "a")
+
+
+def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "index"
+    with atomic_folder(target) as tmp:
+        (tmp / "a.bin").write_text("1")
+        (tmp / "b.bin").write_text("1")
+    with pytest.raises(OSError), atomic_folder(target) as tmp:
+        (tmp / "a.bin").write_text("2")
+        raise OSError("disk full")
+    assert sorted(p.name for p in target.iterdir()) == ["a.bin", "b.bin"]
+    assert (target / "a.bin").read_text() == "1"
+    with atomic_folder(target) as tmp:
+        (tmp / "c.bin").write_text("3")
+    assert [p.name for p in target.iterdir()] == ["c.bin"]  # replaced whole, nothing merged
+    assert [p.name for p in tmp_path.iterdir()] == ["index"]
+
+
+class VerticalTrainerConfig(TrainerConfig):
+    epochs: int = 9
+    lr: float = 3e-4
+
+
 class VerticalCfg(StrictModel):
-    trainer: TrainerConfig = TrainerConfig(epochs=9, lr=3e-4)
+    trainer: VerticalTrainerConfig = VerticalTrainerConfig()
 
 
 def test_nested_override_keeps_the_verticals_own_defaults():
@@ -86,7 +131,7 @@ def test_nested_override_keeps_the_verticals_own_defaults():
 
 class MappingCfg(StrictModel):
     topics: dict[str, str] = {"banking": "banks", "energy": "oil and gas"}
-    trainer: TrainerConfig = TrainerConfig(epochs=9)
+    trainer: VerticalTrainerConfig = VerticalTrainerConfig()
 
 
 def test_a_mapping_setting_is_replaced_not_merged():

@@ -42,6 +42,13 @@ def test_rank_metrics():
     assert ranks_from_topk(np.array([[5, 7], [1, 2]]), [7, 9]).tolist() == [2, np.inf]
 
 
+def test_rank_of_target_counts_ties_against_the_target():
+    scores = np.array([[0.5, 0.5, 0.5], [0.9, 0.4, 0.4], [0.1, 0.7, 0.7]])
+    # all equal: the target ranks last; a tie for second: third; a tie for first: second
+    assert rank_of_target(scores, [0, 1, 2]).tolist() == [3, 3, 2]
+    assert retrieval_metrics(rank_of_target(np.zeros((4, 10)), [0, 3, 5, 9]))["recall_at_5"] == 0.0
+
+
 def test_confusion_png(tmp_path):
     path = plot_confusion_matrix([0, 1, 1], [0, 1, 0], ["a", "b"], tmp_path / "cm.png")
     assert path.read_bytes()[:4] == b"\x89PNG"

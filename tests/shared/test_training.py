@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from shared.config import TrainerConfig
-from shared.training import _param_groups, fit
+from shared.errors import VerticalsError
+from shared.training import MetricsEvaluator, fit
+from shared.training.optim import param_groups
 
 
 class Task(nn.Module):
@@ -48,21 +50,14 @@ def test_resume_continues_exactly_where_a_killed_run_stopped(tmp_path):
     killed = Task()
     calls = {"n": 0}
 
-    def crash_in_second_epoch(_task):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt  # the process dies after epoch 2's steps, before its checkpoint
-        return {"score": 0.0}
+    class CrashInSecondEpoch:
+        def on_epoch_end(self, _state):
+            calls["n"] += 1
+            if calls["n"] == 2:  # the process dies after epoch 2's steps, before its checkpoint
+                raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit(
-            killed,
-            data,
-            collate,
-            cfg(monitor="loss"),
-            tmp_path / "killed",
-            evaluate=crash_in_second_epoch,
-        )
+        fit(killed, data, collate, cfg(), tmp_path / "killed", callbacks=[CrashInSecondEpoch()])
     assert (
         json.loads((tmp_path / "killed" / "history.jsonl").read_text().splitlines()[0])["epoch"]
         == 1
@@ -90,12 +85,13 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
         task,
         make_data(),
         collate,
-        cfg(epochs=5, monitor="acc", monitor_mode="max", early_stopping_patience=2),
+        cfg(epochs=5, early_stopping_patience=2),
         tmp_path,
-        evaluate=lambda _t: {"acc": next(scores)},
+        evaluator=MetricsEvaluator(lambda _t: {"acc": next(scores)}, "acc"),
     )
     assert result.stopped_early and len(result.history) == 3
     assert result.best == 0.9 and result.best_epoch == 1
+    assert (result.monitor, result.monitor_mode) == ("val_acc", "max")
     best = torch.load(tmp_path / "best.pt", weights_only=True)
     assert all(torch.equal(best[k], v) for k, v in task.state_dict().items())
 
@@ -109,7 +105,7 @@ def test_frozen_backbone_is_untouched_and_head_learns(tmp_path):
 
 
 def test_backbone_gets_its_own_learning_rate_and_no_decay_on_biases():
-    groups = _param_groups(Task(), cfg(lr=1e-3, backbone_lr=1e-5, weight_decay=0.1))
+    groups = param_groups(Task(), cfg(lr=1e-3, backbone_lr=1e-5, weight_decay=0.1))
     lrs = {(g["lr"], g["weight_decay"]) for g in groups}
     assert lrs == {(1e-5, 0.1), (1e-5, 0.0), (1e-3, 0.1), (1e-3, 0.0)}
 
@@ -167,7 +163,6 @@ def test_frozen_backbone_keeps_its_batchnorm_statistics(tmp_path):
         collate,
         cfg(epochs=2, freeze_backbone_epochs=1),
         tmp_path / "a",
-        evaluate=None,
     )
     frozen_only = BNTask()
     fit(frozen_only, make_data(), collate, cfg(epochs=1, freeze_backbone_epochs=1), tmp_path / "b")
@@ -189,3 +184,83 @@ def test_custom_sampler_decides_what_each_epoch_sees(tmp_path):
     sampler = WeightedRandomSampler(weights, num_samples=32, generator=torch.Generator())
     fit(Task(), data, spy, cfg(epochs=1), tmp_path, sampler=sampler)
     assert len(seen) == 32 and set(seen) == {1}
+
+
+def _fixed_scores(*values):
+    it = iter(values)
+    return lambda _task: {"loss": 1.0, "acc": next(it)}
+
+
+def test_the_evaluators_primary_metric_and_direction_pick_the_best_epoch(tmp_path):
+    # accuracy peaks in epoch 2; a loop that ignored the evaluator would keep epoch 1 or 3
+    evaluator = MetricsEvaluator(_fixed_scores(0.5, 0.9, 0.7), "acc", greater_is_better=True)
+    result = fit(Task(), make_data(), collate, cfg(), tmp_path / "max", evaluator=evaluator)
+    assert result.best_epoch == 2 and result.monitor == "val_acc" and result.monitor_mode == "max"
+    lower = MetricsEvaluator(_fixed_scores(0.5, 0.9, 0.7), "acc", greater_is_better=False)
+    result = fit(Task(), make_data(), collate, cfg(), tmp_path / "min", evaluator=lower)
+    assert result.best_epoch == 1 and result.monitor_mode == "min"
+
+
+def test_config_monitor_overrides_the_primary_metric(tmp_path):
+    evaluator = MetricsEvaluator(lambda _t: {"acc": 0.5, "f1": 0.1}, "acc")
+    result = fit(
+        Task(),
+        make_data(),
+        collate,
+        cfg(monitor="f1", monitor_mode="max"),
+        tmp_path,
+        evaluator=evaluator,
+    )
+    assert result.monitor == "val_f1"
+    with pytest.raises(VerticalsError, match="monitor_mode"):  # a direction cannot be guessed
+        fit(Task(), make_data(), collate, cfg(monitor="f1"), tmp_path / "b", evaluator=evaluator)
+
+
+def test_a_missing_monitored_metric_is_an_error_not_the_training_loss(tmp_path):
+    evaluator = MetricsEvaluator(lambda _t: {"accuracy": 0.5}, "intent_accuracy")
+    with pytest.raises(VerticalsError, match="'val_intent_accuracy' is not among"):
+        fit(Task(), make_data(), collate, cfg(epochs=1), tmp_path / "a", evaluator=evaluator)
+    with pytest.raises(VerticalsError, match="no evaluator"):
+        fit(Task(), make_data(), collate, cfg(epochs=1, monitor="accuracy"), tmp_path / "b")
+
+
+def test_without_an_evaluator_the_lowest_training_loss_is_kept(tmp_path):
+    result = fit(Task(), make_data(), collate, cfg(epochs=4, lr=0.05), tmp_path)
+    losses = [row["train_loss"] for row in result.history]
+    assert (result.monitor, result.monitor_mode) == ("train_loss", "min")
+    assert result.best == min(losses) and result.best_epoch == losses.index(min(losses)) + 1
+
+
+def test_hooks_run_in_order_around_evaluation_and_after_the_best_weights(tmp_path):
+    events = []
+    task = Task()
+
+    class Recorder:
+        def on_train_start(self, state):
+            events.append(("start", state.epoch))
+
+        def on_epoch_end(self, state):
+            events.append(("epoch_end", state.epoch))
+
+        def on_train_end(self, state):
+            # the best epoch's weights are back in place when this runs
+            best = torch.load(tmp_path / "best.pt", weights_only=True)
+            same = all(torch.equal(best[k], v) for k, v in state.task.state_dict().items())
+            events.append(("train_end", same))
+
+    def evaluate(_task):
+        events.append(("evaluate", len(events)))
+        return {"acc": [0.9, 0.1, 0.2][sum(e[0] == "evaluate" for e in events) - 1]}
+
+    fit(
+        task,
+        make_data(),
+        collate,
+        cfg(),
+        tmp_path,
+        evaluator=MetricsEvaluator(evaluate, "acc"),
+        callbacks=[Recorder()],
+    )
+    names = [e[0] for e in events]
+    assert names == ["start"] + ["epoch_end", "evaluate"] * 3 + ["train_end"]
+    assert events[-1] == ("train_end", True)

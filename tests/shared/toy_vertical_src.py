@@ -21,14 +21,22 @@ from shared.data import Column, TableSchema, fingerprint, load_table, split_indi
 from shared.engine import InferenceEngine
 from shared.registry import Vertical
 from shared.serving import get_runtime
-from shared.training import fit
+from shared.settings import ServeSettings
+from shared.training import MetricsEvaluator, fit
 
 SCHEMA = TableSchema("points", (Column("x", "float"), Column("y", "float"), Column("label", "str")))
 
 
+class ToyTrainerConfig(TrainerConfig):
+    epochs: int = 2
+    batch_size: int = 8
+    lr: float = 1e-2
+    progress: bool = False
+
+
 class ToyConfig(StrictModel):
     hidden: int = 8
-    trainer: TrainerConfig = TrainerConfig(epochs=2, batch_size=8, lr=1e-2, progress=False)
+    trainer: ToyTrainerConfig = ToyTrainerConfig()
 
 
 class ToyTask(nn.Module):
@@ -71,7 +79,7 @@ def train(cfg: ToyConfig, data: Path, out: Path) -> Path:
         collate,
         cfg.trainer,
         out / "run",
-        evaluate=evaluate,
+        evaluator=MetricsEvaluator(evaluate, "accuracy"),
     )
     metrics = evaluate(task.eval())
     with write_artifact(
@@ -88,13 +96,15 @@ def train(cfg: ToyConfig, data: Path, out: Path) -> Path:
 
 
 class ToyRuntime:
-    def __init__(self, artifact: Path, device: str) -> None:
-        self.manifest = read_manifest(artifact)
+    def __init__(self, artifact: Path, settings: ServeSettings) -> None:
+        self.manifest = read_manifest(artifact, vertical="toy")
         self.labels = self.manifest["label_map"]
         self.model = ToyTask(self.manifest["config"]["hidden"], len(self.labels))
         self.model.load_state_dict(load_weights(artifact / "model.safetensors"))
         self.model.eval()
-        self.engine = InferenceEngine(self._batch, warmup_items=[{"x": 0.0, "y": 0.0}])
+        self.engine = InferenceEngine.from_settings(
+            self._batch, settings, warmup_items=[{"x": 0.0, "y": 0.0}]
+        )
 
     def _batch(self, rows):
         x = torch.tensor([[float(r["x"]), float(r["y"])] for r in rows])
