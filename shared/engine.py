@@ -144,27 +144,56 @@ class InferenceEngine(Generic[T, R]):
     async def _loop(self) -> None:
         assert self._queue is not None
         while True:
-            first = await self._queue.get()
-            batch = [first]
-            deadline = time.perf_counter() + self.max_wait_ms / 1000
-            while self.max_wait_ms > 0 and len(batch) < self.max_batch_size:
-                timeout = deadline - time.perf_counter()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except TimeoutError:
-                    break
-            while len(batch) < self.max_batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await self._next_batch()
             items = [item for item, _ in batch]
             try:
                 results = await asyncio.to_thread(self._run_batch, items)
-            except Exception as exc:  # hand the failure to every waiting request
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0][1], error=exc)
+                    continue
+                # One bad item must not fail the others: run them one by one, so only the
+                # request whose item raises gets the error.
+                log.warning(
+                    "batch of %d failed (%s); retrying its items one by one", len(batch), exc
+                )
+                await self._run_one_by_one(batch)
                 continue
             for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+                _settle(future, result=result)
+
+    async def _next_batch(self) -> list[tuple[T, asyncio.Future]]:
+        """Waits for an item, then takes what is queued (holding `max_wait_ms` for more)."""
+        assert self._queue is not None
+        batch = [await self._queue.get()]
+        deadline = time.perf_counter() + self.max_wait_ms / 1000
+        while self.max_wait_ms > 0 and len(batch) < self.max_batch_size:
+            timeout = deadline - time.perf_counter()
+            if timeout <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+            except TimeoutError:
+                break
+        while len(batch) < self.max_batch_size and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    async def _run_one_by_one(self, batch: list[tuple[T, asyncio.Future]]) -> None:
+        for item, future in batch:
+            try:
+                result = (await asyncio.to_thread(self._run_batch, [item]))[0]
+            except Exception as exc:
+                _settle(future, error=exc)
+            else:
+                _settle(future, result=result)
+
+
+def _settle(future: asyncio.Future, result: Any = None, error: Exception | None = None) -> None:
+    """Completes a waiting request's future, unless the request already went away."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -129,7 +129,7 @@ def test_engine_without_wait_runs_a_lone_request_at_once_and_batches_under_load(
     assert sizes == [1, 1, 10]
 
 
-def test_engine_passes_batch_errors_to_every_waiter():
+def test_a_failing_batch_fails_every_waiter_only_when_every_item_fails():
     def boom(items):
         raise ValueError("bad batch")
 
@@ -142,3 +142,27 @@ def test_engine_passes_batch_errors_to_every_waiter():
         return results
 
     assert all(isinstance(r, ValueError) for r in asyncio.run(main()))
+
+
+def test_one_bad_item_fails_only_its_own_request():
+    sizes = []
+
+    def fragile(items):
+        sizes.append(len(items))
+        if "bad" in items:
+            raise ValueError("cannot tokenize 'bad'")
+        return [item.upper() for item in items]
+
+    engine = InferenceEngine(fragile, max_batch_size=8, max_wait_ms=20)
+
+    async def main():
+        await engine.start()
+        words = ["a", "b", "bad", "c", "d"]
+        results = await asyncio.gather(*(engine.submit(w) for w in words), return_exceptions=True)
+        await engine.stop()
+        return results
+
+    results = asyncio.run(main())
+    assert results[:2] == ["A", "B"] and results[3:] == ["C", "D"]
+    assert isinstance(results[2], ValueError) and "bad" in str(results[2])
+    assert sizes[0] == 5 and sizes[1:] == [1] * 5  # one batch, then each item on its own
