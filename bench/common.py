@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -17,6 +18,17 @@ from shared.artifacts import library_versions
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("VERTICALS_BENCH_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "bench" / "results"
+
+
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The argument parser of a benchmark script, with its docstring (kept as written) as help.
+
+    Example:
+        >>> parser = bench_parser(__doc__)
+    """
+    return argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
 def hardware() -> str:

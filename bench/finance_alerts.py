@@ -3,7 +3,7 @@
 Each stream (seeds 101, 102, ...) has background news and posts about ten fictional companies
 and two negative events injected at random entities and times (days 8-27, 24-36 hours each).
 Ours: the fine-tuned model scores every item through the runtime, the stream is replayed hour by
-hour, and the monitor's rules (default `MonitorConfig`) raise alerts. Baseline in the same run:
+hour, and the monitor's rules (default `AlertsConfig`) raise alerts. Baseline in the same run:
 the same rules on the true labels (what a perfect classifier would give), to separate rule
 quality from model errors. Matching rule: see `finance_sentiment.quality.alert_quality`.
 
@@ -12,7 +12,6 @@ Run: python bench/finance_alerts.py --artifact /tmp/demo_finance_sentiment/finan
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -23,14 +22,16 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import write_result  # noqa: E402
-from finance_sentiment.config import MonitorConfig  # noqa: E402
+import finance_sentiment as fs  # noqa: E402
+from bench.common import bench_parser, write_result  # noqa: E402
+from finance_sentiment.config import AlertsConfig  # noqa: E402
 from finance_sentiment.demo import replay  # noqa: E402
 from finance_sentiment.generate import ENTITIES, Event, make_stream  # noqa: E402
 from finance_sentiment.monitor import detect  # noqa: E402
 from finance_sentiment.quality import alert_quality  # noqa: E402
-from finance_sentiment.runtime import FinanceRuntime, MonitorSettings  # noqa: E402
+from finance_sentiment.settings import FinanceSettings  # noqa: E402
 from finance_sentiment.store import Store  # noqa: E402
+from shared.registry import load_runtime  # noqa: E402
 
 
 def random_events(seed: int, n: int = 2) -> list[Event]:
@@ -51,7 +52,7 @@ def random_events(seed: int, n: int = 2) -> list[Event]:
     ]
 
 
-def oracle_alerts(stream: pd.DataFrame, cfg: MonitorConfig, folder: Path) -> list[dict]:
+def oracle_alerts(stream: pd.DataFrame, cfg: AlertsConfig, folder: Path) -> list[dict]:
     """The same rules on the true labels and topics, replayed hour by hour."""
     store = Store(folder / "oracle.db")
     alerts = []
@@ -99,9 +100,7 @@ def total(qualities: list[dict[str, float]]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--artifact",
         type=Path,
@@ -118,18 +117,17 @@ def main() -> None:
         events = random_events(seed)
         stream, _ = make_stream(days=args.days, seed=seed, events=events)
         with tempfile.TemporaryDirectory() as tmp:
-            runtime = FinanceRuntime(
-                args.artifact, "cpu", MonitorSettings(db=Path(tmp) / "monitor.db")
-            )
+            settings = FinanceSettings(device="cpu", db=Path(tmp) / "monitor.db")
+            runtime = load_runtime(fs.VERTICAL, args.artifact, settings)
             try:
                 alerts = replay(runtime, stream)
             finally:
                 runtime.close()
-            q = alert_quality(alerts, events, runtime.cfg.monitor.window)
+            q = alert_quality(alerts, events, runtime.cfg.alerts.window)
             o = alert_quality(
-                oracle_alerts(stream, runtime.cfg.monitor, Path(tmp)),
+                oracle_alerts(stream, runtime.cfg.alerts, Path(tmp)),
                 events,
-                runtime.cfg.monitor.window,
+                runtime.cfg.alerts.window,
             )
         ours.append(q)
         oracle.append(o)
@@ -153,7 +151,7 @@ def main() -> None:
         baselines={"same_rules_true_labels": total(oracle)},
         seconds=time.perf_counter() - started,
         seed=101,
-        notes=f"artifact {args.artifact}; default MonitorConfig; per stream: {per_stream}",
+        notes=f"artifact {args.artifact}; default AlertsConfig; per stream: {per_stream}",
     )
 
 

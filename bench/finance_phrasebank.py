@@ -16,19 +16,24 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import DATA, write_result  # noqa: E402
-from finance_sentiment.config import FinanceConfig  # noqa: E402
+from bench.common import DATA, bench_parser, write_result  # noqa: E402
+from finance_sentiment.config import FinanceConfig, FinanceTrainerConfig, TextConfig  # noqa: E402
 from finance_sentiment.training import evaluate_rows, fit_sentiment, write_finance_artifact  # noqa: E402
-from shared.config import TrainerConfig  # noqa: E402
 
 FILES = {"50agree": "Sentences_50Agree.txt", "allagree": "Sentences_AllAgree.txt"}
 LABELS = ["negative", "neutral", "positive"]
+ANCHORS = {
+    "FinBERT (110M) 50Agree": {"accuracy": 0.86, "macro_f1": 0.84},
+    "FinBERT (110M) AllAgree": {"accuracy": 0.97},
+    "frozen MiniLM + LR floor (BENCHMARKS.md, 80/20)": {"accuracy": 0.781, "macro_f1": 0.749},
+}
 
 
 def read_phrasebank(path: Path) -> tuple[list[str], np.ndarray]:
@@ -74,10 +79,8 @@ def frozen_baseline(texts, y, tr, va, te, model: str) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args() -> argparse.Namespace:
+    parser = bench_parser(__doc__)
     parser.add_argument("--subset", choices=list(FILES), default="50agree")
     parser.add_argument(
         "--data", type=Path, default=DATA / "finance_sentiment" / "financial_phrasebank"
@@ -92,34 +95,31 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("/tmp/finance_bench"))
     parser.add_argument("--skip-baseline", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def fine_tune(args, rows, tr, va, te) -> tuple[dict[str, float], Any, float]:
+    """Fine-tunes on the `tr` rows (best epoch by val macro-F1), writes the artifact, scores `te`.
+
+    Returns the test metrics, the `TrainResult` and the seconds spent fitting.
+    """
     started = time.perf_counter()
-    texts, y = read_phrasebank(args.data / FILES[args.subset])
-    tr, va, te = protocol_split(len(texts), seed=0)
-    tr_used = tr[: args.max_train] if args.max_train else tr
-    rows = [(t, int(label), -100) for t, label in zip(texts, y, strict=True)]
     cfg = FinanceConfig(
         model=args.model,
         topics={},
-        trainer=TrainerConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=1e-3,
-            backbone_lr=5e-5,
-            seed=args.seed,
-            monitor="macro_f1",
-            monitor_mode="max",
-            progress=False,
+        text=TextConfig(max_length=args.max_length),
+        trainer=FinanceTrainerConfig(  # heads 1e-3, body 5e-5; best epoch by val macro-F1
+            epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, progress=False
         ),
     )
-    cfg.text.max_length = args.max_length
     run_dir = args.out / f"phrasebank_{args.subset}"
     task, tokenizer, collate, result = fit_sentiment(
-        cfg, [rows[i] for i in tr_used], [rows[i] for i in va], 0, run_dir / "run"
+        cfg, [rows[i] for i in tr], [rows[i] for i in va], 0, run_dir / "run"
     )
     train_s = time.perf_counter() - started
     metrics = evaluate_rows(task, collate, [rows[i] for i in te], LABELS)
+    test_metrics = {f"test_{k}": v for k, v in metrics.items()}
+    test_metrics.update(monitor=result.monitor, best_epoch=result.best_epoch)
     write_finance_artifact(
         run_dir / "artifact",
         cfg,
@@ -127,9 +127,20 @@ def main() -> None:
         tokenizer,
         [],
         False,
-        {f"test_{k}": v for k, v in metrics.items()},
+        test_metrics,
         f"phrasebank-{args.subset}",
     )
+    return metrics, result, train_s
+
+
+def main() -> None:
+    args = parse_args()
+    started = time.perf_counter()
+    texts, y = read_phrasebank(args.data / FILES[args.subset])
+    tr, va, te = protocol_split(len(texts), seed=0)
+    tr_used = tr[: args.max_train] if args.max_train else tr
+    rows = [(t, int(label), -100) for t, label in zip(texts, y, strict=True)]
+    metrics, result, train_s = fine_tune(args, rows, tr_used, va, te)
     baselines = {}
     if not args.skip_baseline:
         with torch.inference_mode():
@@ -140,7 +151,7 @@ def main() -> None:
         dataset=f"Financial PhraseBank v1.0 {FILES[args.subset]} ({len(texts)} sentences)",
         protocol=(
             "shuffle split random_state=0: 80% train / 10% val / 10% test (train_test_split 0.2, then the "
-            f"20% halved); metrics on test ({len(te)} rows); best epoch on val; "
+            f"20% halved); metrics on test ({len(te)} rows); best epoch by {result.monitor}; "
             f"train rows used {len(tr_used)} of {len(tr)}" + ("" if full else " (SMALLER RUN)")
         ),
         metrics={
@@ -152,14 +163,7 @@ def main() -> None:
             "train_seconds": round(train_s, 1),
         },
         baselines=baselines,
-        anchors={
-            "FinBERT (110M) 50Agree": {"accuracy": 0.86, "macro_f1": 0.84},
-            "FinBERT (110M) AllAgree": {"accuracy": 0.97},
-            "frozen MiniLM + LR floor (BENCHMARKS.md, 80/20)": {
-                "accuracy": 0.781,
-                "macro_f1": 0.749,
-            },
-        },
+        anchors=ANCHORS,
         seconds=time.perf_counter() - started,
         seed=args.seed,
         notes=f"model {args.model} (22M), mean pooling + linear head, head lr 1e-3, body lr 5e-5, "

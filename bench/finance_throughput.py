@@ -13,7 +13,6 @@ Run: python bench/finance_throughput.py --artifact /tmp/finance_bench/phrasebank
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import DATA, write_result  # noqa: E402
+from bench.common import DATA, bench_parser, write_result  # noqa: E402
 from bench.finance_phrasebank import protocol_split, read_phrasebank  # noqa: E402
 
 
@@ -71,10 +70,8 @@ def pipeline_scorer(artifact: Path):
     return score
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args() -> argparse.Namespace:
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--artifact", type=Path, default=Path("/tmp/finance_bench/phrasebank_50agree/artifact")
     )
@@ -83,24 +80,28 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-texts", type=int, default=None)
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = parse_args()
     from fastapi.testclient import TestClient
 
     import finance_sentiment as fs
-    from shared.serving import ServeSettings, create_app
+    from finance_sentiment.settings import FinanceSettings
+    from shared.serving import create_app
 
     started = time.perf_counter()
     texts, _ = read_phrasebank(args.data / "Sentences_50Agree.txt")
     _, _, te = protocol_split(len(texts))
     sample = [texts[i] for i in te][: args.max_texts]
-    os.environ["VERTICALS_FINANCE_DB"] = str(Path(tempfile.mkdtemp()) / "monitor.db")
     ours, ours_conc, theirs = [], [], []
     pipe = pipeline_scorer(args.artifact)
     pipe(sample[:32])  # warm-up
-    with TestClient(
-        create_app(fs.VERTICAL, args.artifact, ServeSettings(device="cpu", max_batch_size=32))
-    ) as client:
+    settings = FinanceSettings(
+        device="cpu", max_batch_size=32, db=Path(tempfile.mkdtemp()) / "monitor.db"
+    )
+    with TestClient(create_app(fs.VERTICAL, args.artifact, settings)) as client:
         service_rate(client, sample[:64], 32, 1)  # warm-up
         for _ in range(args.repeats):
             ours.append(service_rate(client, sample, 32, 1))

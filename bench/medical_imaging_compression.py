@@ -17,13 +17,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import DATA, ROOT, Timer, write_result
+from bench.common import DATA, ROOT, Timer, bench_parser, write_result
 from medical_imaging import VERTICAL
 from medical_imaging.calibration import choose_threshold
-from shared.calibration import fit_temperature, softmax
 from medical_imaging.compress import COMPRESSORS, float_model, latency_ms, logits_of, model_size_mb
 from medical_imaging.datasets import load_images, read_source
 from medical_imaging.metrics import heldout_metrics
+from shared.calibration import fit_temperature, softmax
+from shared.registry import load_runtime
+from shared.settings import ServeSettings
 
 DEFAULT_DATA = DATA / "medical_imaging" / "pneumoniamnist" / "pneumoniamnist.npz"
 
@@ -41,10 +43,8 @@ def recalibrate(val_logits: np.ndarray, val_labels: np.ndarray, stored: dict) ->
     return {"temperature": temperature, "threshold": threshold}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args() -> argparse.Namespace:
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--artifact",
         type=Path,
@@ -53,10 +53,74 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calibration-images", type=int, default=256)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def compressed_models(task, calibration: torch.Tensor) -> dict:
+    """The fp32 baseline and every compressor's model (int8 static calibrated on val images)."""
+    models = {"fp32": float_model(task)}
+    for name, build in COMPRESSORS.items():
+        models[name] = build(task, calibration) if name == "int8_static" else build(task)
+    return models
+
+
+def quality_of(models: dict, cal: dict, test, labels, val, val_labels) -> tuple[dict, dict]:
+    """Test metrics of each model at the artifact's temperature and threshold, and at its own."""
+    quality, recalibrated = {}, {}
+    for name, m in models.items():
+        test_logits = logits_of(m, test).numpy()
+        quality[name] = heldout_metrics(
+            test_logits,
+            labels,
+            temperature=cal["temperature"],
+            threshold=cal["threshold"],
+            positive_index=cal["positive_index"],
+        )
+        # a compressed model gets its own temperature and threshold, fitted on val only
+        own = recalibrate(logits_of(m, val).numpy(), val_labels, cal)
+        recalibrated[name] = heldout_metrics(
+            test_logits, labels, positive_index=cal["positive_index"], **own
+        )
+    return quality, recalibrated
+
+
+def latencies(models: dict, test: torch.Tensor, rounds: int) -> tuple[dict, dict]:
+    """Median single-image and batch-of-32 latencies (ms), all methods interleaved per round."""
+    one, batch = test[:1].float(), test[:32].float()
+    single = {name: [] for name in models}
+    batched = {name: [] for name in models}
+    for _ in range(rounds):  # interleaved, so load changes hit every method alike
+        for name, m in models.items():
+            single[name].append(latency_ms(m, one, repeats=10))
+            batched[name].append(latency_ms(m, batch, repeats=3))
+    median = statistics.median
+    return {k: median(v) for k, v in single.items()}, {k: median(v) for k, v in batched.items()}
+
+
+def summary_row(name: str, m, single, batched, quality, recalibrated) -> dict[str, float]:
+    """One method's size, latency, speedup and metric changes against fp32."""
+    return {
+        "size_mb": model_size_mb(m),
+        "p50_ms": single[name],
+        "p50_ms_batch32": batched[name],
+        "speedup": single["fp32"] / single[name],
+        "speedup_batch32": batched["fp32"] / batched[name],
+        "auc": quality[name]["auc"],
+        "accuracy": quality[name]["accuracy"],
+        "metric_delta": quality[name]["auc"] - quality["fp32"]["auc"],
+        "accuracy_delta": quality[name]["accuracy"] - quality["fp32"]["accuracy"],
+        "accuracy_recalibrated": recalibrated[name]["accuracy"],
+        "accuracy_delta_recalibrated": recalibrated[name]["accuracy"]
+        - recalibrated["fp32"]["accuracy"],
+        "ece_recalibrated": recalibrated[name]["ece"],
+    }
+
+
+def main() -> None:
+    args = parse_args()
     torch.manual_seed(0)
     with Timer() as total:
-        runtime = VERTICAL.load(args.artifact, "cpu")
+        runtime = load_runtime(VERTICAL, args.artifact, ServeSettings(device="cpu"))
         size, chans = runtime.cfg.image_size, runtime.cfg.in_chans
         source = read_source(args.data)
         split = np.asarray(source.splits)
@@ -64,54 +128,12 @@ def main() -> None:
         test = load_images(source, test_idx, size, chans)
         calibration = load_images(source, val_idx[: args.calibration_images], size, chans)
         labels = np.asarray([runtime.labels.index(source.labels[i]) for i in test_idx])
-        models = {"fp32": float_model(runtime.task)}
-        for name, build in COMPRESSORS.items():
-            models[name] = (
-                build(runtime.task, calibration) if name == "int8_static" else build(runtime.task)
-            )
-        cal = runtime.calibration
+        models = compressed_models(runtime.task, calibration)
         val_labels = np.asarray([runtime.labels.index(source.labels[i]) for i in val_idx])
         val = load_images(source, val_idx, size, chans)
-        quality, recalibrated = {}, {}
-        for name, m in models.items():
-            test_logits = logits_of(m, test).numpy()
-            quality[name] = heldout_metrics(
-                test_logits,
-                labels,
-                temperature=cal["temperature"],
-                threshold=cal["threshold"],
-                positive_index=cal["positive_index"],
-            )
-            # a compressed model gets its own temperature and threshold, fitted on val only
-            own = recalibrate(logits_of(m, val).numpy(), val_labels, cal)
-            recalibrated[name] = heldout_metrics(
-                test_logits, labels, positive_index=cal["positive_index"], **own
-            )
-        one, batch = test[:1].float(), test[:32].float()
-        single = {name: [] for name in models}
-        batched = {name: [] for name in models}
-        for _ in range(args.rounds):  # interleaved, so load changes hit every method alike
-            for name, m in models.items():
-                single[name].append(latency_ms(m, one, repeats=10))
-                batched[name].append(latency_ms(m, batch, repeats=3))
-    rows = {}
-    for name, m in models.items():
-        p50, p50_32 = statistics.median(single[name]), statistics.median(batched[name])
-        rows[name] = {
-            "size_mb": model_size_mb(m),
-            "p50_ms": p50,
-            "p50_ms_batch32": p50_32,
-            "speedup": statistics.median(single["fp32"]) / p50,
-            "speedup_batch32": statistics.median(batched["fp32"]) / p50_32,
-            "auc": quality[name]["auc"],
-            "accuracy": quality[name]["accuracy"],
-            "metric_delta": quality[name]["auc"] - quality["fp32"]["auc"],
-            "accuracy_delta": quality[name]["accuracy"] - quality["fp32"]["accuracy"],
-            "accuracy_recalibrated": recalibrated[name]["accuracy"],
-            "accuracy_delta_recalibrated": recalibrated[name]["accuracy"]
-            - recalibrated["fp32"]["accuracy"],
-            "ece_recalibrated": recalibrated[name]["ece"],
-        }
+        quality = quality_of(models, runtime.calibration, test, labels, val, val_labels)
+        single, batched = latencies(models, test, args.rounds)
+    rows = {name: summary_row(name, m, single, batched, *quality) for name, m in models.items()}
     metrics = {
         f"{name}_{k}": v for name, row in rows.items() if name != "fp32" for k, v in row.items()
     }

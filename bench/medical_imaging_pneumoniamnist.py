@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 
-from bench.common import DATA, ROOT, Timer, write_result
+from bench.common import DATA, ROOT, Timer, bench_parser, write_result
 from medical_imaging import VERTICAL, MedicalImagingConfig
 from medical_imaging.datasets import load_images, read_source
 from shared.config import load_config
+from shared.registry import load_runtime
 
 ANCHORS = {
     "ResNet-18 (28), MedMNIST v2 Table 3": {"auc": 0.944, "accuracy": 0.854},
@@ -33,9 +34,7 @@ DEFAULT_DATA = DATA / "medical_imaging" / "pneumoniamnist" / "pneumoniamnist.npz
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument(
         "--size", type=int, default=28, help="model input side; 28 is native, more is upsampled"
@@ -69,9 +68,8 @@ def throughput(runtime, pixels: torch.Tensor, batch_size: int = 32, repeats: int
     return len(items) / best
 
 
-def main() -> None:
-    args = parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def config_from(args: argparse.Namespace) -> MedicalImagingConfig:
+    """The training config of the protocol; early stopping and the best epoch on val AUC."""
     overrides = {
         "image_size": args.size,
         "in_chans": 1,
@@ -89,11 +87,17 @@ def main() -> None:
             "early_stopping_patience": 3,
         },
     }
-    cfg = load_config(MedicalImagingConfig, overrides=overrides)
+    return load_config(MedicalImagingConfig, overrides=overrides)
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = config_from(args)
     out = args.out / f"size{args.size}"
     with Timer() as total:
         artifact = VERTICAL.train(cfg, args.data, out)
-        runtime = VERTICAL.load(artifact, "auto")
+        runtime = load_runtime(VERTICAL, artifact)  # device etc. from VERTICALS_* variables
         test = VERTICAL.evaluate(runtime, args.data)
         source = read_source(args.data)
         test_idx = [i for i, s in enumerate(source.splits) if s == "test"]
@@ -121,7 +125,8 @@ def main() -> None:
         f"official train ({int(manifest['metrics']['n_train'])} used) / val / test; EfficientNet-Lite0 "
         f"(packaged ImageNet weights, gray stem folded), input {args.size}px, {args.epochs} epochs max "
         f"({args.freeze_epochs} frozen), batch {args.batch_size}, lr {args.lr} head / {args.backbone_lr} backbone, "
-        f"weighted loss, early stopping + temperature + {args.threshold} threshold on val only; metrics on test "
+        f"weighted loss, early stopping on {manifest['metrics']['monitor']} + temperature + {args.threshold} threshold "
+        "on val only; metrics on test "
         f"at that threshold (accuracy_argmax: plain argmax); tta={args.tta}"
     )
     write_result(

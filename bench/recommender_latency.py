@@ -14,7 +14,6 @@ exact search, over the same users.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -25,10 +24,12 @@ import pandas as pd
 from bench.common import write_result
 from recommender.index import ItemIndex
 from recommender.ranker import FEATURES
+from recommender.recommend import RecRequest
 from recommender.schemas import IndexConfig, RecommenderConfig
 from recommender.towers import UserTower
 from shared.artifacts import save_json, save_weights, write_artifact
 from shared.models import load_model
+from shared.settings import ServeSettings
 
 
 def synthetic_artifact(folder: Path, n_items: int, n_users: int, n_events: int, seed: int) -> Path:
@@ -94,12 +95,51 @@ def synthetic_artifact(folder: Path, n_items: int, n_users: int, n_events: int, 
 def time_requests(runtime, users: list[str], k: int = 10) -> tuple[list[float], list[list[str]]]:
     times, lists = [], []
     for user in users:
-        req = runtime.make_request(user, None, k)
+        req = runtime.validate(RecRequest(user, k=k))
         start = time.perf_counter()
         out = runtime._batch([req])[0]
         times.append((time.perf_counter() - start) * 1000)
         lists.append([i["item_id"] for i in out["items"]])
     return times, lists
+
+
+def known_users(runtime, n: int) -> tuple[list[str], np.ndarray]:
+    """`n` users with a history, and their user-tower vectors."""
+    from recommender.towers import pool_users
+
+    users = [u for u in list(runtime.history.users)[: n * 2] if runtime.history.users[u]][:n]
+    hists = [runtime.history.recent(u, runtime.cfg.max_history) for u in users]
+    vecs = pool_users(
+        runtime.tower,
+        runtime.index.emb,
+        [(np.asarray([e.row for e in h]), np.asarray([e.weight for e in h])) for h in hists],
+        runtime.cfg.max_history,
+    )
+    return users, vecs
+
+
+def ann_metrics(runtime, exact_index: ItemIndex, kind: str, users, vecs, exact_top, lists_exact):
+    """Swaps an ANN index of `kind` into the runtime and measures build time, recall, latency."""
+    t0 = time.perf_counter()
+    runtime.index = ItemIndex(exact_index.dim, IndexConfig(), kind=kind).build(
+        exact_index.ids, exact_index.emb
+    )
+    build_s = time.perf_counter() - t0
+    _, top = runtime.index.search(vecs, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top, exact_top, strict=True)])
+    time_requests(runtime, users[:20])
+    t_ann, lists_ann = time_requests(runtime, users)
+    overlap = np.mean(
+        [len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(lists_ann, lists_exact, strict=True)]
+    )
+    suffix = "ann" if kind == "hnsw" else kind
+    return {
+        f"p50_ms_{suffix}": float(np.percentile(t_ann, 50)),
+        f"p95_ms_{suffix}": float(np.percentile(t_ann, 95)),
+        f"{suffix}_recall_at_10": float(recall),
+        f"{suffix}_final_list_overlap": float(overlap),
+        f"{suffix}_build_s": build_s,
+    }
 
 
 def main() -> None:
@@ -109,7 +149,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     from recommender.recommend import RecommenderRuntime
-    from recommender.towers import pool_users
 
     started = time.perf_counter()
     metrics: dict[str, float] = {}
@@ -117,19 +156,9 @@ def main() -> None:
         artifact = synthetic_artifact(
             Path(tmp) / "artifact", args.items, 20_000, 200_000, args.seed
         )
-        os.environ["VERTICALS_DATA_DIR"] = str(Path(tmp) / "state")
-        runtime = RecommenderRuntime(artifact, "cpu")
-        users = [
-            u for u in list(runtime.history.users)[: args.requests * 2] if runtime.history.users[u]
-        ]
-        users = users[: args.requests]
-        hists = [runtime.history.recent(u, runtime.cfg.max_history) for u in users]
-        vecs = pool_users(
-            runtime.tower,
-            runtime.index.emb,
-            [(np.asarray([e.row for e in h]), np.asarray([e.weight for e in h])) for h in hists],
-            runtime.cfg.max_history,
-        )
+        settings = ServeSettings(device="cpu", data_dir=Path(tmp) / "state")
+        runtime = RecommenderRuntime(artifact, settings)
+        users, vecs = known_users(runtime, args.requests)
         exact_index = runtime.index
         _, exact_top = exact_index.search(vecs, 10)
         time_requests(runtime, users[:20])  # warm up
@@ -139,31 +168,7 @@ def main() -> None:
             "p95_ms_exact": float(np.percentile(t_exact, 95)),
         }
         for kind in ("hnsw", "ivf"):
-            t0 = time.perf_counter()
-            runtime.index = ItemIndex(exact_index.dim, IndexConfig(), kind=kind).build(
-                exact_index.ids, exact_index.emb
-            )
-            build_s = time.perf_counter() - t0
-            _, top = runtime.index.search(vecs, 10)
-            recall = np.mean(
-                [len(set(a) & set(b)) / 10 for a, b in zip(top, exact_top, strict=True)]
-            )
-            time_requests(runtime, users[:20])
-            t_ann, lists_ann = time_requests(runtime, users)
-            overlap = np.mean(
-                [
-                    len(set(a) & set(b)) / max(1, len(b))
-                    for a, b in zip(lists_ann, lists_exact, strict=True)
-                ]
-            )
-            suffix = "ann" if kind == "hnsw" else kind
-            metrics |= {
-                f"p50_ms_{suffix}": float(np.percentile(t_ann, 50)),
-                f"p95_ms_{suffix}": float(np.percentile(t_ann, 95)),
-                f"{suffix}_recall_at_10": float(recall),
-                f"{suffix}_final_list_overlap": float(overlap),
-                f"{suffix}_build_s": build_s,
-            }
+            metrics |= ann_metrics(runtime, exact_index, kind, users, vecs, exact_top, lists_exact)
     metrics["speedup_p50_ann_vs_exact"] = metrics["p50_ms_exact"] / metrics["p50_ms_ann"]
     write_result(
         "recommender_latency",

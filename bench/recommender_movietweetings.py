@@ -79,20 +79,9 @@ def read_movietweetings(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return items, events[["user_id", "item_id", "event", "ts", "value"]]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=DATA / "recommender" / "movietweetings_100k")
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--max-steps", type=int, default=150)
-    parser.add_argument("--full", action="store_true", help="one full epoch instead of --max-steps")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    started = time.perf_counter()
-    items, events = read_movietweetings(args.data)
-    cfg = RecommenderConfig(
-        model_name=args.model,
+def bench_config(args: argparse.Namespace) -> RecommenderConfig:
+    return RecommenderConfig(
+        model=args.model,
         max_seq_length=32,
         max_history=20,
         hard_negatives=1,
@@ -105,6 +94,36 @@ def main() -> None:
             progress=True,
         ),
     )
+
+
+def our_metrics(m: dict, n_items: int, n_interactions: int, n_train: list[int]) -> dict:
+    """Ours with and without the ranker, the cold users, training's monitor and the data sizes."""
+    metrics = {k: m[f"ranked_{k}"] for k in KEYS} | {
+        f"retrieval_{k}": m[f"retrieval_{k}"] for k in KEYS
+    }
+    metrics |= {k: v for k, v in m.items() if k.startswith(("cold_", "train_"))}
+    metrics["val_candidate_recall"] = m.get("val_candidate_recall", float("nan"))
+    return metrics | {
+        "test_users": m["test_users"],
+        "items": n_items,
+        "interactions": n_interactions,
+        "test_items_unseen_in_training": int(sum(n == 0 for n in n_train)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA / "recommender" / "movietweetings_100k")
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--max-steps", type=int, default=150)
+    parser.add_argument("--full", action="store_true", help="one full epoch instead of --max-steps")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    items, events = read_movietweetings(args.data)
+    cfg = bench_config(args)
     with tempfile.TemporaryDirectory() as tmp:
         items.to_csv(Path(tmp) / "items.csv", index=False)
         events.to_csv(Path(tmp) / "interactions.csv", index=False)
@@ -123,18 +142,7 @@ def main() -> None:
         f"train + ranker + our evaluation {trained_at - started:.0f} s, "
         f"baselines {time.perf_counter() - trained_at:.0f} s"
     )
-    m = trained.metrics
-    metrics = {k: m[f"ranked_{k}"] for k in KEYS} | {
-        f"retrieval_{k}": m[f"retrieval_{k}"] for k in KEYS
-    }
-    metrics |= {k: v for k, v in m.items() if k.startswith("cold_")}
-    metrics["val_candidate_recall"] = m.get("val_candidate_recall", float("nan"))
-    metrics |= {
-        "test_users": m["test_users"],
-        "items": len(ids),
-        "interactions": len(ds.interactions),
-        "test_items_unseen_in_training": int(sum(n == 0 for n in n_train)),
-    }
+    metrics = our_metrics(trained.metrics, len(ids), len(ds.interactions), n_train)
     steps = "one full epoch" if args.full else f"{args.max_steps} steps of batch {args.batch_size}"
     write_result(
         "movietweetings",

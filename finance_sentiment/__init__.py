@@ -14,6 +14,7 @@ from shared.registry import Vertical
 
 from .config import FinanceConfig
 from .schemas import LABELLED, STREAM
+from .settings import FinanceSettings
 
 
 def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
@@ -22,10 +23,10 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
     return _train(cfg, Path(data_path), Path(out_dir))
 
 
-def load(artifact_dir: Path, device: str = "auto"):
+def load(artifact_dir: Path, settings: FinanceSettings):
     from .runtime import load as _load
 
-    return _load(Path(artifact_dir), device)
+    return _load(Path(artifact_dir), settings)
 
 
 def build_router():
@@ -94,4 +95,5 @@ VERTICAL = Vertical(
     smoke_request=smoke_request,
     evaluate=evaluate,
     schemas={"labelled_text": LABELLED, "stream_items": STREAM},
+    settings_cls=FinanceSettings,
 )

@@ -29,40 +29,72 @@ class TextConfig(StrictModel):
     max_sentences: int = 64
 
 
-class MonitorConfig(StrictModel):
+class NegativeShareRule(StrictModel):
+    """`negative_share`: the window's negative count against the baseline's negative share.
+
+    Binomial z of the negative count k of n items against the baseline's pooled negative share
+    p0, `(k - n p0) / sqrt(n p0 (1 - p0))`; fires when z >= `z_threshold`, the window holds at
+    least `min_volume` items and a share of at least `min_share` of them is negative.
+    """
+
+    z_threshold: float = 3.0
+    min_volume: int = 5
+    min_share: float = 0.4
+
+
+class VolumeRule(StrictModel):
+    """`volume`: the window's item count against the baseline volumes.
+
+    `z = (n - mean) / max(std, sqrt(mean), min_std)` over the baseline windows' volumes (counts
+    are small and Poisson-noisy); fires when z >= `z_threshold` and n >= `min_volume`.
+    """
+
+    enabled: bool = True
+    z_threshold: float = 4.5
+    min_volume: int = 10
+    min_std: float = 1.0
+
+
+class WebhookConfig(StrictModel):
+    """Where alerts are POSTed (`VERTICALS_FINANCE_WEBHOOK_URL` overrides `url`)."""
+
+    url: str | None = None
+    timeout_s: float = 2.0
+
+
+class AlertsConfig(StrictModel):
     """Windows and alert rules of the stream monitor.
 
     Rolling baseline: the previous `baseline_windows` windows of the same topic or entity (at
-    least `min_baseline_windows` of history). Two rules, each a z-score against that baseline:
-
-    - `negative_share`: binomial z of the window's negative count against the baseline's pooled
-      negative share p0, `(k - n p0) / sqrt(n p0 (1 - p0))`, and a share of at least
-      `min_negative_share`;
-    - `volume`: `(n - mean) / max(std, sqrt(mean), min_std_volume)` over baseline volumes, with
-      its own `volume_z_threshold` and `min_volume_spike` (counts are small and Poisson-noisy).
-
-    A window alerts when z >= `z_threshold`, it holds at least `min_volume` items, and the same
-    rule did not fire for the same key within the previous `cooldown_windows` windows. The alert
-    time is the first item of the window at which the rule held (what a live stream sees).
+    least `min_baseline_windows` of history). Each rule (`negative_share`, `volume`) is a z-score
+    against that baseline. A rule that held does not alert again for the same key within the
+    next `cooldown_windows` windows. The alert time is the first item of the window at which the
+    rule held (what a live stream sees).
     """
 
     window: str = "6h"
     baseline_windows: int = 28
     min_baseline_windows: int = 4
-    z_threshold: float = 3.0
-    min_volume: int = 5
-    volume_z_threshold: float = 4.5
-    min_volume_spike: int = 10
-    min_negative_share: float = 0.4
-    min_std_volume: float = 1.0
-    volume_alerts: bool = True
     cooldown_windows: int = 4
-    webhook_url: str | None = None
-    webhook_timeout_s: float = 2.0
+    negative_share: NegativeShareRule = NegativeShareRule()
+    volume: VolumeRule = VolumeRule()
+    webhook: WebhookConfig = WebhookConfig()
+
+
+class FinanceTrainerConfig(TrainerConfig):
+    """The shared loop's settings with this vertical's defaults (heads 1e-3, body 5e-5).
+
+    The best epoch is the one with the highest validation macro-F1 (the evaluator's primary
+    metric), or the lowest training loss when there is no validation data.
+    """
+
+    batch_size: int = 16
+    lr: float = 1e-3
+    backbone_lr: float | None = 5e-5
 
 
 class FinanceConfig(StrictModel):
-    """Training config: the model, texts, topics and monitor rules (saved in the artifact).
+    """Training config: the model, texts, topics and alert rules (saved in the artifact).
 
     `trainer.lr` is the heads' learning rate, `trainer.backbone_lr` the transformer body's.
     `topics` maps a topic name to a description: used for zero-shot topic assignment (embedding
@@ -74,13 +106,5 @@ class FinanceConfig(StrictModel):
     topic_loss_weight: float = 0.5
     topics: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TOPICS))
     text: TextConfig = TextConfig()
-    monitor: MonitorConfig = MonitorConfig()
-    trainer: TrainerConfig = TrainerConfig(
-        epochs=3,
-        batch_size=16,
-        lr=1e-3,
-        backbone_lr=5e-5,
-        warmup_ratio=0.1,
-        monitor="macro_f1",
-        monitor_mode="max",
-    )
+    alerts: AlertsConfig = AlertsConfig()
+    trainer: FinanceTrainerConfig = FinanceTrainerConfig()

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from shared.artifacts import read_manifest
-from shared.config import TrainerConfig
 
-from .config import FinanceConfig
+from .config import FinanceConfig, FinanceTrainerConfig
 from .dashboard import write_png_report
 from .generate import make_stream, write_demo_data
 from .quality import alert_quality
-from .runtime import FinanceRuntime, MonitorSettings
+from .runtime import FinanceRuntime
+from .settings import FinanceSettings
 from .training import train
 
 log = logging.getLogger(__name__)
@@ -55,44 +55,45 @@ def run_demo(
     learning rate than the defaults for large data (head 3e-3, body 1e-4).
     """
     workdir = Path(workdir)
-    shutil.rmtree(workdir / "model" / "run", ignore_errors=True)  # a fresh run, not a resumed one
+    shutil.rmtree(workdir / "model" / "run", ignore_errors=True)  # no logs of an earlier run
     paths = write_demo_data(workdir / "data", n_per_template=5, seed=seed)
     cfg = FinanceConfig(
         model=model,
-        trainer=TrainerConfig(
-            epochs=epochs,
-            batch_size=16,
-            lr=3e-3,
-            backbone_lr=1e-4,
-            seed=seed,
-            monitor="macro_f1",
-            monitor_mode="max",
-            progress=False,
+        trainer=FinanceTrainerConfig(
+            epochs=epochs, lr=3e-3, backbone_lr=1e-4, seed=seed, progress=False
         ),
     )
     started = time.perf_counter()
     artifact = train(cfg, paths["labelled"], workdir / "model")
     train_s = time.perf_counter() - started
+    metrics = read_manifest(artifact)["metrics"]
+    return {
+        "held_out_test (unseen templates)": {
+            k: round(v, 4) for k, v in metrics.items() if k.startswith("test_")
+        },
+        **replay_demo_stream(artifact, cfg.alerts.window, workdir, seed),
+        "train_seconds": round(train_s, 1),
+        "artifact": str(artifact),
+    }
+
+
+def replay_demo_stream(artifact: Path, window: str, workdir: Path, seed: int) -> dict[str, Any]:
+    """Replays the generated 30-day stream into a fresh `monitor.db`; scores it and its alerts."""
     db = workdir / "monitor.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    runtime = FinanceRuntime(artifact, "auto", MonitorSettings(db=db))
+    runtime = FinanceRuntime(artifact, FinanceSettings(db=db))
     try:
         stream, events = make_stream(days=30, seed=seed)
         started = time.perf_counter()
         alerts = replay(runtime, stream)
         replay_s = time.perf_counter() - started
-        report = write_png_report(runtime.store, workdir / "report.png", cfg.monitor.window)
+        report = write_png_report(runtime.store, workdir / "report.png", window)
         scored = runtime.store.scored_frame().set_index("id")
     finally:
         runtime.close()
     truth = stream.set_index("id").loc[scored.index]
-    metrics = read_manifest(artifact)["metrics"]
-    quality = alert_quality(alerts, events, cfg.monitor.window)
     return {
-        "held_out_test (unseen templates)": {
-            k: round(v, 4) for k, v in metrics.items() if k.startswith("test_")
-        },
         "stream_items_scored": int(len(scored)),
         "stream_sentiment_accuracy": round(
             float(np.mean(scored["label"] == truth["true_sentiment"])), 4
@@ -107,10 +108,8 @@ def run_demo(
             f"{a['detected_at'][:16]} {a['rule']} {a['scope']}={a['key']} z={a['z']}"
             for a in alerts
         ],
-        "alert_quality": quality,
-        "train_seconds": round(train_s, 1),
+        "alert_quality": alert_quality(alerts, events, window),
         "replay_seconds": round(replay_s, 1),
-        "artifact": str(artifact),
         "monitor_db": str(db),
         "report_png": str(report),
         "report_command": f"python -m finance_sentiment.report --db {db} --out report.png",

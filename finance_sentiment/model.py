@@ -32,7 +32,7 @@ class SentimentTask(nn.Module):
     def __init__(
         self,
         backbone: nn.Module,
-        n_labels: int = 3,
+        n_labels: int,
         n_topics: int = 0,
         topic_loss_weight: float = 0.5,
         dropout: float = 0.1,

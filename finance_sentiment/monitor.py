@@ -1,4 +1,4 @@
-"""Windows per topic and entity, and the surge alert rules (see `MonitorConfig`).
+"""Windows per topic and entity, and the surge alert rules (see `AlertsConfig`).
 
 Alerts go to the log, to the `alerts` table and, when a webhook URL is set, to an HTTP POST.
 """
@@ -15,7 +15,7 @@ import pandas as pd
 
 from shared.errors import InputError
 
-from .config import MonitorConfig
+from .config import AlertsConfig
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def _num(value: float) -> float | None:
 
 
 def detect(
-    store: Store, cfg: MonitorConfig, new_items: Iterable[dict[str, Any]]
+    store: Store, cfg: AlertsConfig, new_items: Iterable[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Evaluates the rules for the windows and keys that new scored items fell in.
 
@@ -152,7 +152,7 @@ def detect(
 
 
 def _rules(
-    cfg: MonitorConfig,
+    cfg: AlertsConfig,
     scope: str,
     key: str,
     ws: pd.Timestamp,
@@ -169,16 +169,17 @@ def _rules(
     """
     n = np.arange(1, len(items) + 1)
     k = np.cumsum([label == "negative" for _, label in items])
+    share, spike = cfg.negative_share, cfg.volume
     out = []
     if volume.sum() > 0:
         p0 = float(np.clip(negatives.sum() / volume.sum(), 0.02, 0.98))
         z = (k - n * p0) / np.sqrt(n * p0 * (1 - p0))
-        hit = (n >= cfg.min_volume) & (z >= cfg.z_threshold) & (k / n >= cfg.min_negative_share)
+        hit = (n >= share.min_volume) & (z >= share.z_threshold) & (k / n >= share.min_share)
         out += _alert("negative_share", scope, key, ws, window, items, hit, k / n, p0, z)
-    if cfg.volume_alerts:
+    if spike.enabled:
         mean, std = float(volume.mean()), float(volume.std())
-        z = (n - mean) / max(std, math.sqrt(mean), cfg.min_std_volume)
-        hit = (n >= cfg.min_volume_spike) & (z >= cfg.volume_z_threshold)
+        z = (n - mean) / max(std, math.sqrt(mean), spike.min_std)
+        hit = (n >= spike.min_volume) & (z >= spike.z_threshold)
         out += _alert("volume", scope, key, ws, window, items, hit, n.astype(float), mean, z)
     return out
 

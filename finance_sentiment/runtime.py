@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.artifacts import read_manifest
 from shared.devices import resolve_device
@@ -15,51 +16,49 @@ from shared.engine import InferenceEngine
 from shared.errors import InputError
 
 from .config import FinanceConfig
-from .ingest import FolderWatcher, read_stream_file, validate_file_records, validate_rows
+from .ingest import (
+    STREAM_SUFFIXES,
+    FolderWatcher,
+    read_stream_file,
+    validate_file_records,
+    validate_rows,
+)
 from .model import load_scorer
-from .monitor import detect, dispatch
+from .monitor import detect, dispatch, parse_window, trends
+from .settings import FinanceSettings
 from .store import Store
 
 log = logging.getLogger(__name__)
 
 
-class MonitorSettings(BaseSettings):
-    """Deployment knobs of the monitor, from `VERTICALS_FINANCE_*` environment variables.
+class FinanceRuntime:
+    """Scores texts and runs the monitor. `predict(rows)` scores rows with a `text` field.
 
-    `db` defaults to `<artifact>/../monitor.db` (next to the artifact, never inside it).
+    Args:
+        artifact: Folder written by `verticals train finance_sentiment`.
+        settings: Built by the core from the environment (`shared.registry.build_settings`);
+            the runtime reads no environment variable itself.
     """
 
-    model_config = SettingsConfigDict(env_prefix="VERTICALS_FINANCE_", extra="ignore")
-
-    db: Path | None = None
-    watch_dir: Path | None = None
-    poll_s: float = 2.0
-    webhook_url: str | None = None
-
-
-class FinanceRuntime:
-    """Scores texts and runs the monitor. `predict(rows)` scores rows with a `text` field."""
-
-    def __init__(
-        self, artifact: Path, device: str = "auto", settings: MonitorSettings | None = None
-    ) -> None:
+    def __init__(self, artifact: Path, settings: FinanceSettings) -> None:
         artifact = Path(artifact)
-        self.manifest = read_manifest(artifact)
+        self.manifest = read_manifest(artifact, vertical="finance_sentiment")
         self.cfg = FinanceConfig.model_validate(self.manifest["config"])
-        self.settings = settings or MonitorSettings()
-        self.device = resolve_device(device)
+        self.settings = settings
+        self.device = resolve_device(settings.device)
         self.scorer = load_scorer(artifact, self.device, self.cfg.text, self.cfg.model)
-        self.engine = InferenceEngine(
+        self.engine = InferenceEngine.from_settings(
             lambda texts: self.scorer.score(list(texts)),
+            settings,
             warmup_items=["Shares rose after strong results."],
         )
-        self.store = Store(self.settings.db or artifact.parent / "monitor.db")
-        self.webhook_url = self.settings.webhook_url or self.cfg.monitor.webhook_url
+        self.store = Store(settings.db_path(artifact))
+        self.webhook_url = settings.webhook_url or self.cfg.alerts.webhook.url
         self.recover()
         self.watcher = None
-        if self.settings.watch_dir is not None:
+        if settings.watch_dir is not None:
             self.watcher = FolderWatcher(
-                self.settings.watch_dir, self.store, self.ingest_file, self.settings.poll_s
+                settings.watch_dir, self.store, self.ingest_file, settings.poll_s
             )
             self.watcher.start()
 
@@ -97,8 +96,8 @@ class FinanceRuntime:
             {**row, "topic": result.get("topic")}
             for row, result in zip(inserted, results, strict=True)
         ]
-        alerts = detect(self.store, self.cfg.monitor, scored)
-        dispatch(alerts, self.webhook_url, self.cfg.monitor.webhook_timeout_s)
+        alerts = detect(self.store, self.cfg.alerts, scored)
+        dispatch(alerts, self.webhook_url, self.cfg.alerts.webhook.timeout_s)
         return alerts
 
     def ingest(self, records: list[dict[str, Any]], file_rows: bool = False) -> dict[str, Any]:
@@ -110,9 +109,60 @@ class FinanceRuntime:
 
     def ingest_file(self, path: Path) -> dict[str, Any]:
         records, rejected = read_stream_file(path)
-        out = self.ingest(records, file_rows=True)
-        out["rejected"] = sorted(rejected + out["rejected"], key=lambda r: r["row"])
-        return {"file": str(path), **out}
+        return {"file": str(path), **_with_file_rejections(self.ingest(records, True), rejected)}
+
+    # The service's routes: one awaitable call each, the engine batching concurrent requests.
+    async def score_async(self, texts: list[str]) -> dict[str, Any]:
+        """`/score`: one result per text, in order, with None (and a rejection) for empty ones.
+
+        Raises:
+            InputError: 422 when every text is empty.
+        """
+        keep = [i for i, t in enumerate(texts) if t.strip()]
+        if not keep:
+            raise InputError("every text is empty; send at least one non-empty text", 422)
+        results: list[dict[str, Any] | None] = [None] * len(texts)
+        scored = await self.engine.submit_many([texts[i] for i in keep])
+        for i, result in zip(keep, scored, strict=True):
+            results[i] = result
+        rejected = [
+            {"row": i + 1, "reason": "empty text"} for i, t in enumerate(texts) if not t.strip()
+        ]
+        return {"results": results, "rejected": rejected}
+
+    async def ingest_async(
+        self, records: list[dict[str, Any]], file_rows: bool = False
+    ) -> dict[str, Any]:
+        """`/ingest`: like `ingest`, every accepted item committed before the engine scores it."""
+        step = await asyncio.to_thread(self.accept, records, file_rows)
+        texts = [r["text"] for r in step["inserted"]]
+        results = await self.engine.submit_many(texts) if texts else []
+        alerts = await asyncio.to_thread(self.record_scores, step["inserted"], results)
+        return summary(step, alerts)
+
+    async def ingest_upload_async(self, name: str, data: bytes) -> dict[str, Any]:
+        """`/ingest/file`: an uploaded `.csv`/`.jsonl`; undecodable lines are rejected, the rest kept.
+
+        Raises:
+            InputError: 415 for another kind of file.
+        """
+        suffix = Path(name).suffix.lower()
+        if suffix not in STREAM_SUFFIXES:
+            raise InputError(f"file {name!r} must be .csv or .jsonl", 415)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"upload{suffix}"
+            path.write_bytes(data)
+            records, rejected = await asyncio.to_thread(read_stream_file, path)
+        return _with_file_rejections(await self.ingest_async(records, True), rejected)
+
+    def trends(self, window: str, topic: str | None, entity: str | None) -> list[dict[str, Any]]:
+        """`/trends`: per-window series per topic (or entity), with their alerts."""
+        parse_window(window)  # a bad window is a 400 naming it
+        return trends(self.store, window=window, topic=topic, entity=entity)
+
+    def alerts(self, scope: str | None, key: str | None, limit: int) -> list[dict[str, Any]]:
+        """`/alerts`: stored alerts, newest window first."""
+        return self.store.alerts(scope=scope, key=key, limit=limit)
 
     def recover(self) -> None:
         """Scores items a crash left stored but unscored, then re-evaluates their windows."""
@@ -129,6 +179,11 @@ class FinanceRuntime:
         self.store.close()
 
 
+def _with_file_rejections(out: dict[str, Any], rejected: list[dict[str, Any]]) -> dict[str, Any]:
+    """An ingest summary with the lines the file reader rejected merged in, by row."""
+    return {**out, "rejected": sorted(rejected + out["rejected"], key=lambda r: r["row"])}
+
+
 def summary(step: dict[str, Any], alerts: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "accepted": len(step["inserted"]),
@@ -138,6 +193,16 @@ def summary(step: dict[str, Any], alerts: list[dict[str, Any]]) -> dict[str, Any
     }
 
 
-def load(artifact_dir: Path, device: str = "auto") -> FinanceRuntime:
-    """`Vertical.load`: the runtime for an artifact (monitor settings from the environment)."""
-    return FinanceRuntime(Path(artifact_dir), device)
+def load(artifact_dir: Path, settings: FinanceSettings) -> FinanceRuntime:
+    """`Vertical.load`: the runtime for an artifact, with the settings the core built.
+
+    Raises:
+        TypeError: when `settings` is not a `FinanceSettings` (build them with
+            `shared.registry.build_settings`, or load through `shared.registry.load_runtime`).
+    """
+    if not isinstance(settings, FinanceSettings):
+        raise TypeError(
+            f"finance_sentiment needs FinanceSettings, got {type(settings).__name__}: build them "
+            "with shared.registry.build_settings(VERTICAL, ...) or use load_runtime"
+        )
+    return FinanceRuntime(Path(artifact_dir), settings)

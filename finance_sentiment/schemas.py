@@ -59,13 +59,14 @@ class ScoreResponse(BaseModel):
 
 
 class StreamItem(BaseModel):
-    """One stream item. Fields are checked row by row server-side (a bad row is rejected alone)."""
+    """One stream item. Fields are checked row by row server-side (a bad row is rejected alone,
+    with its reason), so `id`, `ts` and `text` may be missing here although a row needs them."""
 
-    id: str | int | None = None
-    ts: str | None = None
-    source: str = "api"
-    text: str | None = None
-    entity: str | None = None
+    id: str | int | None = Field(None, description="required; an id seen before is a duplicate")
+    ts: str | None = Field(None, description="required; ISO 8601, naive times are UTC")
+    source: str = Field("api", description="where the item comes from, e.g. news or social")
+    text: str | None = Field(None, description="required; the text to score")
+    entity: str | None = Field(None, description="the company it is about (per-entity trends)")
 
 
 class IngestRequest(BaseModel):

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from shared.calibration import softmax
+from shared.models import embed_texts, load_model
+
 
 class ZeroShotTopics:
     """Assigns each text the topic whose description embedding is most similar.
@@ -26,32 +29,16 @@ class ZeroShotTopics:
         device: str = "cpu",
         temperature: float = 0.05,
     ) -> None:
-        from shared.models import load_model
-
         self.names = list(descriptions)
         self.encoder = load_model(model_name, "sentence-encoder", device=device)
         self.temperature = temperature
-        self.topic_vectors = self._encode(
-            [f"{name}: {text}" for name, text in descriptions.items()]
-        )
-
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(
-            self.encoder.encode(
-                texts,
-                batch_size=64,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+        self.topic_vectors = embed_texts(
+            self.encoder, [f"{name}: {text}" for name, text in descriptions.items()]
         )
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
         """(N, K) softmax over cosine similarities to the K topic descriptions."""
-        sims = self._encode(texts) @ self.topic_vectors.T / self.temperature
-        sims -= sims.max(1, keepdims=True)
-        exp = np.exp(sims)
-        return exp / exp.sum(1, keepdims=True)
+        return softmax(embed_texts(self.encoder, texts) @ self.topic_vectors.T, self.temperature)
 
     def assign(self, texts: list[str]) -> list[str]:
         return [self.names[int(i)] for i in self.probabilities(texts).argmax(1)]

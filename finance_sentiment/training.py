@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from shared.data import fingerprint, load_table, split_indices
 from shared.devices import resolve_device, seed_everything
 from shared.errors import DataError
 from shared.evaluation import classification_metrics
-from shared.training import fit
+from shared.training import MetricsEvaluator, fit
 
 from .config import FinanceConfig
 from .model import IGNORE, SentimentTask, make_collate
@@ -70,49 +71,31 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
     """Fine-tunes the sentiment (and topic) model on `data_path`; writes `out_dir/artifact`.
 
     Split: 80/10/10 stratified by sentiment (by `group` when the table has one, so rows of one
-    group, e.g. one template or article, never straddle splits). The best epoch by validation
-    `trainer.monitor` is kept; test metrics go into the manifest.
+    group, e.g. one template or article, never straddle splits). The best epoch is the one with
+    the best validation macro-F1 (or `trainer.monitor`), the lowest training loss when the
+    validation split is empty; which one is recorded as `metrics.monitor`. Test metrics go into
+    the manifest.
     """
     seed_everything(cfg.trainer.seed)  # new layers are initialised before fit() runs
     data_path, out_dir = Path(data_path), Path(out_dir)
-    df = load_labelled(data_path)
-    if set(df["sentiment"]) - set(cfg.labels):
-        raise DataError(
-            f"{data_path}: sentiments {sorted(set(df['sentiment']) - set(cfg.labels))} not in labels"
-        )
-    label_ids = df["sentiment"].map({name: i for i, name in enumerate(cfg.labels)}).to_numpy()
-    has_topics = "topic" in df.columns and bool(df["topic"].ne("").any())
-    topics = sorted(t for t in df["topic"].unique() if t) if has_topics else list(cfg.topics)
-    topic_ids = (
-        df["topic"].map({t: i for i, t in enumerate(topics)}).fillna(IGNORE).astype(int).to_numpy()
-        if has_topics
-        else np.full(len(df), IGNORE)
+    data = labelled_rows(cfg, load_labelled(data_path), data_path)
+    tr, va, te = split_indices(
+        len(data.rows), labels=data.label_ids, groups=data.groups, seed=cfg.trainer.seed
     )
-    groups = df["group"].astype(str).tolist() if "group" in df.columns else None
-    tr, va, te = split_indices(len(df), labels=label_ids, groups=groups, seed=cfg.trainer.seed)
-    rows = [
-        (str(t), int(y), int(k)) for t, y, k in zip(df["text"], label_ids, topic_ids, strict=True)
-    ]
-
+    train_rows, val_rows, test_rows = ([data.rows[i] for i in idx] for idx in (tr, va, te))
     task, tokenizer, collate, result = fit_sentiment(
-        cfg,
-        [rows[i] for i in tr],
-        [rows[i] for i in va],
-        len(topics) if has_topics else 0,
-        out_dir / "run",
+        cfg, train_rows, val_rows, len(data.topics) if data.has_topics else 0, out_dir / "run"
     )
-    val_rows, test_rows = [rows[i] for i in va], [rows[i] for i in te]
-    metrics: dict[str, Any] = {
-        f"val_{k}": v for k, v in evaluate_rows(task, collate, val_rows, cfg.labels).items()
-    }
-    metrics.update(
-        {f"test_{k}": v for k, v in evaluate_rows(task, collate, test_rows, cfg.labels).items()}
-    )
+    metrics: dict[str, Any] = {}
+    for split, rows in (("val", val_rows), ("test", test_rows)):
+        scores = evaluate_rows(task, collate, rows, cfg.labels)
+        metrics.update({f"{split}_{k}": v for k, v in scores.items()})
     metrics.update(
         {
             "train_rows": len(tr),
             "val_rows": len(va),
             "test_rows": len(te),
+            "monitor": result.monitor,
             "best_epoch": result.best_epoch,
             "steps": result.steps,
         }
@@ -123,11 +106,50 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
         cfg,
         task,
         tokenizer,
-        topics,
-        has_topics,
+        data.topics,
+        data.has_topics,
         metrics,
         fingerprint(data_path),
     )
+
+
+@dataclass
+class LabelledRows:
+    """The labelled table as training rows `(text, label_id, topic_id or -100)`.
+
+    `topics` are the table's topics when it has a `topic` column with values (`has_topics`: a
+    topic head is trained), else the config's zero-shot topic names.
+    """
+
+    rows: list[tuple[str, int, int]]
+    label_ids: np.ndarray
+    topics: list[str]
+    has_topics: bool
+    groups: list[str] | None
+
+
+def labelled_rows(cfg: FinanceConfig, df: pd.DataFrame, data_path: Path) -> LabelledRows:
+    """Maps sentiments to `cfg.labels` ids and topics to topic ids.
+
+    Raises:
+        DataError: when the table has a sentiment that is not one of `cfg.labels`.
+    """
+    unknown = set(df["sentiment"]) - set(cfg.labels)
+    if unknown:
+        raise DataError(f"{data_path}: sentiments {sorted(unknown)} not in labels")
+    label_ids = df["sentiment"].map({name: i for i, name in enumerate(cfg.labels)}).to_numpy()
+    has_topics = "topic" in df.columns and bool(df["topic"].ne("").any())
+    topics = sorted(t for t in df["topic"].unique() if t) if has_topics else list(cfg.topics)
+    topic_ids = (
+        df["topic"].map({t: i for i, t in enumerate(topics)}).fillna(IGNORE).astype(int).to_numpy()
+        if has_topics
+        else np.full(len(df), IGNORE)
+    )
+    rows = [
+        (str(t), int(y), int(k)) for t, y, k in zip(df["text"], label_ids, topic_ids, strict=True)
+    ]
+    groups = df["group"].astype(str).tolist() if "group" in df.columns else None
+    return LabelledRows(rows, label_ids, topics, has_topics, groups)
 
 
 def fit_sentiment(
@@ -137,17 +159,23 @@ def fit_sentiment(
     n_topics: int,
     run_dir: Path,
 ):
-    """Builds the task on `cfg.model` and fits it with the shared loop (best epoch by validation).
+    """Builds the task on `cfg.model` and fits it with the shared loop.
 
-    Rows are `(text, label_id, topic_id or -100)`. Returns (task, tokenizer, collate, TrainResult).
+    Rows are `(text, label_id, topic_id or -100)`. The evaluator scores `val_rows` and picks the
+    best epoch by macro-F1; with no validation rows there is no evaluator, and the loop keeps
+    the epoch with the lowest training loss. Returns (task, tokenizer, collate, TrainResult).
     """
     from shared.models import load_model
 
     tokenizer, body = load_model(cfg.model, "text-backbone")
     task = SentimentTask(body, len(cfg.labels), n_topics, cfg.topic_loss_weight)
     collate = make_collate(tokenizer, cfg.text.max_length)
-    evaluate = (lambda t: evaluate_rows(t, collate, val_rows, cfg.labels)) if val_rows else None
-    result = fit(task, train_rows, collate, cfg.trainer, run_dir, evaluate=evaluate)
+    evaluator = None
+    if val_rows:
+        evaluator = MetricsEvaluator(
+            lambda t: evaluate_rows(t, collate, val_rows, cfg.labels), primary_metric="macro_f1"
+        )
+    result = fit(task, train_rows, collate, cfg.trainer, run_dir, evaluator=evaluator)
     return task, tokenizer, collate, result
 
 

@@ -13,9 +13,10 @@ from typing import Any
 from medical_imaging.config import MedicalImagingConfig
 from medical_imaging.schemas import MANIFEST_SCHEMA, PREDICT_SCHEMA
 from shared.registry import Vertical
+from shared.settings import ServeSettings
 
 SMOKE_OVERRIDES: dict[str, Any] = {
-    "backbone": "random:test_efficientnet",
+    "model": "random:test_efficientnet",
     "image_size": 32,
     "trainer": {
         "epochs": 1,
@@ -33,10 +34,10 @@ def train(cfg: MedicalImagingConfig, data_path: Path, out_dir: Path) -> Path:
     return _train(cfg, data_path, out_dir)
 
 
-def load(artifact_dir: Path, device: str = "auto"):
+def load(artifact_dir: Path, settings: ServeSettings):
     from medical_imaging.runtime import MedicalImagingRuntime
 
-    return MedicalImagingRuntime(artifact_dir, device)
+    return MedicalImagingRuntime(artifact_dir, settings)
 
 
 def build_router():

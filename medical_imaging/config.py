@@ -34,11 +34,29 @@ class CalibrationConfig(StrictModel):
     low_confidence_margin: float = Field(0.1, ge=0, le=0.5)
 
 
+class ImagingTrainerConfig(TrainerConfig):
+    """The shared loop's settings with imaging defaults.
+
+    One epoch with the backbone frozen (the new head settles first), then the backbone at 2e-4
+    under the head's 1e-3 on a cosine schedule; training stops after 3 epochs without a better
+    validation AUC (the evaluator's primary metric).
+    """
+
+    epochs: int = 6
+    lr: float = 1e-3
+    backbone_lr: float | None = 2e-4
+    weight_decay: float = 1e-4
+    freeze_backbone_epochs: int = 1
+    schedule: Literal["linear", "cosine", "constant"] = "cosine"
+    early_stopping_patience: int | None = 3
+
+
 class MedicalImagingConfig(StrictModel):
     """Everything `verticals train medical_imaging` needs.
 
     Attributes:
-        backbone: Packaged `efficientnet_lite0`, any timm name (online), or `random:<timm name>`.
+        model: The timm backbone: packaged `efficientnet_lite0`, any timm name (online), or
+            `random:<timm name>`.
         image_size: Side of the square model input; images are resized to it.
         in_chans: 1 folds the pretrained RGB stem for grayscale input; 3 repeats gray to RGB.
         positive_label: Class the threshold applies to (binary tasks); by default the label that
@@ -49,7 +67,7 @@ class MedicalImagingConfig(StrictModel):
         max_images: Optional cap on training images (quick experiments; val/test untouched).
     """
 
-    backbone: str = "efficientnet_lite0"
+    model: str = "efficientnet_lite0"
     image_size: int = Field(64, ge=16, le=1024)
     in_chans: Literal[1, 3] = 3
     drop_rate: float = Field(0.2, ge=0, lt=1)
@@ -61,15 +79,4 @@ class MedicalImagingConfig(StrictModel):
     max_images: int | None = Field(None, ge=4)
     augment: AugmentConfig = AugmentConfig()
     calibration: CalibrationConfig = CalibrationConfig()
-    trainer: TrainerConfig = TrainerConfig(
-        epochs=6,
-        batch_size=32,
-        lr=1e-3,
-        backbone_lr=2e-4,
-        weight_decay=1e-4,
-        freeze_backbone_epochs=1,
-        schedule="cosine",
-        monitor="auc",
-        monitor_mode="max",
-        early_stopping_patience=3,
-    )
+    trainer: ImagingTrainerConfig = ImagingTrainerConfig()

@@ -11,6 +11,7 @@ from medical_imaging.synthetic import write_dataset
 from shared.artifacts import read_manifest
 from shared.config import load_config
 from shared.data import load_table
+from shared.registry import load_runtime
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def demo(workdir: str | Path) -> dict[str, Any]:
         Test AUC, sensitivity and specificity at the validation-chosen threshold, ECE before and
         after temperature scaling, and the paths of a few Grad-CAM overlays.
     """
-    from medical_imaging.runtime import MedicalImagingRuntime
+    from medical_imaging import VERTICAL
     from medical_imaging.training import train
 
     workdir = Path(workdir)
@@ -50,9 +51,8 @@ def demo(workdir: str | Path) -> dict[str, Any]:
     cfg = load_config(MedicalImagingConfig, overrides=DEMO_OVERRIDES)
     artifact = train(cfg, manifest, workdir / "model")
     metrics = read_manifest(artifact)["metrics"]
-    overlays = _write_overlays(
-        MedicalImagingRuntime(artifact, "auto"), manifest, cfg, workdir / "explanations"
-    )
+    runtime = load_runtime(VERTICAL, artifact)  # settings from the environment, as a service
+    overlays = _write_overlays(runtime, manifest, cfg, workdir / "explanations")
     return {
         "data": str(manifest),
         "artifact": str(artifact),

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 
 from medical_imaging.calibration import operating_point
-from shared.calibration import softmax
 from medical_imaging.model import ImagingTask
 from medical_imaging.transforms import tta_views
+from shared.calibration import softmax
 from shared.evaluation import expected_calibration_error, roc_auc
 
 

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from shared.calibration import softmax
 from medical_imaging.config import MedicalImagingConfig
 from medical_imaging.explain import gradcam, overlay_png
 from medical_imaging.io import decode_image, read_image_file
 from medical_imaging.model import build_task
 from medical_imaging.transforms import to_model_input, tta_views
 from shared.artifacts import load_json, load_weights, read_manifest
+from shared.calibration import softmax
 from shared.devices import resolve_device
 from shared.engine import InferenceEngine
 from shared.errors import InputError
+from shared.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
@@ -29,28 +32,52 @@ class MedicalImagingRuntime:
 
     Args:
         artifact_dir: Folder written by `verticals train medical_imaging`.
-        device: `auto`, `cpu`, `cuda`, ...
+        settings: Built by the core (`shared.registry.build_settings`): the device, the engine's
+            batching, and where uploads are kept (`keep_uploads`, `data_dir`).
     """
 
-    def __init__(self, artifact_dir: str | Path, device: str = "auto") -> None:
+    def __init__(self, artifact_dir: str | Path, settings: ServeSettings) -> None:
         artifact_dir = Path(artifact_dir)
-        self.manifest = read_manifest(artifact_dir)
+        self.manifest = read_manifest(artifact_dir, vertical="medical_imaging")
+        self.settings = settings
         self.cfg = MedicalImagingConfig.model_validate(self.manifest["config"])
         self.labels: list[str] = list(self.manifest["label_map"])
         self.calibration: dict[str, Any] = load_json(artifact_dir / "calibration.json")
-        self.device = resolve_device(device)
+        self.device = resolve_device(settings.device)
         self.task = build_task(
-            self.cfg.backbone, len(self.labels), self.cfg.in_chans, pretrained=False
+            self.cfg.model, len(self.labels), self.cfg.in_chans, pretrained=False
         )
         self.task.load_state_dict(load_weights(artifact_dir / "model.safetensors"))
         self.task.to(self.device).eval()
         blank = torch.zeros(self.cfg.in_chans, self.cfg.image_size, self.cfg.image_size)
-        self.engine = InferenceEngine(self._batch, warmup_items=[blank])
+        self.engine = InferenceEngine.from_settings(self._batch, settings, warmup_items=[blank])
         self._explain_lock = threading.Lock()  # Grad-CAM hooks the shared model: one at a time
 
     def prepare(self, data: bytes, name: str = "upload") -> torch.Tensor:
         """Image bytes -> model input; raises InputError (4xx) for anything that is not a usable image."""
         return to_model_input(decode_image(data, name), self.cfg.image_size, self.cfg.in_chans)
+
+    async def predict_upload(self, data: bytes, name: str) -> dict[str, Any]:
+        """The service's `/predict`: an uploaded file -> a calibrated prediction (via the engine)."""
+        pixels = await self._accept_upload(data, name)
+        return await self.engine.submit(pixels)
+
+    async def explain_upload(self, data: bytes, name: str) -> tuple[bytes, dict[str, Any]]:
+        """The service's `/explain`: an uploaded file -> Grad-CAM overlay PNG and the prediction."""
+        pixels = await self._accept_upload(data, name)
+        result = await self.engine.submit(pixels)
+        return await asyncio.to_thread(self.explain, pixels, result)
+
+    async def _accept_upload(self, data: bytes, name: str) -> torch.Tensor:
+        """Decodes an upload (4xx for bad ones) and keeps it only when the settings ask to."""
+        if not data:
+            raise InputError(f"{name}: empty upload (0 bytes); send a PNG, JPEG or DICOM file", 400)
+        pixels = await asyncio.to_thread(self.prepare, data, name)
+        if self.settings.keep_uploads and self.settings.data_dir is not None:
+            folder = Path(self.settings.data_dir) / "uploads"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{uuid.uuid4().hex}{Path(name).suffix.lower()}").write_bytes(data)
+        return pixels
 
     def _batch(self, items: list[torch.Tensor]) -> list[dict[str, Any]]:
         pixels = torch.stack(items).to(self.device)

@@ -6,9 +6,7 @@ sets `VERTICALS_KEEP_UPLOADS=true` and `VERTICALS_DATA_DIR`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import uuid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,8 +14,7 @@ from fastapi import APIRouter, Depends, File, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from shared.errors import InputError
-from shared.serving import ServeSettings, get_runtime, get_settings
+from shared.serving import get_runtime
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +29,11 @@ class PredictResponse(BaseModel):
     low_confidence: bool
 
 
-async def _read_upload(file: UploadFile, runtime, settings: ServeSettings):
-    name = Path(file.filename or "upload").name
+async def _read(file: UploadFile) -> tuple[bytes, str]:
+    """The upload's bytes and its file name (without any folder the client sent)."""
     data = await file.read()
     await file.close()
-    if not data:
-        raise InputError(f"{name}: empty upload (0 bytes); send a PNG, JPEG or DICOM file", 400)
-    pixels = await asyncio.to_thread(runtime.prepare, data, name)
-    if settings.keep_uploads and settings.data_dir is not None:
-        folder = Path(settings.data_dir) / "uploads"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{uuid.uuid4().hex}{Path(name).suffix.lower()}").write_bytes(data)
-    return pixels
+    return data, Path(file.filename or "upload").name
 
 
 def build_router() -> APIRouter:
@@ -54,11 +44,9 @@ def build_router() -> APIRouter:
     async def predict(
         file: UploadFile = File(..., description="PNG, JPEG or DICOM image"),
         runtime=Depends(get_runtime),
-        settings: ServeSettings = Depends(get_settings),
     ):
         """Label, calibrated probabilities, the operating threshold and a low-confidence flag."""
-        pixels = await _read_upload(file, runtime, settings)
-        return await runtime.engine.submit(pixels)
+        return await runtime.predict_upload(*await _read(file))
 
     @router.post(
         "/explain",
@@ -68,12 +56,9 @@ def build_router() -> APIRouter:
     async def explain(
         file: UploadFile = File(..., description="PNG, JPEG or DICOM image"),
         runtime=Depends(get_runtime),
-        settings: ServeSettings = Depends(get_settings),
     ):
         """Grad-CAM overlay PNG of the predicted label; the prediction is in `X-Prediction-*` headers."""
-        pixels = await _read_upload(file, runtime, settings)
-        result = await runtime.engine.submit(pixels)
-        png, result = await asyncio.to_thread(runtime.explain, pixels, result)
+        png, result = await runtime.explain_upload(*await _read(file))
         headers = {
             "X-Prediction-Label": quote(result["label"]),
             "X-Prediction-Low-Confidence": str(result["low_confidence"]).lower(),

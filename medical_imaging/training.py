@@ -12,17 +12,17 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 
 from medical_imaging.calibration import choose_threshold
-from shared.calibration import fit_temperature, softmax
 from medical_imaging.config import MedicalImagingConfig
 from medical_imaging.datasets import ImageSource, load_images, read_source, split_source
 from medical_imaging.metrics import heldout_metrics, predict_logits
 from medical_imaging.model import ImagingTask, balanced_class_weights, build_task
 from medical_imaging.transforms import build_augment
 from shared.artifacts import save_json, save_weights, write_artifact
+from shared.calibration import fit_temperature, softmax
 from shared.devices import seed_everything
 from shared.errors import DataError
 from shared.evaluation import plot_confusion_matrix
-from shared.training import fit
+from shared.training import MetricsEvaluator, TrainResult, fit
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +44,16 @@ NEGATIVE_NAMES = {
 def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path) -> Path:
     """Trains on `data_path` (manifest, class folders or npz) and writes `out_dir/artifact`.
 
-    Early stopping and the best epoch use validation AUC; the temperature and the threshold are
-    fitted on validation; the reported metrics are on the test split (when there is one).
+    Early stopping and the best epoch use validation AUC (accuracy when a class is missing from
+    validation: AUC is then undefined); the metric used is recorded as `metrics.monitor`. The
+    temperature and the threshold are fitted on validation; the reported metrics are on the test
+    split (when there is one).
     """
     seed_everything(cfg.trainer.seed)  # the new head is initialised before fit() runs
     out_dir = Path(out_dir)
     source = read_source(data_path)
     names, ids, positive = _labels(source, cfg.positive_label)
-    splits = split_source(source, cfg.val_fraction, cfg.test_fraction, cfg.trainer.seed)
-    if len(splits["val"]) == 0 or len(splits["train"]) == 0:
-        raise DataError(
-            f"{data_path}: too few images to hold out a validation split ({len(source)} images)"
-        )
-    splits["train"] = _cap(splits["train"], ids, cfg.max_images, cfg.trainer.seed)
+    splits = _splits(cfg, source, ids)
     pixels = {
         k: load_images(source, idx, cfg.image_size, cfg.in_chans)
         for k, idx in splits.items()
@@ -64,37 +61,16 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
     }
     labels = {k: torch.as_tensor(ids[idx]) for k, idx in splits.items() if len(idx)}
     log.info("images: %s", {k: len(v) for k, v in pixels.items()})
-
     weights = (
         balanced_class_weights(labels["train"], len(names))
         if cfg.class_balance == "weighted_loss"
         else None
     )
     task = build_task(
-        cfg.backbone, len(names), cfg.in_chans, drop_rate=cfg.drop_rate, class_weights=weights
-    )
-    sampler = (
-        balanced_sampler(labels["train"], cfg.trainer.seed)
-        if cfg.class_balance == "sampler"
-        else None
-    )
-    items = list(range(len(labels["train"])))
-    collate = partial(
-        collate_indices,
-        pixels=pixels["train"],
-        labels=labels["train"],
-        augment=build_augment(cfg.augment),
+        cfg.model, len(names), cfg.in_chans, drop_rate=cfg.drop_rate, class_weights=weights
     )
     started = time.perf_counter()
-    result = fit(
-        task,
-        items,
-        collate,
-        cfg.trainer,
-        out_dir / "run",
-        sampler=sampler,
-        evaluate=partial(_validation_metrics, pixels=pixels["val"], labels=labels["val"]),
-    )
+    result = _fit(cfg, task, pixels, labels, len(names), out_dir / "run")
     train_seconds = time.perf_counter() - started
 
     predict = partial(predict_logits, task, tta=cfg.tta, hflip=cfg.augment.hflip)
@@ -116,19 +92,61 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
     metrics.update(
         {
             "train_seconds": round(train_seconds, 1),
-            "best_epoch": float(result.best_epoch or 0),
-            "n_train": float(len(items)),
+            "monitor": result.monitor,
+            "best_epoch": result.best_epoch,
+            "n_train": len(labels["train"]),
         }
     )
-    return _write(
-        cfg,
-        out_dir,
+    scored_set = (scored_logits, ids[splits[scored]], scored)
+    return _write(cfg, out_dir, task, names, calibration, metrics, source, scored_set)
+
+
+def _splits(
+    cfg: MedicalImagingConfig, source: ImageSource, ids: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Train/val/test indices, the training ones capped at `cfg.max_images`.
+
+    Raises:
+        DataError: when the training or the validation split is empty (the temperature and
+            the threshold are fitted on validation images).
+    """
+    splits = split_source(source, cfg.val_fraction, cfg.test_fraction, cfg.trainer.seed)
+    if len(splits["val"]) == 0 or len(splits["train"]) == 0:
+        raise DataError(
+            f"{source.origin}: too few images to hold out a validation split ({len(source)} images)"
+        )
+    splits["train"] = _cap(splits["train"], ids, cfg.max_images, cfg.trainer.seed)
+    return splits
+
+
+def _fit(
+    cfg: MedicalImagingConfig,
+    task: ImagingTask,
+    pixels: dict[str, torch.Tensor],
+    labels: dict[str, torch.Tensor],
+    n_classes: int,
+    run_dir: Path,
+) -> TrainResult:
+    """Fits `task` on the training pixels with the shared loop, scored on validation each epoch."""
+    sampler = (
+        balanced_sampler(labels["train"], cfg.trainer.seed)
+        if cfg.class_balance == "sampler"
+        else None
+    )
+    collate = partial(
+        collate_indices,
+        pixels=pixels["train"],
+        labels=labels["train"],
+        augment=build_augment(cfg.augment),
+    )
+    return fit(
         task,
-        names,
-        calibration,
-        metrics,
-        source,
-        (scored_logits, ids[splits[scored]], scored),
+        list(range(len(labels["train"]))),
+        collate,
+        cfg.trainer,
+        run_dir,
+        evaluator=validation_evaluator(pixels["val"], labels["val"], n_classes),
+        sampler=sampler,
     )
 
 
@@ -183,16 +201,33 @@ def collate_indices(
     return {"pixels": torch.stack(images), "labels": labels[indices]}
 
 
+def validation_evaluator(
+    pixels: torch.Tensor, labels: torch.Tensor, n_classes: int
+) -> MetricsEvaluator:
+    """Scores the validation images after each epoch: loss (NLL), accuracy and AUC.
+
+    The primary metric is `auc`; when a class is missing from validation, AUC is undefined
+    (`shared.evaluation.roc_auc` gives None) and the best epoch is the one with the highest
+    `accuracy` instead.
+    """
+    present = len(np.unique(labels.numpy()))
+    has_auc = present >= 2 and (n_classes == 2 or present == n_classes)
+    if not has_auc:
+        log.warning("a class is missing from validation: AUC is undefined, monitoring accuracy")
+    fn = partial(_validation_metrics, pixels=pixels, labels=labels)
+    return MetricsEvaluator(fn, primary_metric="auc" if has_auc else "accuracy")
+
+
 def _validation_metrics(
     task: ImagingTask, *, pixels: torch.Tensor, labels: torch.Tensor
 ) -> dict[str, float]:
     logits = predict_logits(task, pixels)
-    y = labels.numpy()
-    out = heldout_metrics(logits, y, temperature=1.0, threshold=None, positive_index=None)
+    out = heldout_metrics(
+        logits, labels.numpy(), temperature=1.0, threshold=None, positive_index=None
+    )
     metrics = {"loss": out["nll"], "accuracy": out["accuracy"]}
-    metrics["auc"] = out.get(
-        "auc", out["accuracy"]
-    )  # a class missing from val: monitor accuracy instead
+    if "auc" in out:
+        metrics["auc"] = out["auc"]
     return metrics
 
 
@@ -259,7 +294,7 @@ def _write(
     with write_artifact(
         out_dir / "artifact",
         vertical="medical_imaging",
-        model_name=cfg.backbone,
+        model_name=cfg.model,
         config=cfg.model_dump(mode="json"),
         metrics=metrics,
         label_map=names,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.registry import Vertical
+from shared.settings import ServeSettings
 
 from .schemas import INTERACTIONS, ITEMS, RecommenderConfig
 
@@ -23,10 +24,10 @@ def _train(cfg: RecommenderConfig, data_path: Path, out_dir: Path) -> Path:
     return train(cfg, data_path, out_dir)
 
 
-def _load(artifact_dir: Path, device: str) -> Any:
+def _load(artifact_dir: Path, settings: ServeSettings) -> Any:
     from .recommend import RecommenderRuntime
 
-    return RecommenderRuntime(artifact_dir, device)
+    return RecommenderRuntime(artifact_dir, settings)
 
 
 def _build_router() -> Any:
@@ -72,7 +73,7 @@ VERTICAL = Vertical(
     example_data=_example_data,
     example_inputs=_example_inputs,
     smoke_overrides={
-        "model_name": "random:bert-tiny",
+        "model": "random:bert-tiny",
         "max_seq_length": 32,
         "trainer": {"max_steps": 2, "batch_size": 8, "progress": False},
     },

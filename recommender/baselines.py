@@ -6,6 +6,7 @@ Each exposes `scores(user_rows) -> (B, N)` over all items, given the users' trai
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -53,48 +54,49 @@ class ItemKNN:
         return interaction_matrix(hist_rows, self.n) @ self.sim.T
 
 
+@dataclass
 class BPR:
-    """Bayesian personalised ranking MF (Rendle et al. 2009) trained with Adam on sampled triples."""
+    """Bayesian personalised ranking MF (Rendle et al. 2009) trained with Adam on sampled triples.
 
-    def __init__(
-        self,
-        train: sp.csr_matrix,
-        dim: int = 64,
-        epochs: int = 40,
-        lr: float = 0.01,
-        reg: float = 1e-4,
-        seed: int = 0,
-    ) -> None:
-        gen = torch.Generator().manual_seed(seed)
+    The fields are hyperparameters; `fit(train)` learns the factors and returns the model.
+    """
+
+    dim: int = 64
+    epochs: int = 40
+    lr: float = 0.01
+    reg: float = 1e-4
+    seed: int = 0
+
+    def fit(self, train: sp.csr_matrix) -> BPR:
+        gen = torch.Generator().manual_seed(self.seed)
         coo = train.tocoo()
-        users, items = (
-            torch.as_tensor(coo.row, dtype=torch.long),
-            torch.as_tensor(coo.col, dtype=torch.long),
-        )
+        users = torch.as_tensor(coo.row, dtype=torch.long)
+        items = torch.as_tensor(coo.col, dtype=torch.long)
         n_users, n_items = train.shape
-        self.user = torch.nn.Parameter(0.01 * torch.randn(n_users, dim, generator=gen))
-        self.item = torch.nn.Parameter(0.01 * torch.randn(n_items, dim, generator=gen))
+        self.user = torch.nn.Parameter(0.01 * torch.randn(n_users, self.dim, generator=gen))
+        self.item = torch.nn.Parameter(0.01 * torch.randn(n_items, self.dim, generator=gen))
         self.bias = torch.nn.Parameter(torch.zeros(n_items))
-        opt = torch.optim.Adam([self.user, self.item, self.bias], lr=lr)
-        for epoch in range(epochs):
+        opt = torch.optim.Adam([self.user, self.item, self.bias], lr=self.lr)
+        for epoch in range(self.epochs):
             perm = torch.randperm(len(users), generator=gen)
             total = 0.0
             for start in range(0, len(perm), 2048):
                 idx = perm[start : start + 2048]
-                u, i = users[idx], items[idx]
                 j = torch.randint(0, n_items, (len(idx),), generator=gen)
-                pu, qi, qj = self.user[u], self.item[i], self.item[j]
-                diff = (pu * (qi - qj)).sum(1) + self.bias[i] - self.bias[j]
-                loss = (
-                    -torch.nn.functional.logsigmoid(diff).mean()
-                    + reg * (pu.pow(2) + qi.pow(2) + qj.pow(2)).sum(1).mean()
-                )
+                loss = self._loss(users[idx], items[idx], j)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
             log.debug("bpr epoch %d loss %.4f", epoch + 1, total / max(1, len(users)))
-        self.user_rows: dict[int, int] = {}
+        return self
+
+    def _loss(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """BPR loss of users `u` preferring items `i` to sampled items `j`, with L2 on the factors."""
+        pu, qi, qj = self.user[u], self.item[i], self.item[j]
+        diff = (pu * (qi - qj)).sum(1) + self.bias[i] - self.bias[j]
+        l2 = (pu.pow(2) + qi.pow(2) + qj.pow(2)).sum(1).mean()
+        return -torch.nn.functional.logsigmoid(diff).mean() + self.reg * l2
 
     def scores_for(self, user_index: np.ndarray) -> np.ndarray:
         """Scores of users by their row in the training matrix."""
@@ -127,7 +129,7 @@ def run_baselines(
     rows = list(es.hist_rows) + [seqs[u]["items"] for u in others]
     train = interaction_matrix(rows, n_items)
     models = {"most_popular": MostPopular(train), "item_knn": ItemKNN(train)}
-    bpr = BPR(train, epochs=bpr_epochs, seed=seed)
+    bpr = BPR(epochs=bpr_epochs, seed=seed).fit(train)
     out = {}
     for name, model in models.items():
         out[name], ranks = evaluate_scorer(

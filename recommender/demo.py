@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shared.settings import ServeSettings
+
 from .baselines import run_baselines
 from .data import load_dataset
 from .generate import TOPICS, make_item, write_dataset
@@ -48,8 +50,7 @@ def run_demo(
     if "ranked_recall_at_10" in m:
         table["two_tower+ranker"] = {k: round(m[f"ranked_{k}"], 4) for k in KEYS}
     table |= {name: {k: round(v[k], 4) for k in KEYS} for name, v in baselines.items()}
-    metrics = {k: v for k, v in m.items() if isinstance(v, int | float)}
-    artifact = write_model(cfg, ds, trained, metrics, workdir / "artifact")
+    artifact = write_model(cfg, ds, trained, workdir / "artifact")
     showcase = _showcase(artifact, ds.items)
     return {
         "test_users": m["test_users"],
@@ -65,7 +66,8 @@ def _showcase(artifact: Path, items: pd.DataFrame) -> dict[str, Any]:
     """A user's recommendations with reasons; then a new item, recommended without retraining."""
     from .recommend import RecommenderRuntime
 
-    runtime = RecommenderRuntime(artifact, "cpu")
+    # the live state stays beside the demo's artifact, whatever VERTICALS_DATA_DIR says
+    runtime = RecommenderRuntime(artifact, ServeSettings(device="cpu", data_dir=None))
     user = "u0007"
     recent = runtime.history.recent(user, 5)
     rows = [runtime.catalogue.records[e.row] for e in recent]

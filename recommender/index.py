@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import time
 from pathlib import Path
 
 import numpy as np
+
+from shared.artifacts import atomic_folder
 
 from .schemas import IndexConfig
 
@@ -141,29 +140,18 @@ class ItemIndex:
         """Writes ids, embeddings and the FAISS index to `folder`, atomically."""
         import faiss
 
-        folder = Path(folder)
-        tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}-{time.time_ns()}")
-        tmp.mkdir(parents=True)
-        try:
+        meta = {
+            "dim": self.dim,
+            "kind": self.kind,
+            "requested": self.requested,
+            "ids": self.ids,
+            "stale": self.stale,
+            "config": self.cfg.model_dump(),
+        }
+        with atomic_folder(folder) as tmp:
             np.save(tmp / "embeddings.npy", self.emb)
-            meta = {
-                "dim": self.dim,
-                "kind": self.kind,
-                "requested": self.requested,
-                "ids": self.ids,
-                "stale": self.stale,
-                "config": self.cfg.model_dump(),
-            }
             (tmp / "index.json").write_text(json.dumps(meta), encoding="utf-8")
             faiss.write_index(self.index, str(tmp / "items.faiss"))
-            old = folder.with_name(f".{folder.name}.old-{time.time_ns()}")
-            if folder.exists():
-                folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, folder: Path) -> ItemIndex:

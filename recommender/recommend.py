@@ -1,26 +1,31 @@
 """The runtime: recommendations with reasons, similar items, and online items and events.
 
 Reads the artifact; live changes (added items, logged events) go to a state folder, by default
-`<artifact>/live`, or `$VERTICALS_DATA_DIR/recommender` when that is set, and are read back
-on the next start. Every mutation is validated whole before anything changes.
+`<artifact>/live`, or `<settings.data_dir>/recommender` when that is set (`VERTICALS_DATA_DIR`),
+and are read back on the next start. Every mutation is validated whole before anything changes.
+The index and the catalogue of added items are written together, as one folder swapped into place
+(`live/catalogue/`), so a restart never reads an index and a catalogue from different writes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
+import tempfile
 import threading
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from shared.artifacts import load_json, load_weights, read_manifest
+from shared.artifacts import atomic_folder, load_json, load_weights, read_manifest
 from shared.devices import resolve_device
 from shared.engine import InferenceEngine
 from shared.errors import DataError, InputError
+from shared.models import embed_texts
+from shared.settings import ServeSettings
 
 from .data import event_weights, validate_items
 from .index import ItemIndex
@@ -29,23 +34,38 @@ from .ranker import Ranker, item_similarity
 from .rules import allowed, diversify, fresh_slot
 from .schemas import RecommenderConfig
 from .state import VERBS, Catalogue, WriterLock, build_state, load_interactions
-from .towers import UserTower, encode_texts, pool_users
+from .towers import UserTower, pool_users
 
 log = logging.getLogger(__name__)
 MAX_K = 100
+CATALOGUE = "catalogue"  # the live index and catalogue, written together
 SIMILAR_REASON_MIN = 0.3
+
+
+@dataclass
+class RecRequest:
+    """One recommendation request: a user, or an ad-hoc `history` (oldest first), and the top-k.
+
+    `include`/`exclude` filter categories on top of the configured rules.
+    """
+
+    user_id: str | None = None
+    history: list[dict] = field(default_factory=list)
+    k: int = 10
+    include: list[str] | None = None
+    exclude: list[str] | None = None
 
 
 class RecommenderRuntime:
     """A loaded recommender artifact (see module doc)."""
 
-    def __init__(self, artifact_dir: Path, device: str = "auto") -> None:
+    def __init__(self, artifact_dir: Path, settings: ServeSettings) -> None:
         from .training import load_encoder
 
         artifact_dir = Path(artifact_dir)
-        self.manifest = read_manifest(artifact_dir)
+        self.manifest = read_manifest(artifact_dir, vertical="recommender")
         self.cfg = RecommenderConfig.model_validate(self.manifest["config"])
-        self.device = str(resolve_device(device))
+        self.device = str(resolve_device(settings.device))
         self.encoder = load_encoder(
             str(artifact_dir / "encoder"), self.cfg.max_seq_length, self.device
         )
@@ -53,15 +73,11 @@ class RecommenderRuntime:
         self.tower.load_state_dict(load_weights(artifact_dir / "user_tower.safetensors"))
         self.tower.to(self.device).eval()
         self.ranker = Ranker.from_json(load_json(artifact_dir / "ranker.json"))
-        self.live = _state_dir(artifact_dir)
+        self.live = state_dir(artifact_dir, settings.data_dir)
         self.live.mkdir(parents=True, exist_ok=True)
-        fresh = (self.live / "index" / "index.json").is_file() and (
-            self.live / "items.jsonl"
-        ).is_file()
-        self.index = ItemIndex.load(self.live / "index" if fresh else artifact_dir / "index")
-        self.catalogue = Catalogue.load(
-            self.live / "items.jsonl" if fresh else artifact_dir / "items.jsonl"
-        )
+        items = self.live / CATALOGUE if (self.live / CATALOGUE).is_dir() else artifact_dir
+        self.index = ItemIndex.load(items / "index")
+        self.catalogue = Catalogue.load(items / "items.jsonl")
         events = load_interactions(artifact_dir / "interactions.jsonl")
         if (self.live / "events.jsonl").is_file():
             events = pd.concat(
@@ -73,59 +89,52 @@ class RecommenderRuntime:
         self.lock = threading.RLock()
         self.writer = WriterLock(self.live)
         self.new_contacts = 0  # first contacts logged since the co-occurrence was computed
-        self.engine = InferenceEngine(self._batch, warmup_items=[self.make_request(None, None, 1)])
+        self.engine = InferenceEngine.from_settings(
+            self._batch, settings, warmup_items=[RecRequest(k=1)]
+        )
 
     # ---- recommendations -------------------------------------------------------------------
 
     def predict(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """CLI rows `{user_id, k?}` (or `{history: [...]}`) -> recommendations with reasons."""
         requests = [
-            self.make_request(r.get("user_id"), r.get("history"), int(r.get("k") or 10))
+            RecRequest(r.get("user_id"), r.get("history") or [], int(r.get("k") or 10))
             for r in rows
         ]
-        return self.engine.run(requests)
+        return self.engine.run([self.validate(r) for r in requests])
 
-    def make_request(
-        self,
-        user_id: str | None,
-        history: list[dict] | None,
-        k: int,
-        include: list[str] | None = None,
-        exclude: list[str] | None = None,
-    ) -> dict[str, Any]:
-        """Validates a request; unknown history items are a 422 naming them."""
-        if not 1 <= k <= MAX_K:
-            raise InputError(f"k must be between 1 and {MAX_K}, got {k}")
-        if history:
-            unknown = sorted(
-                {h["item_id"] for h in history if h["item_id"] not in self.index.row_of}
+    async def recommend_async(self, request: RecRequest) -> dict[str, Any]:
+        """One request through the batching engine: a user's (or an ad-hoc history's) top-k."""
+        return await self.engine.submit(self.validate(request))
+
+    def validate(self, request: RecRequest) -> RecRequest:
+        """Checks `k` and the history's items (unknown ones are a 422 naming them)."""
+        if not 1 <= request.k <= MAX_K:
+            raise InputError(f"k must be between 1 and {MAX_K}, got {request.k}")
+        unknown = sorted(
+            {h["item_id"] for h in request.history if h["item_id"] not in self.index.row_of}
+        )
+        if unknown:
+            raise InputError(
+                f"unknown item_id(s) in history: {unknown[:10]}; add them with POST /items first"
             )
-            if unknown:
-                raise InputError(
-                    f"unknown item_id(s) in history: {unknown[:10]}; add them with POST /items first"
-                )
-        return {
-            "user_id": None if user_id is None else str(user_id),
-            "history": history or [],
-            "k": k,
-            "include": include,
-            "exclude": exclude,
-        }
+        user = None if request.user_id is None else str(request.user_id)
+        return replace(request, user_id=user)
 
-    def _history_of(self, req: dict[str, Any]) -> tuple[list[int], list[float], list[str]]:
+    def _history_of(self, req: RecRequest) -> tuple[list[int], list[float], list[str]]:
         """Rows, weights and events of a request's history, most recent first."""
-        if req["history"]:
+        if req.history:
             weights = event_weights(
                 pd.DataFrame(
                     [
                         {"event": h.get("event", "click"), "value": h.get("value")}
-                        for h in req["history"]
+                        for h in req.history
                     ]
                 ),
                 self.cfg.event_weights,
             )
-            rows = [self.index.row_of[h["item_id"]] for h in req["history"]][::-1]
-            events = [h.get("event", "click") for h in req["history"]][::-1]
+            rows = [self.index.row_of[h["item_id"]] for h in req.history][::-1]
+            events = [h.get("event", "click") for h in req.history][::-1]
             first = dict.fromkeys(rows)  # one entry per item, most recent contact
             keep = [rows.index(r) for r in first]
             return (
@@ -135,10 +144,10 @@ class RecommenderRuntime:
             )
         # the whole history, as offline: the user tower reads the latest `max_history` items,
         # the co-occurrence features and candidate sources all of them
-        entries = self.history.recent(req["user_id"]) if req["user_id"] else []
+        entries = self.history.recent(req.user_id) if req.user_id else []
         return [e.row for e in entries], [e.weight for e in entries], [e.event for e in entries]
 
-    def _batch(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _batch(self, requests: list[RecRequest]) -> list[dict[str, Any]]:
         with self.lock:
             hists = [self._history_of(r) for r in requests]
             warm = [i for i, h in enumerate(hists) if h[0]]
@@ -167,18 +176,16 @@ class RecommenderRuntime:
             return out
 
     def _personal(
-        self, req: dict, hist: tuple[list[int], list[float], list[str]], vec: np.ndarray
+        self, req: RecRequest, hist: tuple[list[int], list[float], list[str]], vec: np.ndarray
     ) -> dict:
         rows_h, _, events_h = hist
         seen = set(rows_h) | (
-            self.history.seen(req["user_id"]) if req["user_id"] and not req["history"] else set()
+            self.history.seen(req.user_id) if req.user_id and not req.history else set()
         )
-        k = req["k"]
+        k = req.k
         fetch = min(len(self.index), self.cfg.candidates + len(seen) + k)
         scores, rows = self.index.search(vec[None, :], fetch)
-        keep = allowed(
-            rows[0], self.stats.category, seen, self.cfg.rules, req["include"], req["exclude"]
-        )
+        keep = allowed(rows[0], self.stats.category, seen, self.cfg.rules, req.include, req.exclude)
         rows, scores = (
             rows[0][keep][: max(self.cfg.candidates, k)],
             scores[0][keep][: max(self.cfg.candidates, k)],
@@ -197,7 +204,7 @@ class RecommenderRuntime:
                 blocked=[seen],
             )
             ok = (more[0] >= 0) & allowed(
-                more[0], self.stats.category, seen, self.cfg.rules, req["include"], req["exclude"]
+                more[0], self.stats.category, seen, self.cfg.rules, req.include, req.exclude
             )
             rows, scores = more[0][ok], more_scores[0][ok]
         ranked, ranked_scores = rerank(
@@ -212,22 +219,20 @@ class RecommenderRuntime:
             self._item(r, score_of.get(r, 0.0), self._reason(r, hist_arr, events_h, r == fresh))
             for r in picked
         ]
-        return {"user_id": req["user_id"], "cold_start": False, "items": items}
+        return {"user_id": req.user_id, "cold_start": False, "items": items}
 
-    def _popular(self, req: dict, seen: set[int] | None = None) -> dict:
+    def _popular(self, req: RecRequest, seen: set[int] | None = None) -> dict:
         """Cold start: trending items first, then all-time popular ones."""
         seen = seen if seen is not None else set()
         order = self.stats.popular_order()
-        keep = allowed(
-            order, self.stats.category, seen, self.cfg.rules, req["include"], req["exclude"]
-        )
-        order = order[keep][: max(self.cfg.candidates, req["k"])]
+        keep = allowed(order, self.stats.category, seen, self.cfg.rules, req.include, req.exclude)
+        order = order[keep][: max(self.cfg.candidates, req.k)]
         picked = diversify(
             order,
             -np.arange(len(order), dtype=np.float64),
             self.stats.category,
             self.index.emb,
-            req["k"],
+            req.k,
             self.cfg.rules,
         )
         items = []
@@ -235,7 +240,7 @@ class RecommenderRuntime:
             cat = self.stats.category[r] or "the catalogue"
             reason = f"trending in {cat}" if self.stats.trending[r] > 0 else f"popular in {cat}"
             items.append(self._item(r, float(self.stats.popularity[r]), reason))
-        return {"user_id": req["user_id"], "cold_start": True, "items": items}
+        return {"user_id": req.user_id, "cold_start": True, "items": items}
 
     def _reason(self, row: int, hist: np.ndarray, events: list[str], fresh: bool) -> str:
         sims = self.index.emb[hist] @ self.index.emb[row]
@@ -291,7 +296,7 @@ class RecommenderRuntime:
             df = validate_items(pd.DataFrame(records), source)
         except DataError as exc:
             raise InputError(str(exc)) from None
-        emb = encode_texts(self.encoder, list(df["text"]))
+        emb = embed_texts(self.encoder, list(df["text"]))
         clean = df.drop(columns=["text"]).copy()
         clean["created_at"] = clean["created_at"].map(
             lambda t: None if pd.isna(t) else t.isoformat()
@@ -318,9 +323,23 @@ class RecommenderRuntime:
         df = read_table(path)
         return self.add_items(df.to_dict(orient="records"), source=str(path))
 
+    def add_items_upload(self, body: bytes, fmt: str) -> dict[str, Any]:
+        """Adds items from an uploaded CSV or JSONL body; errors name `uploaded items.<fmt>`."""
+        if not body:
+            raise InputError("empty body: send the items file as the request body")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"items.{fmt}"
+            path.write_bytes(body)
+            try:
+                return self.add_items_file(path)
+            except DataError as exc:
+                raise InputError(str(exc).replace(str(path), f"uploaded items.{fmt}")) from None
+
     def _persist_items(self) -> None:
-        self.index.save(self.live / "index")
-        self.catalogue.save(self.live / "items.jsonl")
+        """Writes the index and the catalogue as one folder, swapped into place."""
+        with atomic_folder(self.live / CATALOGUE) as tmp:
+            self.index.save(tmp / "index")
+            self.catalogue.save(tmp / "items.jsonl")
 
     def add_events(self, events: list[dict[str, Any]]) -> dict[str, int]:
         """Logs interactions; an unknown item rejects the request (422 naming it); event ids dedupe."""
@@ -390,6 +409,6 @@ class RecommenderRuntime:
         self.writer.release()
 
 
-def _state_dir(artifact_dir: Path) -> Path:
-    root = os.environ.get("VERTICALS_DATA_DIR")
-    return Path(root) / "recommender" if root else artifact_dir / "live"
+def state_dir(artifact_dir: Path, data_dir: Path | None) -> Path:
+    """The live state folder: `<data_dir>/recommender`, or `<artifact>/live` without a data dir."""
+    return Path(data_dir) / "recommender" if data_dir else Path(artifact_dir) / "live"

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, create_model
 
 from shared.config import StrictModel, TrainerConfig
 from shared.data import Column, TableSchema
 
-EVENTS = ("view", "click", "like", "share", "purchase", "rating")
+DEFAULT_EVENT_WEIGHTS = {
+    "view": 0.5,
+    "click": 1.0,
+    "like": 2.0,
+    "share": 2.5,
+    "purchase": 3.0,
+    "rating": 2.0,
+}
+"""The events a user can log, with their default weights: the one list of events."""
+EVENTS = tuple(DEFAULT_EVENT_WEIGHTS)
+EventName = Literal[EVENTS]  # the request models' type of an event
 
 ITEMS = TableSchema(
     "items",
@@ -37,16 +47,15 @@ INTERACTIONS = TableSchema(
 )
 
 
-class EventWeights(StrictModel):
-    """How much each event says about a user's taste; `rating` is scaled by `value / rating_max`."""
-
-    view: float = 0.5
-    click: float = 1.0
-    like: float = 2.0
-    share: float = 2.5
-    purchase: float = 3.0
-    rating: float = 2.0
-    rating_max: float = 10.0
+EventWeights = create_model(
+    "EventWeights",
+    __base__=StrictModel,
+    __doc__="How much each event says about a user's taste; `rating` is scaled by "
+    "`value / rating_max`. One float field per event of `DEFAULT_EVENT_WEIGHTS`.",
+    __module__=__name__,
+    **{event: (float, weight) for event, weight in DEFAULT_EVENT_WEIGHTS.items()},
+    rating_max=(float, 10.0),
+)
 
 
 class IndexConfig(StrictModel):
@@ -73,19 +82,21 @@ class RulesConfig(StrictModel):
 
 
 class RecTrainerConfig(TrainerConfig):
-    """The shared loop's settings with recommender defaults (monitor validation Recall@10)."""
+    """The shared loop's settings with recommender defaults.
+
+    The monitor is left unset: the evaluator's primary metric, validation Recall@10 of the two
+    towers (`val_retrieval_recall_at_10`), or the training loss without validation users.
+    """
 
     epochs: int = 1
     batch_size: int = 32
     lr: float = 3e-5
-    monitor: str = "recall_at_10"
-    monitor_mode: Literal["min", "max"] = "max"
 
 
 class RecommenderConfig(StrictModel):
     """Training config: model, user tower, ranker, index and rules."""
 
-    model_name: str = "minilm"
+    model: str = "minilm"
     max_seq_length: int = 48
     max_history: int = 20
     min_history: int = 1

@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from shared.errors import DataError, InputError
 from shared.serving import get_runtime
 
-from .recommend import MAX_K
-from .schemas import EVENTS
-
-EventName = Literal["view", "click", "like", "share", "purchase", "rating"]
-assert set(EVENTS) == set(EventName.__args__)  # noqa: S101 - one list of events
+from .recommend import MAX_K, RecRequest
+from .schemas import EventName
 
 
 class HistoryEvent(BaseModel):
+    """One past interaction of an ad-hoc history."""
+
     item_id: str = Field(min_length=1)
     event: EventName = "click"
     value: float | None = None
 
 
 class RecommendRequest(BaseModel):
+    """An ad-hoc history (oldest first) and what to recommend for it."""
+
     history: list[HistoryEvent] = Field(default_factory=list, max_length=1000)
     k: int = Field(10, ge=1, le=MAX_K)
     include_categories: list[str] | None = None
@@ -35,6 +33,8 @@ class RecommendRequest(BaseModel):
 
 
 class ItemIn(BaseModel):
+    """An item to add, or to update when its `item_id` is known."""
+
     item_id: str = Field(min_length=1)
     title: str = Field(min_length=1)
     description: str = ""
@@ -44,10 +44,14 @@ class ItemIn(BaseModel):
 
 
 class ItemsRequest(BaseModel):
+    """Items to add or update, validated whole before any is indexed."""
+
     items: list[ItemIn] = Field(min_length=1, max_length=10_000)
 
 
 class EventIn(BaseModel):
+    """One interaction to log; `ts` defaults to now, `event_id` makes it idempotent."""
+
     user_id: str = Field(min_length=1)
     item_id: str = Field(min_length=1)
     event: EventName
@@ -57,10 +61,15 @@ class EventIn(BaseModel):
 
 
 class EventsRequest(BaseModel):
+    """Interactions to log, validated whole before any is applied."""
+
     events: list[EventIn] = Field(min_length=1, max_length=10_000)
 
 
 class RecommendedItem(BaseModel):
+    """One recommendation: `score` is the ranker's (popularity for cold start), `reason` says
+    why ("similar to 'X' you bought", "trending in books", ...)."""
+
     item_id: str
     title: str
     category: str
@@ -69,6 +78,8 @@ class RecommendedItem(BaseModel):
 
 
 class RecommendResponse(BaseModel):
+    """Recommendations, best first; `cold_start` when they come from popular items alone."""
+
     user_id: str | None
     cold_start: bool
     items: list[RecommendedItem]
@@ -87,16 +98,14 @@ def build_router() -> APIRouter:
         runtime=Depends(get_runtime),
     ) -> Any:
         """Top-k for a known or unknown user (an unknown user gets trending and popular items)."""
-        return await runtime.engine.submit(runtime.make_request(user_id, None, k, include, exclude))
+        return await runtime.recommend_async(RecRequest(user_id, [], k, include, exclude))
 
     @router.post("/recommend", response_model=RecommendResponse)
     async def recommend(req: RecommendRequest, runtime=Depends(get_runtime)) -> Any:
         """Top-k for an ad-hoc history (oldest first)."""
         history = [h.model_dump() for h in req.history]
-        request = runtime.make_request(
-            None, history, req.k, req.include_categories, req.exclude_categories
-        )
-        return await runtime.engine.submit(request)
+        request = RecRequest(None, history, req.k, req.include_categories, req.exclude_categories)
+        return await runtime.recommend_async(request)
 
     @router.get("/items/{item_id}/similar")
     async def similar(
@@ -117,15 +126,7 @@ def build_router() -> APIRouter:
     ) -> dict[str, Any]:
         """Adds items from a raw CSV or JSONL body; a malformed file is rejected whole (422)."""
         body = await request.body()
-        if not body:
-            raise InputError("empty body: send the items file as the request body")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"items.{format}"
-            path.write_bytes(body)
-            try:
-                return await asyncio.to_thread(runtime.add_items_file, path)
-            except DataError as exc:
-                raise InputError(str(exc).replace(str(path), f"uploaded items.{format}")) from None
+        return await asyncio.to_thread(runtime.add_items_upload, body, format)
 
     @router.post("/events")
     async def add_events(req: EventsRequest, runtime=Depends(get_runtime)) -> dict[str, int]:

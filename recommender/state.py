@@ -58,12 +58,11 @@ class Catalogue:
                 self.records.append(rec)
 
     def save(self, path: Path) -> None:
-        """Writes the catalogue as JSONL through a temporary file and an atomic rename."""
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with tmp.open("w", encoding="utf-8") as handle:
+        """Writes the catalogue as JSONL, into a folder the caller swaps into place whole
+        (`shared.artifacts.atomic_folder`, beside the index it must agree with)."""
+        with path.open("w", encoding="utf-8") as handle:
             for rec in self.records:
                 handle.write(json.dumps(rec, default=str, ensure_ascii=False) + "\n")
-        tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> Catalogue:

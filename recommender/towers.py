@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared.models import embed_texts
+from shared.models import embed_features
 
 
 class UserTower(nn.Module):
@@ -68,9 +68,6 @@ class TwoTowerTask(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / temperature)))
         self.register_buffer("item_cache", torch.zeros(n_items, dim), persistent=False)
 
-    def encode(self, features: dict[str, Any]) -> torch.Tensor:
-        return F.normalize(self.backbone(features)["sentence_embedding"], dim=-1)
-
     def user_vectors(self, hist_idx: torch.Tensor, hist_w: torch.Tensor) -> torch.Tensor:
         mask = hist_idx >= 0
         hist = self.item_cache[hist_idx.clamp_min(0)]
@@ -78,7 +75,7 @@ class TwoTowerTask(nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         users = self.user_vectors(batch["hist_idx"], batch["hist_w"])  # (B, D)
-        cands = self.encode(batch["features"])  # (C, D): targets then hard negatives
+        cands = embed_features(self.backbone, batch["features"])  # (C, D): targets, negatives
         scale = self.logit_scale.clamp(max=math.log(100.0)).exp()
         logits = scale * users @ cands.T  # (B, C)
         cand_items = batch["cand_items"]
@@ -89,9 +86,6 @@ class TwoTowerTask(nn.Module):
         own = F.one_hot(target_col, num_classes=cands.shape[0]).bool()
         logits = logits.masked_fill((same | seen) & ~own, -1e4)
         return {"loss": F.cross_entropy(logits, target_col), "logits": logits}
-
-
-encode_texts = embed_texts  # The item tower over many item texts.
 
 
 def make_examples(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,8 @@ from shared.artifacts import save_json, save_weights, write_artifact
 from shared.data import fingerprint
 from shared.devices import resolve_device, seed_everything
 from shared.errors import DataError
-from shared.models import load_model
-from shared.training import fit
+from shared.models import embed_texts, load_model, tokenize
+from shared.training import MetricsEvaluator, TrainResult, TrainState, fit
 
 from .data import Dataset, collapse, load_dataset
 from .index import ItemIndex
@@ -28,10 +29,11 @@ from .pipeline import EvalSet, eval_set, evaluate_model, ranker_training_data, u
 from .ranker import ItemStats, Ranker
 from .schemas import RecommenderConfig
 from .split import Split, histories, leave_last_out
-from .towers import TwoTowerTask, UserTower, build_collate, encode_texts, make_examples
+from .towers import TwoTowerTask, UserTower, build_collate, make_examples
 
 log = logging.getLogger(__name__)
 COLD_MAX_TRAIN_USERS = 3
+PRIMARY_METRIC = "retrieval_recall_at_10"
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Trained:
     tower: UserTower
     emb: np.ndarray
     ranker: Ranker
-    metrics: dict[str, float]
+    metrics: dict[str, float | int | str]  # held-out metrics and `training_metrics`
     split: Split
     test_set: EvalSet
     row_of: dict[str, int]
@@ -66,43 +68,85 @@ def stats_at(ds_items: pd.DataFrame, rows: pd.DataFrame, trending_days: float) -
     )
 
 
+class CatalogueCache:
+    """Loop hooks that keep `task.item_cache` (what histories are read from) in step with the
+    item tower, and leave in `emb` the catalogue as the returned tower embeds it.
+
+    The cache is refreshed from the current weights when training starts (after a resume has
+    loaded its checkpoint), after every epoch (before the evaluator reads it) and once more
+    after the best weights are loaded back.
+    """
+
+    def __init__(self, task: TwoTowerTask, texts: list[str]) -> None:
+        self.task, self.texts = task, list(texts)
+        self.emb = np.zeros((0, task.item_cache.shape[1]), dtype=np.float32)
+
+    def refresh(self) -> np.ndarray:
+        self.task.eval()  # no dropout; the loop sets train mode again at the next epoch
+        self.emb = embed_texts(self.task.backbone, self.texts)
+        self.task.item_cache = torch.as_tensor(self.emb, device=self.task.item_cache.device)
+        return self.emb
+
+    def on_train_start(self, state: TrainState) -> None:
+        self.refresh()
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.refresh()
+
+    def on_train_end(self, state: TrainState) -> None:
+        self.refresh()
+
+
+def retrieval_evaluator(
+    cache: CatalogueCache, tower: UserTower, val: EvalSet, max_history: int
+) -> MetricsEvaluator | None:
+    """Full-ranking retrieval metrics of the towers on the validation users (none: no evaluator).
+
+    The keys are those of `evaluate_model` (`retrieval_recall_at_10`, ...), so the history holds
+    `val_retrieval_recall_at_10`, the primary metric.
+    """
+    if not len(val.targets):
+        return None
+
+    def score(_task: TwoTowerTask) -> dict[str, float]:
+        users = user_vectors(tower, cache.emb, val, max_history)
+        return evaluate_model(users, cache.emb, val, None, None, 0)
+
+    return MetricsEvaluator(score, primary_metric=PRIMARY_METRIC)
+
+
+@dataclass
+class Towers:
+    """Trained towers, the catalogue embedded by the item tower, and how training went."""
+
+    encoder: object
+    tower: UserTower
+    emb: np.ndarray
+    result: TrainResult
+
+
 def fit_towers(
     cfg: RecommenderConfig, items: pd.DataFrame, split: Split, row_of: dict[str, int], run_dir: Path
-):
-    """Fine-tunes the item tower and learns the user tower on next-item prediction."""
-    encoder = load_encoder(cfg.model_name, cfg.max_seq_length, cfg.trainer.device)
+) -> Towers:
+    """Fine-tunes the item tower and learns the user tower on next-item prediction.
+
+    The best epoch's weights (by `trainer.monitor`, else validation Recall@10, else the training
+    loss) are kept, and the returned embeddings are the catalogue embedded with them.
+    """
+    encoder = load_encoder(cfg.model, cfg.max_seq_length, cfg.trainer.device)
     dim = encoder.get_embedding_dimension()
     tower = UserTower(dim, cfg.max_history)
     task = TwoTowerTask(encoder, tower, len(items), dim, cfg.temperature)
-    texts = list(items["text"])
     examples = make_examples(histories(split.train, row_of), cfg.max_history, cfg.min_history)
     if not examples:
         raise DataError(
             "no training examples: every user needs at least two interactions before the held-out ones"
         )
+    cache = CatalogueCache(task, list(items["text"]))
     val = eval_set(split.train, split.val, row_of, cfg.max_history)
-
-    latest: list[np.ndarray] = []
-
-    def refresh_cache() -> np.ndarray:
-        emb = encode_texts(encoder, texts)
-        task.item_cache = torch.as_tensor(emb, device=task.item_cache.device)
-        latest[:] = [emb]
-        return emb
-
-    def evaluate(_task) -> dict[str, float]:
-        emb = refresh_cache()
-        if not len(val.targets):
-            return {}
-        metrics = evaluate_model(
-            user_vectors(tower, emb, val, cfg.max_history), emb, val, None, None, 0
-        )
-        return {k.removeprefix("retrieval_"): v for k, v in metrics.items()}
-
-    refresh_cache()
     collate = build_collate(
-        lambda t: encoder.preprocess(t),
-        texts,
+        partial(tokenize, encoder),
+        cache.texts,
         list(items["category"]),
         cfg.max_history,
         cfg.hard_negatives,
@@ -115,14 +159,23 @@ def fit_towers(
         collate,
         cfg.trainer,
         run_dir,
-        evaluate=evaluate if len(val.targets) else None,
+        evaluator=retrieval_evaluator(cache, tower, val, cfg.max_history),
+        callbacks=[cache],
     )
     task.eval()
-    if len(val.targets) and result.best_epoch == len(
-        result.history
-    ):  # the cache holds the best weights
-        return encoder, tower, latest[0]
-    return encoder, tower, encode_texts(encoder, texts)
+    return Towers(encoder, tower, cache.emb, result)
+
+
+def training_metrics(result: TrainResult) -> dict[str, float | int | str]:
+    """What the artifact records of training: the monitored metric, its best value and epoch."""
+    return {
+        "train_monitor": result.monitor or "",
+        "train_monitor_mode": result.monitor_mode or "",
+        **({} if result.best is None else {"train_best": float(result.best)}),
+        "train_best_epoch": int(result.best_epoch or 0),
+        "train_epochs": len(result.history),
+        "train_steps": result.steps,
+    }
 
 
 def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
@@ -131,10 +184,11 @@ def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
     items = ds.items
     row_of = {item: row for row, item in enumerate(items["item_id"])}
     split = leave_last_out(collapse(ds.interactions))
-    encoder, tower, emb = fit_towers(cfg, items, split, row_of, run_dir)
+    towers = fit_towers(cfg, items, split, row_of, run_dir)
+    encoder, tower, emb = towers.encoder, towers.tower, towers.emb
     val = eval_set(split.train, split.val, row_of, cfg.max_history)
     ranker = Ranker(cfg.ranker)
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float | int | str] = training_metrics(towers.result)
     if len(val.targets):
         stats_val = stats_at(items, split.train, cfg.trending_days)
         x, y = ranker_training_data(
@@ -178,18 +232,16 @@ def train(cfg: RecommenderConfig, data_path: Path, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     ds = load_dataset(Path(data_path), cfg.event_weights, cfg.on_unknown_items)
     trained = train_model(cfg, ds, out_dir / "run")
-    metrics = {k: v for k, v in trained.metrics.items() if isinstance(v, int | float)}
-    return write_model(cfg, ds, trained, metrics, out_dir / "artifact")
+    return write_model(cfg, ds, trained, out_dir / "artifact")
 
 
-def write_model(
-    cfg: RecommenderConfig, ds: Dataset, trained: Trained, metrics: dict, final: Path
-) -> Path:
-    """Writes the artifact folder atomically."""
+def write_model(cfg: RecommenderConfig, ds: Dataset, trained: Trained, final: Path) -> Path:
+    """Writes the artifact folder atomically, with the held-out and training metrics."""
+    metrics = {k: v for k, v in trained.metrics.items() if isinstance(v, int | float | str)}
     with write_artifact(
         final,
         vertical="recommender",
-        model_name=cfg.model_name,
+        model_name=cfg.model,
         config=cfg.model_dump(mode="json"),
         metrics=metrics,
         data_fingerprint=fingerprint(*ds.files),

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import finance_sentiment as fs
-from finance_sentiment.config import MonitorConfig
+from finance_sentiment.config import AlertsConfig
 from finance_sentiment.dashboard import write_png_report
 from finance_sentiment.monitor import detect
 from finance_sentiment.report import main as report_main
@@ -60,7 +60,7 @@ def _history(days: int = 6) -> list[tuple]:
 @pytest.fixture
 def monitor_db(tmp_path, add_scored):
     store = Store(tmp_path / "monitor.db")
-    alerts = detect(store, MonitorConfig(), add_scored(store, _history()))
+    alerts = detect(store, AlertsConfig(), add_scored(store, _history()))
     store.close()
     assert any(a["scope"] == "topic" and a["key"] == "banking" for a in alerts)
     return tmp_path / "monitor.db"

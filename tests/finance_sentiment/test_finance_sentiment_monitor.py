@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pandas as pd
 import pytest
 
-from finance_sentiment.config import MonitorConfig
+from finance_sentiment.config import AlertsConfig, NegativeShareRule, VolumeRule
 from finance_sentiment.monitor import detect, dispatch, parse_window, trends, window_table
 from finance_sentiment.quality import alert_quality
 from finance_sentiment.store import Store
@@ -36,6 +36,21 @@ def _background(
             )
             n += 1
     return rows
+
+
+def _burst(prefix: str, entity: str, topic: str, every_min: int, offset_min: int, n: int = 20):
+    """`n` positive items about `entity`, one every `every_min` minutes from 2026-10-05."""
+    start = pd.Timestamp("2026-10-05 00:00")
+    return [
+        (
+            f"{prefix}{i}",
+            str(start + pd.Timedelta(minutes=every_min * i + offset_min)),
+            entity,
+            topic,
+            "positive",
+        )
+        for i in range(n)
+    ]
 
 
 def test_store_drops_duplicates_by_id_and_text_and_survives_reopen(tmp_path):
@@ -77,7 +92,11 @@ def test_window_table_counts_volume_share_and_empty_windows(tmp_path, add_scored
 
 def test_negative_surge_fires_once_at_the_first_decisive_item_then_cools_down(tmp_path, add_scored):
     store = Store(tmp_path / "m.db")
-    cfg = MonitorConfig(window="6h", z_threshold=3.0, min_volume=5, cooldown_windows=4)
+    cfg = AlertsConfig(
+        window="6h",
+        cooldown_windows=4,
+        negative_share=NegativeShareRule(z_threshold=3.0, min_volume=5),
+    )
     assert (
         detect(store, cfg, add_scored(store, _background(days=5, per_window=6, neg_every=4))) == []
     )
@@ -126,7 +145,7 @@ def test_negative_surge_fires_once_at_the_first_decisive_item_then_cools_down(tm
 
 def test_min_volume_and_history_guard_against_early_alerts(tmp_path, add_scored):
     store = Store(tmp_path / "m.db")
-    cfg = MonitorConfig(min_volume=5, min_baseline_windows=4)
+    cfg = AlertsConfig(min_baseline_windows=4, negative_share=NegativeShareRule(min_volume=5))
     rows = _background(days=1, per_window=4, neg_every=4)  # one day: 4 windows of history at most
     rows += [
         ("n1", "2026-10-02 01:00", "Norvale Bank", "banking", "negative"),
@@ -139,28 +158,10 @@ def test_min_volume_and_history_guard_against_early_alerts(tmp_path, add_scored)
 
 def test_volume_spike_alert(tmp_path, add_scored):
     store = Store(tmp_path / "m.db")
-    cfg = MonitorConfig(volume_z_threshold=4.0, min_volume_spike=10)
+    cfg = AlertsConfig(volume=VolumeRule(z_threshold=4.0, min_volume=10))
     detect(store, cfg, add_scored(store, _background(days=4, per_window=3, neg_every=1000)))
-    spike = [
-        (
-            f"v{i}",
-            str(pd.Timestamp("2026-10-05 00:00") + pd.Timedelta(minutes=10 * i + 1)),
-            "Kestrel Petroleum",
-            "energy",
-            "positive",
-        )
-        for i in range(20)
-    ]
-    spike += [
-        (
-            f"w{i}",
-            str(pd.Timestamp("2026-10-05 00:00") + pd.Timedelta(minutes=15 * i + 3)),
-            "Norvale Bank",
-            "banking",
-            "positive",
-        )
-        for i in range(20)
-    ]
+    spike = _burst("v", "Kestrel Petroleum", "energy", every_min=10, offset_min=1)
+    spike += _burst("w", "Norvale Bank", "banking", every_min=15, offset_min=3)
     alerts = detect(store, cfg, add_scored(store, spike))
     assert ("volume", "entity", "Norvale Bank") in {
         (a["rule"], a["scope"], a["key"]) for a in alerts

@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 
 import finance_sentiment as fs
 from finance_sentiment.model import aggregate, split_sentences
-from finance_sentiment.runtime import FinanceRuntime, MonitorSettings
+from finance_sentiment.settings import FinanceSettings
+from shared.registry import load_runtime
 from shared.serving import ServeSettings, create_app
 
 URL = "/v1/finance_sentiment"
@@ -131,14 +132,14 @@ def test_with_an_api_key_only_the_dashboard_shell_is_public(fs_artifact, tmp_pat
 
 
 def test_crash_between_store_and_score_is_recovered_on_restart(fs_artifact, tmp_path):
-    settings = MonitorSettings(db=tmp_path / "m.db")
-    runtime = FinanceRuntime(fs_artifact, "cpu", settings)
+    settings = FinanceSettings(device="cpu", db=tmp_path / "m.db")
+    runtime = load_runtime(fs.VERTICAL, fs_artifact, settings)
     step = runtime.accept(
         [{"id": "a", "ts": "2026-10-01T00:00:00Z", "text": "Pennick Market cuts jobs"}]
     )
     assert len(step["inserted"]) == 1
     runtime.close()  # "crash": stored, never scored
-    restarted = FinanceRuntime(fs_artifact, "cpu", settings)
+    restarted = load_runtime(fs.VERTICAL, fs_artifact, settings)
     try:
         assert restarted.store.unscored() == []
         assert restarted.store.scored_frame()["id"].tolist() == ["a"]
@@ -149,7 +150,9 @@ def test_crash_between_store_and_score_is_recovered_on_restart(fs_artifact, tmp_
 def test_watched_folder_ingests_new_files_once(fs_artifact, tmp_path):
     folder = tmp_path / "inbox"
     folder.mkdir()
-    runtime = FinanceRuntime(fs_artifact, "cpu", MonitorSettings(db=tmp_path / "m.db"))
+    runtime = load_runtime(
+        fs.VERTICAL, fs_artifact, FinanceSettings(device="cpu", db=tmp_path / "m.db")
+    )
     try:
         from finance_sentiment.ingest import FolderWatcher
 
@@ -176,7 +179,9 @@ def test_watched_folder_ingests_new_files_once(fs_artifact, tmp_path):
 
 def test_evaluate_reports_accuracy_on_a_labelled_file(fs_artifact, tmp_path):
     data = fs.example_data(tmp_path / "d")
-    runtime = FinanceRuntime(fs_artifact, "cpu", MonitorSettings(db=tmp_path / "m.db"))
+    runtime = load_runtime(
+        fs.VERTICAL, fs_artifact, FinanceSettings(device="cpu", db=tmp_path / "m.db")
+    )
     try:
         metrics = fs.evaluate(runtime, data)
     finally:

@@ -7,10 +7,11 @@ import pytest
 
 import finance_sentiment as fs
 from finance_sentiment.config import DEFAULT_TOPICS
-from finance_sentiment.runtime import FinanceRuntime, MonitorSettings
+from finance_sentiment.settings import FinanceSettings
 from finance_sentiment.topics import ZeroShotTopics
 from shared.artifacts import load_json
 from shared.config import load_config
+from shared.registry import load_runtime
 
 
 def test_without_topic_labels_the_artifact_uses_zero_shot_topics_from_the_config(tmp_path):
@@ -23,7 +24,9 @@ def test_without_topic_labels_the_artifact_uses_zero_shot_topics_from_the_config
     artifact = fs.train(load_config(fs.FinanceConfig, overrides=overrides), data, tmp_path / "run")
     meta = load_json(artifact / "finance.json")
     assert meta["topic_mode"] == "zero-shot" and meta["topics"] == ["rates", "oil"]
-    runtime = FinanceRuntime(artifact, "cpu", MonitorSettings(db=tmp_path / "m.db"))
+    runtime = load_runtime(
+        fs.VERTICAL, artifact, FinanceSettings(device="cpu", db=tmp_path / "m.db")
+    )
     try:
         # A text equal to a description's prompt embeds identically, even with a random encoder.
         out = runtime.predict([{"text": "oil: crude oil"}, {"text": "rates: central bank rates"}])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from medical_imaging.calibration import choose_threshold, operating_point
-from shared.calibration import fit_temperature, softmax
 from medical_imaging.metrics import heldout_metrics
+from shared.calibration import fit_temperature, softmax
 
 
 def overconfident(n: int = 4000, temperature: float = 3.0, seed: int = 0):

@@ -14,7 +14,9 @@ import medical_imaging
 from medical_imaging.synthetic import SYNTHETIC_PATIENT_NAME, make_scan, write_dicom
 from shared.artifacts import load_json
 from shared.config import load_config
-from shared.serving import ServeSettings, create_app
+from shared.registry import load_runtime
+from shared.serving import create_app
+from shared.settings import ServeSettings
 
 URL = "/v1/medical_imaging"
 
@@ -81,7 +83,7 @@ def test_predict_returns_calibrated_label_at_the_stored_threshold(trained):
 
 def test_runtime_moves_the_decision_with_the_threshold(trained):
     artifact, _, _ = trained
-    runtime = medical_imaging.VERTICAL.load(artifact, "cpu")
+    runtime = load_runtime(medical_imaging.VERTICAL, artifact, ServeSettings(device="cpu"))
     assert runtime.calibration["positive_label"] == "lesion"  # not "normal", though it sorts last
     probs = np.array([0.6, 0.4])  # labels sorted: lesion, normal -> positive index 0
     runtime.calibration["threshold"] = 0.5
@@ -108,7 +110,7 @@ def test_dicom_upload_and_explain_png(trained, tmp_path):
 
 def test_cli_predict_rows_write_heatmaps(trained):
     artifact, data, _ = trained
-    runtime = medical_imaging.VERTICAL.load(artifact, "cpu")
+    runtime = load_runtime(medical_imaging.VERTICAL, artifact, ServeSettings(device="cpu"))
     rows = medical_imaging.VERTICAL.example_inputs(data)
     results = runtime.predict(rows)
     assert len(results) == 3 and all(r["calibrated"] for r in results)
@@ -188,7 +190,7 @@ def test_dicom_identifiers_never_reach_artifact_or_logs(trained):
 
 def test_tta_averages_over_views(trained):
     artifact, data, _ = trained
-    runtime = medical_imaging.VERTICAL.load(artifact, "cpu")
+    runtime = load_runtime(medical_imaging.VERTICAL, artifact, ServeSettings(device="cpu"))
     rows = medical_imaging.VERTICAL.example_inputs(data)[1:]
     plain = runtime.predict(rows)
     runtime.cfg.tta = True

@@ -9,42 +9,33 @@ from recommender.schemas import EventWeights
 from recommender.split import leave_last_out, time_cutoff
 from shared.errors import DataError
 
-
-def _write(folder, items, events):
-    folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(items).to_csv(folder / "items.csv", index=False)
-    pd.DataFrame(events).to_csv(folder / "interactions.csv", index=False)
-    return folder
-
-
 ITEMS = [
     {"item_id": "a", "title": "Alpha", "category": "x"},
     {"item_id": "b", "title": "Beta", "category": "y"},
 ]
 
 
+def _event(item, event, day, **extra):
+    """One interaction of user `u` on day `day` of January 2026."""
+    return {"user_id": "u", "item_id": item, "event": event, "ts": f"2026-01-{day:02d}", **extra}
+
+
+def _write(folder, *events):
+    """A dataset folder holding `ITEMS` and `events`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(ITEMS).to_csv(folder / "items.csv", index=False)
+    pd.DataFrame(list(events)).to_csv(folder / "interactions.csv", index=False)
+    return folder
+
+
 def test_bad_event_names_file_row_and_column(tmp_path):
-    folder = _write(
-        tmp_path / "d",
-        ITEMS,
-        [
-            {"user_id": "u", "item_id": "a", "event": "view", "ts": "2026-01-01"},
-            {"user_id": "u", "item_id": "b", "event": "teleport", "ts": "2026-01-02"},
-        ],
-    )
+    folder = _write(tmp_path / "d", _event("a", "view", 1), _event("b", "teleport", 2))
     with pytest.raises(DataError, match=r"interactions.csv: row 2, column 'event'.*teleport"):
         load_dataset(folder, EventWeights())
 
 
 def test_unknown_items_are_reported_not_silently_dropped(tmp_path):
-    folder = _write(
-        tmp_path / "d",
-        ITEMS,
-        [
-            {"user_id": "u", "item_id": "a", "event": "view", "ts": "2026-01-01"},
-            {"user_id": "u", "item_id": "ghost", "event": "click", "ts": "2026-01-02"},
-        ],
-    )
+    folder = _write(tmp_path / "d", _event("a", "view", 1), _event("ghost", "click", 2))
     ds = load_dataset(folder, EventWeights())
     assert ds.report["unknown_item_events"] == 1 and ds.report["unknown_items"] == ["ghost"]
     assert list(ds.interactions["item_id"]) == ["a"]
@@ -55,18 +46,9 @@ def test_unknown_items_are_reported_not_silently_dropped(tmp_path):
 def test_duplicate_event_ids_count_once_and_collapse_keeps_strongest(tmp_path):
     folder = _write(
         tmp_path / "d",
-        ITEMS,
-        [
-            {"user_id": "u", "item_id": "a", "event": "view", "ts": "2026-01-01", "event_id": "e1"},
-            {"user_id": "u", "item_id": "a", "event": "view", "ts": "2026-01-01", "event_id": "e1"},
-            {
-                "user_id": "u",
-                "item_id": "a",
-                "event": "purchase",
-                "ts": "2026-01-03",
-                "event_id": "e2",
-            },
-        ],
+        _event("a", "view", 1, event_id="e1"),
+        _event("a", "view", 1, event_id="e1"),
+        _event("a", "purchase", 3, event_id="e2"),
     )
     ds = load_dataset(folder, EventWeights(purchase=4.0))
     assert ds.report["duplicate_event_ids"] == 1 and len(ds.interactions) == 2
@@ -80,15 +62,26 @@ def test_duplicate_event_ids_count_once_and_collapse_keeps_strongest(tmp_path):
 
 def test_rating_weight_scales_with_value(tmp_path):
     folder = _write(
-        tmp_path / "d",
-        ITEMS,
-        [
-            {"user_id": "u", "item_id": "a", "event": "rating", "ts": "2026-01-01", "value": 10},
-            {"user_id": "u", "item_id": "b", "event": "rating", "ts": "2026-01-02", "value": 5},
-        ],
+        tmp_path / "d", _event("a", "rating", 1, value=10), _event("b", "rating", 2, value=5)
     )
     ds = load_dataset(folder, EventWeights(rating=2.0, rating_max=10))
     assert ds.interactions["weight"].tolist() == [2.0, 1.0]
+
+
+def test_event_weights_cover_exactly_the_events():
+    """One list of events: the config's weights, the table schema and the request models."""
+    from typing import get_args
+
+    from recommender.schemas import DEFAULT_EVENT_WEIGHTS, EVENTS, INTERACTIONS, EventName
+    from recommender.service import EventIn
+
+    assert set(EventWeights.model_fields) == set(EVENTS) | {"rating_max"}
+    assert EventWeights().model_dump() == {**DEFAULT_EVENT_WEIGHTS, "rating_max": 10.0}
+    assert get_args(EventName) == EVENTS
+    assert next(c for c in INTERACTIONS.columns if c.name == "event").choices == EVENTS
+    assert EventIn(user_id="u", item_id="a", event="purchase").event == "purchase"
+    with pytest.raises(ValueError, match="extra"):
+        EventWeights(teleport=1.0)
 
 
 def test_leave_last_out_never_trains_on_the_future(tmp_path):

@@ -4,7 +4,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from recommender import VERTICAL
+from shared.artifacts import read_manifest
 from shared.config import load_config
+from shared.registry import load_runtime
 from shared.serving import ServeSettings, create_app
 
 URL = "/v1/recommender"
@@ -110,7 +112,8 @@ def test_new_item_is_indexed_at_once_persisted_and_similar(served, tmp_path):
     assert client.get(f"{URL}/items/missing/similar").status_code == 404
     ev = {"user_id": "reader-9", "item_id": "fresh-1", "event": "like", "event_id": "r9-1"}
     assert client.post(f"{URL}/events", json={"events": [ev]}).status_code == 200
-    runtime = VERTICAL.load(artifact, "cpu")  # a restart reads the persisted index and event log
+    # a restart reads the persisted index and event log
+    runtime = load_runtime(VERTICAL, artifact, ServeSettings(device="cpu"))
     assert [e.event for e in runtime.history.recent("reader-9", 5)] == ["like"]
     assert runtime.add_events([ev]) == {"accepted": 0, "duplicates": 1}
     assert (
@@ -166,3 +169,57 @@ def test_logged_events_refresh_the_cooccurrence(served):
         runtime.cfg.cooccurrence_refresh_events = limit
     assert runtime.new_contacts == 0
     assert runtime.stats.similarity[a, b] > before
+
+
+def test_artifact_records_which_metric_kept_the_weights(served):
+    _, artifact = served
+    metrics = read_manifest(artifact, vertical="recommender")["metrics"]
+    assert metrics["train_monitor"] == "val_retrieval_recall_at_10"  # the evaluator's own key
+    assert metrics["train_monitor_mode"] == "max"
+    assert metrics["train_best_epoch"] == 1 and metrics["train_steps"] == 2
+    assert 0.0 <= metrics["train_best"] <= 1.0
+
+
+def test_state_folder_and_engine_come_from_the_settings(served, tmp_path, monkeypatch):
+    _, artifact = served
+    monkeypatch.setenv("VERTICALS_DATA_DIR", str(tmp_path / "from-env"))  # not read by the runtime
+    settings = ServeSettings(device="cpu", data_dir=tmp_path / "state", max_batch_size=7)
+    runtime = VERTICAL.load(artifact, settings)
+    try:
+        assert runtime.live == tmp_path / "state" / "recommender"
+        assert (runtime.engine.max_batch_size, runtime.engine.max_wait_ms) == (7, 0.0)
+        runtime.add_items([{"item_id": "state-1", "title": "Cast Iron Pan"}])
+        assert (runtime.live / "catalogue" / "items.jsonl").is_file()
+        assert not (tmp_path / "from-env").exists()
+    finally:
+        runtime.close()
+
+
+def test_index_and_catalogue_are_persisted_together(served, tmp_path, monkeypatch):
+    """A write that fails half-way leaves the previous index and catalogue, still in agreement."""
+    from recommender.state import Catalogue
+
+    _, artifact = served
+    settings = ServeSettings(device="cpu", data_dir=tmp_path)
+    runtime = load_runtime(VERTICAL, artifact, settings)
+    runtime.add_items([{"item_id": "kept-1", "title": "Linen Apron", "category": "kitchen"}])
+
+    def disk_full(self, path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Catalogue, "save", disk_full)  # after the index was written
+    with pytest.raises(OSError, match="disk full"):
+        runtime.add_items([{"item_id": "lost-1", "title": "Copper Kettle", "category": "kitchen"}])
+    runtime.close()
+    monkeypatch.undo()
+    again = load_runtime(VERTICAL, artifact, settings)
+    try:
+        ids = [r["item_id"] for r in again.catalogue.records]
+        assert again.index.ids == ids and "kept-1" in ids and "lost-1" not in ids
+        assert sorted(p.name for p in (tmp_path / "recommender").iterdir()) == [
+            "catalogue",
+            "writer.lock",
+            "writer.pid",
+        ]
+    finally:
+        again.close()
