@@ -16,7 +16,6 @@ once, and the intent head (initialised at the class prototypes) trains through t
 
 from __future__ import annotations
 
-import argparse
 import logging
 import tempfile
 import time
@@ -25,19 +24,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.common import DATA, write_result
+from bench.common import DATA, bench_parser, write_result
 from bench.customer_service_common import (
     add_recipe_args,
+    frozen_embeddings,
+    intent_config,
     keep_artifact,
     logreg_baseline,
-    recipe,
     recipe_text,
     write_intent_folder,
 )
-from customer_service.config import CustomerServiceConfig
 from customer_service.training import _FROZEN_CACHES, train
 from shared.artifacts import read_manifest
-from shared.config import load_config
 
 ANCHORS = {
     "bert_large_full": 0.9366,
@@ -48,18 +46,7 @@ ANCHORS = {
 
 
 def run_once(train_df, test_df, args, seed: int, val_fraction: float) -> tuple[dict, dict]:
-    trainer = recipe(args, seed)
-    if val_fraction == 0:
-        trainer.update({"monitor": "loss", "monitor_mode": "min"})
-    cfg = load_config(
-        CustomerServiceConfig,
-        overrides={
-            "model": args.model,
-            "max_seq_length": args.max_seq_length,
-            "hybrid": "off",
-            "trainer": trainer,
-        },
-    )
+    cfg = intent_config(args, seed)  # without validation the loop keeps the lowest training loss
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_intent_folder(Path(tmp) / "data", train_df, test_df, val_fraction, seed)
         artifact = train(cfg, folder, Path(tmp) / "run")
@@ -80,13 +67,7 @@ def run_once(train_df, test_df, args, seed: int, val_fraction: float) -> tuple[d
 
 
 def baseline(pairs: pd.DataFrame, cache, args) -> dict[str, float]:
-    from customer_service.retrieval import encode
-    from shared.models import load_model
-
-    if cache is None or not all(q in cache for q in pairs["question"]):
-        encoder = load_model(args.model, "sentence-encoder")
-        encoder.max_seq_length = args.max_seq_length
-        cache = dict(zip(pairs["question"], encode(encoder, list(pairs["question"])), strict=True))
+    cache = frozen_embeddings(pairs["question"], args.model, args.max_seq_length, cache)
     parts = {s: pairs[pairs["split"] == s] for s in ("train", "val", "test")}
     x = {
         s: np.stack([cache[q] for q in p["question"]]) if len(p) else None for s, p in parts.items()
@@ -101,17 +82,19 @@ def baseline(pairs: pd.DataFrame, cache, args) -> dict[str, float]:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args():
+    parser = bench_parser(__doc__)
     parser.add_argument("--data", type=Path, default=DATA / "customer_service" / "banking77")
     add_recipe_args(parser, epochs=30)
     parser.add_argument("--shots", type=int, default=0, help="examples per intent; 0 = full data")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--max-seq-length", type=int, default=64)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
     train_all = pd.read_csv(args.data / "train.csv").rename(columns={"category": "intent"})

@@ -25,19 +25,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.common import DATA, write_result
+from bench.common import DATA, bench_parser, write_result
 from bench.customer_service_common import (
     add_recipe_args,
+    frozen_embeddings,
+    intent_config,
     keep_artifact,
-    recipe,
     recipe_text,
     write_intent_folder,
 )
-from customer_service.config import CustomerServiceConfig
 from customer_service.ood import choose_threshold
 from customer_service.training import _FROZEN_CACHES, train
 from shared.artifacts import read_manifest
-from shared.config import load_config
 
 ANCHORS = {
     "bert": {"in_scope_accuracy": 0.969, "oos_recall": 0.403},
@@ -62,20 +61,12 @@ def logreg_with_threshold(
 ) -> dict[str, float]:
     from sklearn.linear_model import LogisticRegression
 
-    missing = [
+    texts = [
         t
         for s in (parts["train"], parts["val"], parts["test"], oos_val, oos_test)
         for t in s["text"]
-        if t not in cache
     ]
-    if missing:  # de-duplicated training questions were never embedded by our run
-        from customer_service.retrieval import encode
-        from shared.models import load_model
-
-        encoder = load_model(model, "sentence-encoder")
-        encoder.max_seq_length = max_seq_length
-        missing = list(dict.fromkeys(missing))
-        cache = {**cache, **dict(zip(missing, encode(encoder, missing), strict=True))}
+    cache = frozen_embeddings(texts, model, max_seq_length, dict(cache))
 
     def x(texts):
         return np.stack([cache[t] for t in texts])
@@ -100,10 +91,8 @@ def logreg_with_threshold(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args() -> argparse.Namespace:
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--data", type=Path, default=DATA / "customer_service" / "clinc150" / "data_full.json"
     )
@@ -118,25 +107,16 @@ def main() -> None:
     )
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--max-seq-length", type=int, default=48)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    started = time.perf_counter()
-    raw = json.loads(args.data.read_text(encoding="utf-8"))
-    parts = {s: frame(raw[s]) for s in ("train", "val", "test")}
-    oos_val, oos_test = (
-        frame(raw["oos_val"]).assign(split="val"),
-        frame(raw["oos_test"]).assign(split="test"),
-    )
-    cfg = load_config(
-        CustomerServiceConfig,
-        overrides={
-            "model": args.model,
-            "max_seq_length": args.max_seq_length,
-            "hybrid": "off",
-            "target_oos_recall": args.target_oos_recall,
-            "oos_recall_confidence": args.oos_recall_confidence,
-            "trainer": recipe(args, args.seed),
-        },
+    return parser.parse_args()
+
+
+def train_ours(args, parts, oos_val, oos_test) -> dict[str, float]:
+    """Trains the bot on the official splits; its held-out test metrics."""
+    cfg = intent_config(
+        args,
+        args.seed,
+        target_oos_recall=args.target_oos_recall,
+        oos_recall_confidence=args.oos_recall_confidence,
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_intent_folder(
@@ -152,7 +132,7 @@ def main() -> None:
         keep_artifact(artifact, args.keep)
         manifest = read_manifest(artifact)
         m = manifest["metrics"]
-    ours = {
+    return {
         "in_scope_accuracy": m["test_in_scope_accuracy"],
         "oos_recall": m["test_oos_recall"],
         "oos_precision": m["test_oos_precision"],
@@ -165,6 +145,19 @@ def main() -> None:
         ),
         "head_weight": manifest["calibration"]["head_weight"],
     }
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    started = time.perf_counter()
+    raw = json.loads(args.data.read_text(encoding="utf-8"))
+    parts = {s: frame(raw[s]) for s in ("train", "val", "test")}
+    oos_val, oos_test = (
+        frame(raw["oos_val"]).assign(split="val"),
+        frame(raw["oos_test"]).assign(split="test"),
+    )
+    ours = train_ours(args, parts, oos_val, oos_test)
     cache = _FROZEN_CACHES.get((args.model, args.max_seq_length), {})
     baselines = {
         "frozen_minilm_logreg_threshold": logreg_with_threshold(

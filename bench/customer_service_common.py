@@ -1,11 +1,16 @@
-"""Helpers of the customer_service benchmarks: data folders in our schema, the frozen baseline."""
+"""Helpers of the customer_service benchmarks: data folders in our schema, the frozen baseline,
+the training recipe flags and the flags of the KB-size request benchmarks."""
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from customer_service.config import CustomerServiceConfig
 
 
 def write_intent_folder(
@@ -108,6 +113,36 @@ def recipe(args, seed: int) -> dict:
     }
 
 
+def intent_config(args, seed: int, **overrides) -> CustomerServiceConfig:
+    """The bot's config for an intent benchmark: the recipe flags, `--model` and
+    `--max-seq-length`, dense retrieval only, plus `overrides`."""
+    from shared.config import load_config
+
+    base = {
+        "model": args.model,
+        "max_seq_length": args.max_seq_length,
+        "hybrid": "off",
+        "trainer": recipe(args, seed),
+    }
+    return load_config(CustomerServiceConfig, overrides={**base, **overrides})
+
+
+def frozen_embeddings(
+    texts: Iterable[str], model: str, max_seq_length: int, cache: dict | None = None
+) -> dict[str, np.ndarray]:
+    """Frozen-encoder vectors of `texts` by text: `cache` (a head-mode run's) with the missing
+    ones (e.g. de-duplicated training questions) embedded and added."""
+    from shared.models import embed_texts, load_model
+
+    cache = {} if cache is None else cache
+    missing = list(dict.fromkeys(t for t in texts if t not in cache))
+    if missing:
+        encoder = load_model(model, "sentence-encoder")
+        encoder.max_seq_length = max_seq_length
+        embed_texts(encoder, missing, cache=cache)
+    return cache
+
+
 def recipe_text(args) -> str:
     lr = args.lr if args.lr is not None else (5e-3 if args.mode == "head" else 2e-3)
     return (
@@ -122,3 +157,23 @@ def keep_artifact(artifact: Path, dest: Path | None) -> None:
 
         shutil.rmtree(dest, ignore_errors=True)
         shutil.copytree(artifact, dest)
+
+
+def request_bench_parser(
+    doc: str, requests: int, artifact_required: bool
+) -> argparse.ArgumentParser:
+    """Flags of the benchmarks that answer messages over a KB grown to `--kb-size` answers."""
+    from bench.common import bench_parser
+
+    parser = bench_parser(doc)
+    parser.add_argument("--artifact", type=Path, required=artifact_required, default=None)
+    parser.add_argument("--kb-size", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=requests)
+    return parser
+
+
+def demo_messages() -> list[str]:
+    """Every phrasing of the demo bank's questions."""
+    from customer_service.kb_data import KB
+
+    return [q for _, _, phrasings in KB.values() for q in phrasings.split("|")]

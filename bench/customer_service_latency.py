@@ -11,7 +11,6 @@ request in its own session.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import write_result
+from bench.customer_service_common import demo_messages, request_bench_parser
 
 TOPICS = [
     "card",
@@ -121,17 +121,30 @@ def timed_requests(base: str, messages: list[str], prefix: str) -> list[float]:
     return out
 
 
+def measure(
+    base: str, messages: list[str], requests: int, clients: int
+) -> tuple[list[float], list[float]]:
+    """Milliseconds per request: `requests` sequential ones after 20 warm-up, then `clients`
+    concurrent clients sending about as many."""
+    timed_requests(base, messages[:20], "warm")
+    single = timed_requests(
+        base, list(itertools.islice(itertools.cycle(messages), requests)), "one"
+    )
+    per_client = max(1, requests // clients)
+    with ThreadPoolExecutor(clients) as pool:
+        runs = pool.map(
+            lambda c: timed_requests(base, messages[c::clients][:per_client] * 2, f"c{c}"),
+            range(clients),
+        )
+        concurrent = [x for run in runs for x in run]
+    return single, concurrent
+
+
 def main() -> None:
     from customer_service import VERTICAL
-    from customer_service.kb_data import KB
     from shared.serving import ServeSettings, create_app
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--artifact", type=Path, default=None)
-    parser.add_argument("--kb-size", type=int, default=1000)
-    parser.add_argument("--requests", type=int, default=200)
+    parser = request_bench_parser(__doc__, requests=200, artifact_required=False)
     parser.add_argument("--clients", type=int, default=16)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -144,20 +157,7 @@ def main() -> None:
         runtime = app.state.runtime
         runtime.add_answers(synthetic_answers(args.kb_size - len(runtime.kb_snapshot().answers)))
         kb_size = len(runtime.kb_snapshot().answers)
-        messages = [q for _, _, phr in KB.values() for q in phr.split("|")]
-        timed_requests(base, messages[:20], "warm")
-        single = timed_requests(
-            base, list(itertools.islice(itertools.cycle(messages), args.requests)), "one"
-        )
-        per_client = max(1, args.requests // args.clients)
-        with ThreadPoolExecutor(args.clients) as pool:
-            runs = pool.map(
-                lambda c: timed_requests(
-                    base, messages[c :: args.clients][:per_client] * 2, f"c{c}"
-                ),
-                range(args.clients),
-            )
-            concurrent = [x for run in runs for x in run]
+        single, concurrent = measure(base, demo_messages(), args.requests, args.clients)
         engine = runtime.engine.stats.as_dict()
         server.should_exit = True
     import torch

@@ -11,7 +11,6 @@ less). Prints medians per stage; `--json` writes them to a file.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import logging
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.customer_service_common import demo_messages, request_bench_parser
 from bench.customer_service_latency import synthetic_answers
 
 
@@ -48,34 +48,44 @@ class Spans:
 
 
 def one_request(bot, spans: Spans, session_id: str, message: str, encode_api: bool) -> None:
-    """The steps of `POST /chat` (route -> plan -> engine batch -> reply), each timed."""
+    """The steps of `POST /chat` (route -> session get -> plan -> engine batch -> reply), each timed."""
     import torch
 
-    from customer_service.replies import build_reply
-    from customer_service.retrieval import encode
-    from customer_service.scoring import decide
-    from customer_service.service import ChatRequest, ChatResponse
+    from customer_service.service import ChatRequest
     from customer_service.session import Session
+    from shared.models import embed_features, tokenize
 
     body = json.dumps({"session_id": session_id, "message": message})
     req = spans.time("request parse+validate (pydantic)", ChatRequest.model_validate_json, body)
-    queries = spans.time("plan (PII mask, session lookup)", bot.plan, req.session_id, req.message)
+    session = spans.time("session get", lambda: bot.sessions.get(session_id) or Session(session_id))
+    queries = spans.time("plan (PII mask, follow-up)", bot.plan, session, req.message)
     if encode_api:
-        vectors = spans.time("encoder (SentenceTransformer.encode)", encode, bot.encoder, queries)
+        vectors = spans.time(
+            "encoder (SentenceTransformer.encode)",
+            lambda: bot.encoder.encode(
+                queries, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            ),
+        )
     else:
-        features = spans.time("tokenize", bot.encoder.preprocess, queries)
-        features = {k: v for k, v in features.items() if isinstance(v, torch.Tensor)}
+        features = spans.time("tokenize", tokenize, bot.encoder, queries)
 
         def forward():
             with torch.inference_mode():
-                out = bot.encoder(features)["sentence_embedding"]
-                return torch.nn.functional.normalize(out.float(), dim=-1).numpy()
+                return embed_features(bot.encoder, features).numpy()
 
         vectors = spans.time("encoder forward", forward)
+    answer(bot, spans, session, queries, vectors)
+
+
+def answer(bot, spans: Spans, session, queries: list[str], vectors) -> None:
+    """The reply stages of one message (after its embedding), each timed."""
+    from customer_service.replies import build_reply
+    from customer_service.retrieval import intent_logits
+    from customer_service.scoring import decide
+    from customer_service.service import ChatResponse
+
     kb, index = bot.kb.current()
-    session = spans.time("session get", lambda: bot.sessions.get(session_id) or Session(session_id))
-    weight, bias = bot.head
-    logits = spans.time("intent head", lambda: (vectors[0] * 10.0) @ weight.T + bias)
+    logits = spans.time("intent head", intent_logits, vectors[0], *bot.head)
     hits = spans.time(
         "KB search (FAISS + BM25 + pooling)", index.search, vectors[0], queries[0], 20
     )
@@ -107,15 +117,10 @@ def one_request(bot, spans: Spans, session_id: str, message: str, encode_api: bo
 
 
 def main() -> None:
-    from customer_service.bot import CustomerServiceBot
-    from customer_service.kb_data import KB
+    from customer_service import VERTICAL
+    from shared.registry import build_settings, load_runtime
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--artifact", type=Path, required=True)
-    parser.add_argument("--kb-size", type=int, default=1000)
-    parser.add_argument("--requests", type=int, default=300)
+    parser = request_bench_parser(__doc__, requests=300, artifact_required=True)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument(
         "--encode-api", action="store_true", help="embed with SentenceTransformer.encode"
@@ -125,9 +130,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         artifact = Path(shutil.copytree(args.artifact, Path(tmp) / "artifact"))
-        bot = CustomerServiceBot(artifact, "cpu", precision=args.precision)
+        settings = build_settings(VERTICAL, device="cpu", precision=args.precision)
+        bot = load_runtime(VERTICAL, artifact, settings)
         bot.add_answers(synthetic_answers(args.kb_size - len(bot.kb_snapshot().answers)))
-        messages = [q for _, _, phr in KB.values() for q in phr.split("|")]
+        messages = demo_messages()
         for i, message in enumerate(messages[:20]):  # warm-up
             one_request(bot, Spans(), f"warm-{i}", message, args.encode_api)
         spans = Spans()

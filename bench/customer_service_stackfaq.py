@@ -12,7 +12,6 @@ Baselines in the same run: BM25 (bm25s) over the answers, and the untuned defaul
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import random
@@ -23,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.common import DATA, write_result
+from bench.common import DATA, bench_parser, write_result
 from customer_service.config import CustomerServiceConfig
-from customer_service.retrieval import KnowledgeIndex, encode
+from customer_service.retrieval import KnowledgeIndex
 from customer_service.training import train
 from shared.config import load_config
 from shared.evaluation import retrieval_metrics
-from shared.models import load_model
+from shared.models import embed_texts, load_model
 
 KEYS = ("recall_at_1", "recall_at_5", "mrr")
 
@@ -80,9 +79,9 @@ def dense_ranking(
     index = KnowledgeIndex(
         list(answers["answer_id"]),
         list(answers["answer"]),
-        encode(encoder, list(answers["answer"])),
+        embed_texts(encoder, list(answers["answer"])),
     )
-    return [[h.answer_id for h in index.search(v, k=k)] for v in encode(encoder, queries)]
+    return [[h.answer_id for h in index.search(v, k=k)] for v in embed_texts(encoder, queries)]
 
 
 def bm25_ranking(answers: pd.DataFrame, queries: list[str], k: int = 50) -> list[list[str]]:
@@ -106,9 +105,7 @@ def metrics_of(ranked, answer_thread, targets) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument(
         "--data",
         type=Path,

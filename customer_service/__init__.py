@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from customer_service.config import CustomerServiceConfig
+from customer_service.config import CustomerServiceConfig, CustomerServiceSettings
 from shared.registry import Vertical
 
 SMOKE_OVERRIDES = {"model": "random:bert-tiny", "trainer": {"max_steps": 2, "batch_size": 8}}
@@ -20,13 +20,10 @@ def _train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
     return train(cfg, Path(data_path), Path(out_dir))
 
 
-def _load(artifact_dir: Path, device: str) -> Any:
+def _load(artifact_dir: Path, settings: CustomerServiceSettings) -> Any:
     from customer_service.bot import CustomerServiceBot
-    from customer_service.config import CustomerServiceSettings
 
-    return CustomerServiceBot(
-        Path(artifact_dir), device, precision=CustomerServiceSettings().precision
-    )
+    return CustomerServiceBot(Path(artifact_dir), settings)
 
 
 def _build_router() -> Any:
@@ -92,4 +89,5 @@ VERTICAL = Vertical(
     smoke_request=_smoke_request,
     evaluate=_evaluate,
     schemas=_schemas(),
+    settings_cls=CustomerServiceSettings,
 )

@@ -15,15 +15,17 @@ from typing import Any
 import numpy as np
 
 from customer_service.cleaning import mask_pii
+from customer_service.config import CustomerServiceSettings
 from customer_service.kb_store import KnowledgeBase
 from customer_service.live_kb import LiveKnowledgeBase
 from customer_service.ood import Calibration
 from customer_service.replies import build_reply
-from customer_service.retrieval import KnowledgeIndex, embed_queries, encode, set_precision
+from customer_service.retrieval import KnowledgeIndex, intent_logits, set_precision
 from customer_service.scoring import Decision, decide
 from customer_service.session import (
     InMemorySessionStore,
     Session,
+    SessionLocks,
     SessionStore,
     extract_slots,
     is_follow_up,
@@ -32,7 +34,7 @@ from shared.artifacts import load_json, load_weights, read_manifest
 from shared.devices import resolve_device
 from shared.engine import InferenceEngine
 from shared.errors import InputError
-from shared.models import load_model
+from shared.models import embed_texts, load_model
 
 log = logging.getLogger(__name__)
 
@@ -40,32 +42,33 @@ log = logging.getLogger(__name__)
 class CustomerServiceBot:
     """Runtime of one artifact. Thread-safe for chat; KB edits are serialised by a lock.
 
+    The messages of one session take turns (`SessionLocks`): each reads the session once,
+    answers and writes it once, so concurrent messages of a session are all remembered.
+
     Args:
         artifact_dir: Folder written by `verticals train customer_service`.
-        device: `auto`, `cpu`, `cuda`, ...
+        settings: Deployment settings: `device`, `precision` (encoder weights at inference:
+            `auto` is bf16 on a CPU with native bf16, else fp32) and the batching knobs.
         sessions: A session store; in memory with the artifact's TTL when omitted.
         kb_root: Where live KB versions are kept; the artifact folder when omitted.
-        precision: Encoder weights at inference: `auto` (bf16 on a CPU with native bf16, else
-            fp32), `fp32` or `bf16`.
     """
 
     def __init__(
         self,
         artifact_dir: Path,
-        device: str = "auto",
+        settings: CustomerServiceSettings,
         sessions: SessionStore | None = None,
         kb_root: Path | None = None,
-        precision: str = "auto",
     ) -> None:
         self.artifact_dir = Path(artifact_dir)
-        self.manifest = read_manifest(self.artifact_dir)
+        self.manifest = read_manifest(self.artifact_dir, vertical="customer_service")
         bot = load_json(self.artifact_dir / "bot.json")
-        self.device = str(resolve_device(device))
+        self.device = str(resolve_device(settings.device))
         self.encoder = load_model(
             str(self.artifact_dir / "encoder"), "sentence-encoder", device=self.device
         )
         self.encoder.eval()
-        self.precision = set_precision(self.encoder, precision, self.device)
+        self.precision = set_precision(self.encoder, settings.precision, self.device)
         self.intents: list[str] = bot["intents"]
         self.calibration = Calibration(**bot["calibration"])
         self.slot_values: dict[str, list[str]] = bot.get("slots", {})
@@ -74,13 +77,19 @@ class CustomerServiceBot:
         if kb_root and not (self.kb_root / "kb" / "CURRENT").exists():
             shutil.copytree(self.artifact_dir / "kb", self.kb_root / "kb", dirs_exist_ok=True)
         self.kb = LiveKnowledgeBase(
-            self.kb_root, lambda texts: encode(self.encoder, texts), self.calibration.bm25_weight
+            self.kb_root,
+            lambda texts: embed_texts(self.encoder, texts),
+            self.calibration.bm25_weight,
         )
         self.sessions = sessions or InMemorySessionStore(
             bot.get("session_ttl_s", 1800), bot.get("max_sessions", 10_000)
         )
-        # No batching wait: a lone message runs at once; concurrent ones batch while one runs.
-        self.engine = InferenceEngine(self.encode_batch, max_batch_size=32, warmup_items=["hello"])
+        self.locks = SessionLocks()
+        # Without a batching wait (the default) a lone message runs at once; concurrent ones
+        # batch while one runs.
+        self.engine = InferenceEngine.from_settings(
+            self.encode_batch, settings, warmup_items=["hello"]
+        )
 
     def _load_head(self) -> tuple[np.ndarray, np.ndarray] | None:
         path = self.artifact_dir / "head.safetensors"
@@ -92,13 +101,26 @@ class CustomerServiceBot:
     # -- inference -------------------------------------------------------------------------
     def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
         """The engine's batch function: one normalised (D,) vector per text (one forward)."""
-        return list(embed_queries(self.encoder, texts))
+        return list(embed_texts(self.encoder, texts))
 
-    def plan(self, session_id: str, message: str) -> list[str]:
+    async def chat_async(self, session_id: str, message: str) -> dict[str, Any]:
+        """Answers a message in its session (the service path; embeddings batch across requests)."""
+        async with self.locks.hold_async(session_id):
+            session = self.sessions.get(session_id) or Session(session_id)
+            queries = self.plan(session, message)
+            return self.reply(session, queries, await self.engine.submit_many(queries))
+
+    def chat(self, session_id: str, message: str) -> dict[str, Any]:
+        """`chat_async` for synchronous callers (CLI, `predict`, tests): embeds inline."""
+        with self.locks.hold(session_id):
+            session = self.sessions.get(session_id) or Session(session_id)
+            queries = self.plan(session, message)
+            return self.reply(session, queries, self.engine.run(queries))
+
+    def plan(self, session: Session, message: str) -> list[str]:
         """Queries to embed for a message: itself, plus itself in context when it reads as a follow-up."""
         text = mask_pii(message.strip())
-        session = self.sessions.get(session_id)
-        if session and session.last_query and is_follow_up(text):
+        if session.last_query and is_follow_up(text):
             return [text, f"{session.last_query} {text}"]
         return [text]
 
@@ -106,21 +128,21 @@ class CustomerServiceBot:
         self, vector: np.ndarray, query: str, kb: KnowledgeBase, index: KnowledgeIndex, k: int = 20
     ) -> Decision:
         hits = index.search(vector, query, k=k)
-        logits = None
-        if self.head is not None:
-            weight, bias = self.head
-            logits = (vector * 10.0) @ weight.T + bias  # same rescaling as BotTask.intent_logits
+        logits = None if self.head is None else intent_logits(vector, *self.head)
         return decide(hits, logits, self.intents, kb.answers, self.calibration)
 
-    def reply(
-        self, session_id: str, message: str, queries: list[str], vectors: list[np.ndarray]
-    ) -> dict[str, Any]:
-        """Answers one message (after `plan` and embedding its queries) and updates the session."""
-        kb, index = self.kb.current()
-        session = self.sessions.get(session_id) or Session(session_id)
-        text = queries[0]
+    def _read(
+        self,
+        session: Session,
+        queries: list[str],
+        vectors: list[np.ndarray],
+        mentioned: dict[str, str],
+        kb: KnowledgeBase,
+        index: KnowledgeIndex,
+    ) -> tuple[Decision, bool]:
+        """The decision for a message and whether it leaned on the conversation."""
+        text, threshold = queries[0], self.calibration.threshold
         decision, used_context = self._decide(vectors[0], text, kb, index), False
-        threshold = self.calibration.threshold
         if len(queries) > 1:
             # A follow-up is read in context when that reading is in scope and the message alone
             # is not, or is less sure of its answer ("and for my credit card?").
@@ -129,24 +151,31 @@ class CustomerServiceBot:
                 decision.handoff_score < threshold or contextual.confidence > decision.confidence
             ):
                 decision, used_context = contextual, True
-        mentioned = extract_slots(text, self.slot_values)
         if (
             decision.handoff_score < threshold
             and mentioned
             and session.last_answer_id in kb.answers
             and is_follow_up(text)
-        ):
-            decision, used_context = (
-                Decision(
-                    session.last_answer_id,
-                    session.last_intent,
-                    session.last_confidence,
-                    decision.hits,
-                    "context",
-                    in_scope=session.last_in_scope,
-                ),
-                True,
+        ):  # "credit one": a slot value for the previous answer
+            decision = Decision(
+                session.last_answer_id,
+                session.last_intent,
+                session.last_confidence,
+                decision.hits,
+                "context",
+                in_scope=session.last_in_scope,
             )
+            used_context = True
+        return decision, used_context
+
+    def reply(
+        self, session: Session, queries: list[str], vectors: list[np.ndarray]
+    ) -> dict[str, Any]:
+        """Answers a message (its `plan` queries, embedded) and saves the session (the one write)."""
+        kb, index = self.kb.current()  # one consistent KB for the whole message
+        text = queries[0]
+        mentioned = extract_slots(text, self.slot_values)
+        decision, used_context = self._read(session, queries, vectors, mentioned, kb, index)
         session.slots.update(mentioned)
         response = build_reply(decision, kb, session, text, self.calibration, self.slot_values)
         session.add_turn("user", text)
@@ -159,7 +188,7 @@ class CustomerServiceBot:
         self.sessions.put(session)
         log.info(
             "chat session=%s answer=%s confidence=%.3f in_scope=%.3f handoff=%s context=%s",
-            session_id,
+            session.session_id,
             response["answer_id"],
             decision.confidence,
             decision.handoff_score,
@@ -167,11 +196,6 @@ class CustomerServiceBot:
             used_context,
         )
         return {**response, "context_used": used_context}
-
-    def chat(self, session_id: str, message: str) -> dict[str, Any]:
-        """Synchronous chat (CLI, tests): plan, embed through the engine, reply."""
-        queries = self.plan(session_id, message)
-        return self.reply(session_id, message, queries, self.engine.run(queries))
 
     def predict(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Rows of `{message, session_id?}` answered in order (a session's turns build on each other)."""
@@ -183,11 +207,19 @@ class CustomerServiceBot:
             out.append(self.chat(str(row.get("session_id") or f"row-{i}"), message))
         return out
 
-    def search(self, query: str, vector: np.ndarray, k: int = 5) -> list[dict[str, Any]]:
-        """Top-`k` answers for a query with their fused scores."""
+    async def search_async(self, query: str, k: int = 5) -> dict[str, Any]:
+        """The top-`k` answers for a query with their fused scores (the service path)."""
+        text = mask_pii(query.strip())
+        return self._search(text, (await self.engine.submit_many([text]))[0], k)
+
+    def search(self, query: str, k: int = 5) -> dict[str, Any]:
+        """`search_async` for synchronous callers."""
+        text = mask_pii(query.strip())
+        return self._search(text, self.engine.run([text])[0], k)
+
+    def _search(self, query: str, vector: np.ndarray, k: int) -> dict[str, Any]:
         kb, index = self.kb.current()
-        hits = index.search(vector, mask_pii(query), k=k)
-        return [
+        results = [
             {
                 "answer_id": h.answer_id,
                 "score": round(h.score, 4),
@@ -197,8 +229,9 @@ class CustomerServiceBot:
                     for key in ("title", "answer", "intent")
                 },
             }
-            for h in hits
+            for h in index.search(vector, query, k=k)
         ]
+        return {"query": query, "results": results}
 
     def info(self) -> dict[str, Any]:
         kb = self.kb.snapshot()

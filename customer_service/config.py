@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field
 
 from shared.config import StrictModel, TrainerConfig
+from shared.settings import ServeSettings
 
 
-def _default_trainer() -> TrainerConfig:
-    # The head learns from scratch (lr); the pretrained encoder moves gently (backbone_lr).
-    return TrainerConfig(
-        epochs=3,
-        batch_size=32,
-        lr=2e-3,
-        backbone_lr=5e-5,
-        monitor="accuracy",
-        monitor_mode="max",
-        progress=False,
-    )
+class CustomerServiceTrainerConfig(TrainerConfig):
+    """The shared loop's settings with the bot's defaults.
+
+    The head learns from scratch (`lr`); the pretrained encoder moves gently (`backbone_lr`). The
+    best epoch is picked by the evaluator's primary metric: validation intent accuracy with an
+    intent head, else validation retrieval accuracy (the training loss without validation).
+    """
+
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 2e-3
+    backbone_lr: float | None = 5e-5
+    progress: bool = False
 
 
 class CustomerServiceConfig(StrictModel):
@@ -59,19 +61,20 @@ class CustomerServiceConfig(StrictModel):
     test_fraction: float = Field(0.15, ge=0, lt=0.5)
     session_ttl_s: float = 1800.0
     max_sessions: int = 10_000
-    trainer: TrainerConfig = Field(default_factory=_default_trainer)
+    trainer: CustomerServiceTrainerConfig = CustomerServiceTrainerConfig()
 
 
-class CustomerServiceSettings(BaseSettings):
-    """Deployment knobs of the running bot, from `VERTICALS_CUSTOMER_SERVICE_*` variables.
+class CustomerServiceSettings(ServeSettings):
+    """Deployment knobs of the running bot: the shared ones (`VERTICALS_*`) plus its own.
 
     Attributes:
         precision: Encoder weights at inference. `auto` uses bfloat16 on a CPU that computes it
             natively (AMX or AVX512-BF16): a one-message forward is bound by reading the weights,
             which bf16 halves; embeddings keep a cosine of ~0.9999 to float32. `fp32` or `bf16`
-            force one.
+            force one. Environment variable `VERTICALS_CUSTOMER_SERVICE_PRECISION`.
     """
 
-    model_config = SettingsConfigDict(env_prefix="VERTICALS_CUSTOMER_SERVICE_", extra="ignore")
-
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        validation_alias=AliasChoices("VERTICALS_CUSTOMER_SERVICE_PRECISION", "precision"),
+    )

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from customer_service.config import CustomerServiceConfig
+from customer_service.config import CustomerServiceConfig, CustomerServiceTrainerConfig
 from customer_service.kb_data import write_demo_data
 
 log = logging.getLogger(__name__)
@@ -30,27 +30,17 @@ NEW_ANSWER = {
 
 def run_demo(workdir: Path, epochs: int = 2) -> dict[str, Any]:
     """Trains on generated bank data in `workdir`, then chats; returns held-out metrics and the transcript."""
-    from customer_service.bot import CustomerServiceBot
+    from customer_service import VERTICAL
     from customer_service.training import train
+    from shared.registry import build_settings, load_runtime
 
     started = time.perf_counter()
     data = write_demo_data(workdir / "data")
-    cfg = CustomerServiceConfig.model_validate(
-        {
-            "max_seq_length": 32,
-            "trainer": {
-                "epochs": epochs,
-                "batch_size": 32,
-                "lr": 2e-3,
-                "backbone_lr": 5e-5,
-                "monitor": "accuracy",
-                "monitor_mode": "max",
-                "progress": False,
-            },
-        }
+    cfg = CustomerServiceConfig(
+        max_seq_length=32, trainer=CustomerServiceTrainerConfig(epochs=epochs)
     )
     artifact = train(cfg, data, workdir / "run")
-    bot = CustomerServiceBot(artifact, "auto")
+    bot = load_runtime(VERTICAL, artifact, build_settings(VERTICAL))
     transcript = []
     for i, message in enumerate(CONVERSATION):
         if i == len(CONVERSATION) - 1:

@@ -6,15 +6,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
+from customer_service import retrieval
 from customer_service.ood import (
     Calibration,
     fit_in_scope_weights,
     in_scope_probability,
     out_of_fold_in_scope,
 )
-from customer_service.retrieval import BotTask, Hit, KnowledgeIndex, encode
+from customer_service.retrieval import BotTask, Hit, KnowledgeIndex
 from customer_service.scoring import Decision, decide, intent_probs
 from shared.calibration import fit_temperature
 from shared.evaluation import retrieval_metrics
@@ -22,13 +22,19 @@ from shared.evaluation import retrieval_metrics
 DEPTH = 20  # answers kept per query for the softmax; the rest carry negligible probability
 
 
-def intent_logits(task: BotTask, vectors: np.ndarray) -> np.ndarray | None:
-    """(N, C) intent logits from (N, D) embeddings, or None without a head."""
-    if task.head is None or len(vectors) == 0:
+def head_arrays(task: BotTask) -> tuple[np.ndarray, np.ndarray] | None:
+    """The intent head's (C, D) weight and (C,) bias as float32 arrays, as an artifact stores them."""
+    if task.head is None:
         return None
-    device = next(task.head.parameters()).device
-    with torch.inference_mode():
-        return task.intent_logits(torch.from_numpy(vectors).to(device)).float().cpu().numpy()
+    return tuple(p.detach().float().cpu().numpy() for p in (task.head.weight, task.head.bias))
+
+
+def intent_logits(task: BotTask, vectors: np.ndarray) -> np.ndarray | None:
+    """(N, C) intent logits from (N, D) embeddings, or None without a head (as the bot computes them)."""
+    head = head_arrays(task)
+    if head is None or len(vectors) == 0:
+        return None
+    return retrieval.intent_logits(vectors, *head)
 
 
 def search_all(
@@ -206,19 +212,6 @@ def _ranks(hits: list[list[Hit]], targets: Sequence[str]) -> np.ndarray:
         if pos is not None:
             ranks[i] = pos + 1
     return ranks
-
-
-def embed(task: BotTask, texts: Sequence[str]) -> np.ndarray:
-    """(N, D) embeddings of `texts`; with a frozen encoder each distinct text is encoded once."""
-    cache = task.frozen_cache
-    if cache is None:
-        return encode(task.backbone, list(texts))
-    missing = list(dict.fromkeys(t for t in texts if t not in cache))
-    if missing:
-        cache.update(zip(missing, encode(task.backbone, missing), strict=True))
-    if not texts:
-        return encode(task.backbone, [])
-    return np.stack([cache[t] for t in texts])
 
 
 def fit_in_scope(

@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from shared.artifacts import atomic_folder
 from shared.errors import ArtifactError
 
 KEEP_VERSIONS = 3
@@ -83,9 +83,7 @@ def save_version(root: str | Path, kb: KnowledgeBase) -> KnowledgeBase:
     base = Path(root) / "kb"
     base.mkdir(parents=True, exist_ok=True)
     name = f"v{_latest_number(base) + 1:06d}"
-    tmp = base / f".{name}.tmp-{os.getpid()}-{time.time_ns()}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(base / name) as tmp:  # a failed write leaves no folder behind
         _write_jsonl(tmp / "kb.jsonl", [{"answer_id": k, **v} for k, v in kb.answers.items()])
         _write_jsonl(
             tmp / "entries.jsonl",
@@ -99,13 +97,9 @@ def save_version(root: str | Path, kb: KnowledgeBase) -> KnowledgeBase:
             str(tmp / "vectors.safetensors"),
         )
         (tmp / "meta.json").write_text(json.dumps(kb.meta), encoding="utf-8")
-        tmp.rename(base / name)
-        pointer = base / f".CURRENT.tmp-{os.getpid()}"
-        pointer.write_text(name, encoding="utf-8")
-        os.replace(pointer, base / "CURRENT")  # the single atomic step that makes it live
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    pointer = base / f".CURRENT.tmp-{os.getpid()}"
+    pointer.write_text(name, encoding="utf-8")
+    os.replace(pointer, base / "CURRENT")  # the single atomic step that makes it live
     _prune(base, keep=name)
     return replace(kb, version=name)
 

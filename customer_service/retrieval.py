@@ -20,9 +20,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from shared.models import embed_texts
+from shared.models import embed_features, tokenize
 
-encode = embed_texts  # The bulk path (KB entries, validation sets); `embed_queries` below serves requests.
+# Normalised embeddings have small coordinates; the intent head reads them scaled by this.
+INTENT_INPUT_SCALE = 10.0
+
+
+def intent_logits(embeddings: Any, weight: Any, bias: Any) -> Any:
+    """(N, C) intent logits of (N, D) normalised embeddings (or (C,) of one (D,) embedding).
+
+    The one definition of the intent head, for torch tensors (training, with gradients) and
+    numpy arrays (validation, calibration and serving alike).
+    """
+    return (embeddings * INTENT_INPUT_SCALE) @ weight.T + bias
 
 
 def answer_text(title: str, answer: str) -> str:
@@ -53,26 +63,16 @@ class BotTask(nn.Module):
         # Set when the encoder stays frozen: text -> embedding, so each text is encoded once.
         self.frozen_cache: dict[str, np.ndarray] | None = None
 
-    def embed(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, D) L2-normalised sentence embeddings, with gradients when training."""
-        out = self.backbone(dict(features))["sentence_embedding"]
-        return nn.functional.normalize(out.float(), dim=-1)
-
-    def intent_logits(self, embeddings: torch.Tensor) -> torch.Tensor:
-        assert self.head is not None
-        return self.head(embeddings * 10.0)  # normalised inputs are small; rescale for the head
-
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        q = (
-            batch["q_emb"] if "q_emb" in batch else self.embed(batch["q"])
-        )  # q_emb: frozen-encoder mode
+        # q_emb: cached question embeddings of a frozen encoder (head-only training)
+        q = batch["q_emb"] if "q_emb" in batch else embed_features(self.backbone, batch["q"])
         loss = q.new_zeros(())
         if "p" in batch and len(batch["p_rows"]) > 1:
-            p = self.embed(batch["p"])
+            p = embed_features(self.backbone, batch["p"])
             loss = loss + self.mnrl.compute_loss_from_embeddings([q[batch["p_rows"]], p], None)
         out: dict[str, torch.Tensor] = {"embeddings": q}
         if self.head is not None and "y" in batch:
-            logits = self.intent_logits(q)
+            logits = intent_logits(q, self.head.weight, self.head.bias)
             out["logits"] = logits
             if bool((batch["y"] >= 0).any()):
                 ce = nn.functional.cross_entropy(logits, batch["y"], ignore_index=-100)
@@ -97,12 +97,12 @@ def make_collate(encoder: Any):
                 p_rows.append(i)
                 positives.append(positive)
         batch: dict[str, Any] = {
-            "q": _tokenize(encoder, [r[0] for r in rows]),
+            "q": tokenize(encoder, [r[0] for r in rows]),
             "y": torch.tensor([r[3] for r in rows], dtype=torch.long),
             "p_rows": torch.tensor(p_rows, dtype=torch.long),
         }
         if positives:
-            batch["p"] = _tokenize(encoder, positives)
+            batch["p"] = tokenize(encoder, positives)
         return batch
 
     return collate
@@ -118,31 +118,6 @@ def make_frozen_collate(cache: dict[str, np.ndarray]):
         }
 
     return collate
-
-
-def _tokenize(encoder: Any, texts: list[str]) -> dict[str, torch.Tensor]:
-    features = (
-        encoder.preprocess(texts) if hasattr(encoder, "preprocess") else encoder.tokenize(texts)
-    )
-    return {k: v for k, v in features.items() if isinstance(v, torch.Tensor)}
-
-
-def embed_queries(encoder: Any, texts: Sequence[str]) -> np.ndarray:
-    """(N, D) float32 L2-normalised embeddings of a few texts: one tokenizer call, one forward.
-
-    The request path. `SentenceTransformer.encode` costs a few milliseconds per call on top of
-    the forward (device resolution, length sorting, chunking, conversions); here the module
-    pipeline (transformer, pooling, normalise) runs directly on one padded batch, truncated to
-    the encoder's `max_seq_length` exactly like `encode`.
-    """
-    if not texts:
-        return np.zeros((0, encoder.get_embedding_dimension()), dtype=np.float32)
-    device = encoder.device
-    features = {k: v.to(device) for k, v in _tokenize(encoder, list(texts)).items()}
-    with torch.inference_mode():
-        out = encoder(features)["sentence_embedding"]
-        out = nn.functional.normalize(out.float(), dim=-1)
-    return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32)
 
 
 def native_bf16_cpu() -> bool:

@@ -56,8 +56,22 @@ def decide(
     answers: dict[str, dict[str, str]],
     calibration: Calibration,
 ) -> Decision:
-    """Chooses the answer, intent and confidence for one query and scores it in scope."""
-    decision = _choose(hits, intent_logits, intents, answers, calibration)
+    """Chooses the answer, intent and confidence for one query and scores it in scope.
+
+    See the module doc: the intent reading (`_by_intent`) when there is one, else the top
+    retrieved answer.
+    """
+    probs = retrieval_probs(hits, calibration)
+    top = hits[0].answer_id if hits else None
+    decision = Decision(
+        top,
+        (answers.get(top, {}).get("intent") or None) if top else None,
+        float(probs[0]) if len(probs) else 0.0,
+        hits,
+        "retrieval",
+    )
+    if intent_logits is not None and intents:
+        decision = _by_intent(decision, probs, intent_logits, intents, answers, calibration)
     decision.in_scope = float(
         in_scope_probability(decision.confidence, decision.similarity, calibration.in_scope_weights)
     )
@@ -95,24 +109,16 @@ def intent_probs(
     return softmax(z, calibration.fused_temperature)
 
 
-def _choose(
-    hits: list[Hit],
-    intent_logits: np.ndarray | None,
+def _by_intent(
+    retrieved: Decision,
+    probs: np.ndarray,
+    intent_logits: np.ndarray,
     intents: list[str],
     answers: dict[str, dict[str, str]],
     calibration: Calibration,
 ) -> Decision:
-    """The answer, intent and confidence (see the module doc)."""
-    probs = retrieval_probs(hits, calibration)
-    retrieved = Decision(
-        hits[0].answer_id if hits else None,
-        (answers.get(hits[0].answer_id, {}).get("intent") or None) if hits else None,
-        float(probs[0]) if len(probs) else 0.0,
-        hits,
-        "retrieval",
-    )
-    if intent_logits is None or not intents:
-        return retrieved
+    """The intent reading of a query, or `retrieved` (its top answer) where retrieval must win."""
+    hits = retrieved.hits
     if retrieved.answer_id and not retrieved.intent:
         # An answer added after training, which the head cannot know. The vote of the fusion
         # only counts answers of known intents, so the new answer is weighed against the head.

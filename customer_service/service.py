@@ -1,7 +1,8 @@
 """HTTP routes of the bot under `/v1/customer_service/`: chat, search and KB edits.
 
-The routes translate requests to runtime calls; embeddings go through the shared batching engine,
-KB edits (which embed and write files) run in a worker thread.
+Each route is one runtime call: the runtime owns a request (a chat message reads and writes its
+session once, its embeddings batch in the shared engine); KB edits, which embed and write files,
+run in a worker thread.
 """
 
 from __future__ import annotations
@@ -95,15 +96,12 @@ def build_router() -> APIRouter:
     @router.post("/chat", response_model=ChatResponse)
     async def chat(req: ChatRequest, runtime=Depends(get_runtime)) -> dict[str, Any]:
         """Answers a message in its session (an unknown session starts a new one)."""
-        queries = runtime.plan(req.session_id, req.message)
-        vectors = await runtime.engine.submit_many(queries)
-        return runtime.reply(req.session_id, req.message, queries, vectors)
+        return await runtime.chat_async(req.session_id, req.message)
 
     @router.post("/search")
     async def search(req: SearchRequest, runtime=Depends(get_runtime)) -> dict[str, Any]:
         """The top-k knowledge-base answers for a query, with scores."""
-        vector = (await runtime.engine.submit_many([req.query]))[0]
-        return {"query": req.query, "results": runtime.search(req.query, vector, req.k)}
+        return await runtime.search_async(req.query, req.k)
 
     @router.get("/kb")
     def kb_summary(runtime=Depends(get_runtime)) -> dict[str, Any]:

@@ -1,17 +1,21 @@
 """Conversation memory: a `SessionStore` interface, an in-memory TTL store, and slot extraction.
 
 A shared store (Redis, a database) implements the same three methods and stores
-`Session.to_dict()` as JSON; nothing else in the bot needs to change.
+`Session.to_dict()` as JSON; nothing else in the bot needs to change. `SessionLocks` makes the
+messages of one session take turns (read, answer, write), so none is answered from a stale
+session or overwrites another's turns.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -98,6 +102,61 @@ class InMemorySessionStore:
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+class SessionLocks:
+    """One lock per session with messages in flight, dropped when its last message is done.
+
+    Memory stays bounded by the messages being answered, not by the sessions ever seen. Waiters
+    are served in arrival order. `hold` serves threads (the CLI, `predict`), `hold_async` the
+    coroutines of the service's event loop; the two are not meant to serve one session at the
+    same time. Within one process only: service processes sharing a session store need a lock
+    in that store.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._threads: dict[
+            str, list[Any]
+        ] = {}  # session id -> [lock, messages holding or waiting]
+        self._tasks: dict[str, list[Any]] = {}
+
+    @contextlib.contextmanager
+    def hold(self, session_id: str) -> Iterator[None]:
+        """`with locks.hold(session_id):` one message of the session at a time (threads)."""
+        lock = self._enter(self._threads, session_id, threading.Lock)
+        try:
+            with lock:
+                yield
+        finally:
+            self._leave(self._threads, session_id)
+
+    @contextlib.asynccontextmanager
+    async def hold_async(self, session_id: str) -> AsyncIterator[None]:
+        """`async with locks.hold_async(session_id):` the same for coroutines of one event loop."""
+        lock = self._enter(self._tasks, session_id, asyncio.Lock)
+        try:
+            async with lock:
+                yield
+        finally:
+            self._leave(self._tasks, session_id)
+
+    def _enter(self, table: dict[str, list[Any]], session_id: str, new: Callable[[], Any]) -> Any:
+        with self._guard:
+            entry = table.setdefault(session_id, [new(), 0])
+            entry[1] += 1
+            return entry[0]
+
+    def _leave(self, table: dict[str, list[Any]], session_id: str) -> None:
+        with self._guard:
+            entry = table[session_id]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del table[session_id]
+
+    def __len__(self) -> int:
+        """Sessions with a message being answered or waiting."""
+        return len(self._threads) + len(self._tasks)
 
 
 def extract_slots(text: str, slot_values: dict[str, list[str]]) -> dict[str, str]:

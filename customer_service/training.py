@@ -24,6 +24,7 @@ from customer_service.config import CustomerServiceConfig
 from customer_service.kb_store import KnowledgeBase, save_version
 from customer_service.ood import Calibration, choose_threshold
 from customer_service.retrieval import (
+    INTENT_INPUT_SCALE,
     BotTask,
     KnowledgeIndex,
     answer_text,
@@ -35,14 +36,16 @@ from shared.artifacts import save_weights, write_artifact
 from shared.data import fingerprint, split_indices
 from shared.devices import seed_everything
 from shared.errors import DataError
-from shared.models import load_model
-from shared.training import fit
+from shared.models import embed_texts, load_model
+from shared.training import MetricsEvaluator, TrainResult, fit
 
 log = logging.getLogger(__name__)
 
 # Frozen-encoder embeddings per (model, max_seq_length), kept for the process: repeated runs
 # (seeds, few-shot draws) on the same texts encode them once.
 _FROZEN_CACHES: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+# The intent head starts at the class prototypes with logits of this many times the cosine.
+PROTOTYPE_LOGIT_SCALE = 20.0
 
 
 def split_pairs(pairs: pd.DataFrame, cfg: CustomerServiceConfig) -> dict[str, pd.DataFrame]:
@@ -106,7 +109,7 @@ def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
 
     encoder = load_model(cfg.model, "sentence-encoder")
     encoder.max_seq_length = cfg.max_seq_length
-    task = BotTask(encoder, len(intents), cfg.mnrl_scale, cfg.intent_loss_weight)
+    task = BotTask(encoder, len(intents), cfg.mnrl_scale, cfg.intent_loss_weight).eval()
     rows = [
         (q, texts.get(a, ""), a, intent_id.get(i, -100))
         for q, a, i in zip(
@@ -120,28 +123,21 @@ def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
     if cfg.trainer.freeze_backbone_epochs >= cfg.trainer.epochs and task.head is not None:
         # Head-only training: embed every question once and train on the cached vectors.
         task.frozen_cache = _FROZEN_CACHES.setdefault((cfg.model, cfg.max_seq_length), {})
-        ev.embed(task, [r[0] for r in rows])
+        embed_texts(encoder, [r[0] for r in rows], cache=task.frozen_cache)
         collate = make_frozen_collate(task.frozen_cache)
     if task.head is not None:
         init_head_from_prototypes(task, splits["train"], intent_id)
-    val = splits["val"]
-    fit(
-        task,
-        rows,
-        collate,
-        cfg.trainer,
-        Path(out_dir) / "run",
-        evaluate=_epoch_evaluator(task, data, val, intent_id) if len(val) else None,
-    )
+    evaluator = epoch_evaluator(task, data, splits["val"], intent_id)
+    result = fit(task, rows, collate, cfg.trainer, Path(out_dir) / "run", evaluator=evaluator)
     task.eval()
 
     kb = build_kb(task, data, splits["train"])
-    calibration, val_metrics = calibrate(task, kb, cfg, val, oos["val"], intents)
+    calibration, val_metrics = calibrate(task, kb, cfg, splits["val"], oos["val"], intents)
     metrics = test_metrics(task, kb, calibration, splits["test"], oos["test"], intents)
     metrics.update(val_metrics)
     metrics.update({f"n_{k}": float(len(v)) for k, v in splits.items()})
     return write_bot_artifact(
-        out_dir, cfg, task, kb, calibration, intents, data, metrics, data_path
+        out_dir, cfg, task, kb, calibration, intents, data, metrics, data_path, result
     )
 
 
@@ -158,38 +154,61 @@ def init_head_from_prototypes(
     known = train_pairs[train_pairs["intent"].isin(intent_id)]
     if known.empty:
         return
-    vectors = ev.embed(task, list(known["question"]))
+    vectors = embed_texts(task.backbone, list(known["question"]), cache=task.frozen_cache)
     ids = np.array([intent_id[i] for i in known["intent"]])
     weight = task.head.weight.detach().clone()
+    scale = PROTOTYPE_LOGIT_SCALE / INTENT_INPUT_SCALE  # the head reads scaled embeddings
     for c in np.unique(ids):
         mean = vectors[ids == c].mean(0)
-        weight[c] = torch.from_numpy(
-            2.0 * mean / max(1e-6, float(np.linalg.norm(mean)))
-        )  # logits ~ 20 x cosine
+        weight[c] = torch.from_numpy(scale * mean / max(1e-6, float(np.linalg.norm(mean))))
     with torch.no_grad():
         task.head.weight.copy_(weight)
         task.head.bias.zero_()
 
 
-def _epoch_evaluator(task: BotTask, data: Dataset, val: pd.DataFrame, intent_id: dict[str, int]):
-    """Validation after each epoch: answer-level top-1 over the answers alone, and intent accuracy."""
+def epoch_evaluator(
+    task: BotTask, data: Dataset, val: pd.DataFrame, intent_id: dict[str, int]
+) -> MetricsEvaluator | None:
+    """Validation after each epoch: answer-level top-1 over the answers alone, and intent accuracy.
+
+    The primary metric (which picks the best epoch) is the intent accuracy when there is an
+    intent head and validation questions with a known intent, else the retrieval accuracy.
+    None without validation questions (the loop then keeps the lowest training loss).
+    """
+    if len(val) == 0:
+        return None
     answer_ids = list(data.kb["answer_id"])
     answer_texts = [
         answer_text(t, a) for t, a in zip(data.kb["title"], data.kb["answer"], strict=True)
     ]
     targets = np.array([answer_ids.index(a) if a in answer_ids else -1 for a in val["answer_id"]])
     y = np.array([intent_id.get(i, -1) for i in val["intent"]])
+    with_intents = task.head is not None and bool((y >= 0).any())
 
     def evaluate(_task) -> dict[str, float]:
-        q, a = ev.embed(task, list(val["question"])), ev.embed(task, answer_texts)
+        q = embed_texts(task.backbone, list(val["question"]), cache=task.frozen_cache)
+        a = embed_texts(task.backbone, answer_texts, cache=task.frozen_cache)
         out = {"retrieval_accuracy": float(((q @ a.T).argmax(1) == targets).mean())}
-        logits = ev.intent_logits(task, q)
-        if logits is not None and (y >= 0).any():
-            out["intent_accuracy"] = float((logits.argmax(1) == y)[y >= 0].mean())
-        out["accuracy"] = out.get("intent_accuracy", out["retrieval_accuracy"])
+        if with_intents:
+            out["intent_accuracy"] = float(
+                (ev.intent_logits(task, q).argmax(1) == y)[y >= 0].mean()
+            )
         return out
 
-    return evaluate
+    primary = "intent_accuracy" if with_intents else "retrieval_accuracy"
+    return MetricsEvaluator(evaluate, primary)
+
+
+def training_record(result: TrainResult) -> dict[str, Any]:
+    """What chose the kept weights: the monitored history key, its direction, best epoch and value."""
+    return {
+        "monitor": result.monitor,
+        "monitor_mode": result.monitor_mode,
+        "best_epoch": result.best_epoch,
+        "best": result.best,
+        "steps": result.steps,
+        "stopped_early": result.stopped_early,
+    }
 
 
 def build_kb(task: BotTask, data: Dataset, train_pairs: pd.DataFrame) -> KnowledgeBase:
@@ -204,7 +223,9 @@ def build_kb(task: BotTask, data: Dataset, train_pairs: pd.DataFrame) -> Knowled
     texts = [answer_text(t, a) for t, a in zip(data.kb["title"], data.kb["answer"], strict=True)]
     texts += list(para["question"])
     kinds = ["answer"] * len(data.kb) + ["paraphrase"] * len(para)
-    return KnowledgeBase(answers, ids, texts, kinds, ev.embed(task, texts))
+    return KnowledgeBase(
+        answers, ids, texts, kinds, embed_texts(task.backbone, texts, cache=task.frozen_cache)
+    )
 
 
 def calibrate(
@@ -220,7 +241,7 @@ def calibrate(
     if len(val) == 0:
         return calibration, metrics
     index = KnowledgeIndex(kb.entry_ids, kb.entry_texts, kb.vectors)
-    vectors = ev.embed(task, list(val["question"]))
+    vectors = embed_texts(task.backbone, list(val["question"]), cache=task.frozen_cache)
     questions = list(val["question"])
     if cfg.hybrid != "off":
         weights = cfg.hybrid_weights if cfg.hybrid == "auto" else cfg.hybrid_weights[:1]
@@ -253,7 +274,7 @@ def calibrate(
 def _decide_texts(task, index, kb, texts, intents, calibration):
     if not texts:
         return []
-    vectors = ev.embed(task, texts)
+    vectors = embed_texts(task.backbone, texts, cache=task.frozen_cache)
     hits = ev.search_all(index, vectors, texts, calibration.bm25_weight)
     return ev.decisions_for(hits, ev.intent_logits(task, vectors), intents, kb.answers, calibration)
 
@@ -269,7 +290,7 @@ def test_metrics(
     """Held-out metrics on the test questions (never seen in training or calibration)."""
     index = KnowledgeIndex(kb.entry_ids, kb.entry_texts, kb.vectors)
     questions = list(test["question"])
-    vectors = ev.embed(task, questions)
+    vectors = embed_texts(task.backbone, questions, cache=task.frozen_cache)
     hits = ev.search_all(index, vectors, questions, calibration.bm25_weight)
     logits = ev.intent_logits(task, vectors)
     decisions = ev.decisions_for(hits, logits, intents, kb.answers, calibration)
@@ -294,8 +315,12 @@ def write_bot_artifact(
     data: Dataset,
     metrics: dict[str, Any],
     data_path: Path,
+    result: TrainResult,
 ) -> Path:
-    """Writes encoder, head, KB version and calibration into `out_dir/"artifact"` atomically."""
+    """Writes encoder, head, KB version and calibration into `out_dir/"artifact"` atomically.
+
+    The manifest also records `training`: which metric chose the kept weights and at which epoch.
+    """
     bot = {
         "intents": intents,
         "calibration": calibration.as_dict(),
@@ -311,7 +336,7 @@ def write_bot_artifact(
         metrics=metrics,
         label_map=intents or None,
         data_fingerprint=fingerprint(Path(data_path)),
-        extra={"calibration": bot["calibration"]},
+        extra={"calibration": bot["calibration"], "training": training_record(result)},
     ) as tmp:
         task.backbone.save(str(tmp / "encoder"))
         if task.head is not None:

@@ -287,7 +287,8 @@ def embed_texts(
     engine batch) run as one padded forward: `SentenceTransformer.encode` costs a few
     milliseconds per call on top of that (device resolution, length sorting, conversions). More
     texts (catalogues, knowledge bases, validation sets) go through `encode`, which sorts by
-    length. Both truncate at the encoder's `max_seq_length`. An empty list gives (0, D).
+    length. Both truncate at the encoder's `max_seq_length` and run in eval mode (no dropout),
+    restoring the encoder's mode afterwards. An empty list gives (0, D).
 
     Args:
         cache: Optional text -> vector store for a frozen encoder: each distinct text is
@@ -307,16 +308,21 @@ def embed_texts(
             encoder.get_embedding_dimension() if hasattr(encoder, "get_embedding_dimension") else 0
         )
         return np.zeros((0, dim), dtype=np.float32)
-    if len(texts) <= batch_size:
-        features = {k: v.to(encoder.device) for k, v in tokenize(encoder, texts).items()}
-        with torch.inference_mode():
-            out = embed_features(encoder, features)
-        return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32)
-    vectors = encoder.encode(
-        texts,
-        batch_size=batch_size,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=False,
-    )
-    return np.ascontiguousarray(vectors, dtype=np.float32)
+    was_training = encoder.training
+    encoder.eval()  # inference: no dropout, even when called from inside a training run
+    try:
+        if len(texts) <= batch_size:
+            features = {k: v.to(encoder.device) for k, v in tokenize(encoder, texts).items()}
+            with torch.inference_mode():
+                out = embed_features(encoder, features)
+            return np.ascontiguousarray(out.cpu().numpy(), dtype=np.float32)
+        vectors = encoder.encode(
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+    finally:
+        encoder.train(was_training)

@@ -31,6 +31,8 @@ def cs_artifact(cs_trained, tmp_path) -> Path:
 
 @pytest.fixture()
 def cs_bot(cs_artifact):
-    from customer_service.bot import CustomerServiceBot
+    from customer_service import VERTICAL
+    from shared.registry import load_runtime
+    from shared.settings import ServeSettings
 
-    return CustomerServiceBot(cs_artifact, "cpu")
+    return load_runtime(VERTICAL, cs_artifact, ServeSettings(device="cpu"))

@@ -45,6 +45,19 @@ def test_a_failed_write_leaves_the_previous_version_live(tmp_path, monkeypatch):
     assert not [p for p in (tmp_path / "kb").iterdir() if p.name.startswith(".")]
 
 
+def test_a_version_folder_appears_through_the_shared_atomic_swap(tmp_path, monkeypatch):
+    save_version(tmp_path, _kb())
+
+    def broken(tmp, final):
+        raise OSError("rename failed")
+
+    monkeypatch.setattr("shared.artifacts.swap_into_place", broken)
+    with pytest.raises(OSError, match="rename failed"):
+        save_version(tmp_path, _kb(5))
+    assert sorted(p.name for p in (tmp_path / "kb").iterdir()) == ["CURRENT", "v000001"]
+    assert load_current(tmp_path).version == "v000001"
+
+
 def test_old_versions_are_pruned(tmp_path):
     kb = _kb()
     for _ in range(kb_store.KEEP_VERSIONS + 2):

@@ -1,12 +1,12 @@
-"""The request-path embedding and the index's lazy BM25."""
+"""Embedding texts (one forward for a request) and the index's lazy BM25."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from customer_service.retrieval import KnowledgeIndex, embed_queries, encode, set_precision
-from shared.models import load_model
+from customer_service.retrieval import KnowledgeIndex, set_precision
+from shared.models import embed_texts, load_model
 
 TEXTS = ["how do I freeze my card", "hi", "the shop said they refunded me but I don't see it"]
 
@@ -18,26 +18,31 @@ def tiny_encoder():
     return encoder.eval()
 
 
-def test_query_path_matches_the_bulk_encoder_including_truncation(tiny_encoder):
+def test_one_forward_path_matches_sentence_transformers_encode_including_truncation(tiny_encoder):
     set_precision(tiny_encoder, "fp32", "cpu")
-    fast, bulk = embed_queries(tiny_encoder, TEXTS), encode(tiny_encoder, TEXTS)
+    fast = embed_texts(tiny_encoder, TEXTS)  # a request's few texts: one padded forward
+    bulk = tiny_encoder.encode(
+        TEXTS, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     assert fast.shape == bulk.shape == (3, tiny_encoder.get_embedding_dimension())
     assert fast.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(fast, bulk, atol=1e-5)
+    many = embed_texts(tiny_encoder, TEXTS * 3, batch_size=4)  # more than a batch: `encode`
+    np.testing.assert_allclose(many, np.concatenate([fast] * 3), atol=1e-5)
     long = TEXTS[2] + " and something else entirely"  # differs only after the 8-token cut
     np.testing.assert_allclose(
-        embed_queries(tiny_encoder, [long]), embed_queries(tiny_encoder, [TEXTS[2]]), atol=1e-6
+        embed_texts(tiny_encoder, [long]), embed_texts(tiny_encoder, [TEXTS[2]]), atol=1e-6
     )
-    assert embed_queries(tiny_encoder, []).shape == (0, tiny_encoder.get_embedding_dimension())
+    assert embed_texts(tiny_encoder, []).shape == (0, tiny_encoder.get_embedding_dimension())
 
 
 def test_bf16_keeps_the_direction_and_returns_float32(tiny_encoder):
     set_precision(tiny_encoder, "fp32", "cpu")
-    reference = embed_queries(tiny_encoder, TEXTS)
+    reference = embed_texts(tiny_encoder, TEXTS)
     try:
         assert set_precision(tiny_encoder, "bf16", "cpu") == "bf16"
-        low = embed_queries(tiny_encoder, TEXTS)
+        low = embed_texts(tiny_encoder, TEXTS)
     finally:
         set_precision(tiny_encoder, "fp32", "cpu")
     assert low.dtype == np.float32

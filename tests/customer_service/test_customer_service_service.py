@@ -100,3 +100,87 @@ def test_kb_routes_add_change_remove_and_errors_keep_the_kb(client):
     assert (
         client.post(CHAT, json={"session_id": "z", "message": "I lost my card"}).status_code == 200
     )
+
+
+class CountingStore:
+    """A session store that counts its reads and writes."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.gets, self.puts = inner, 0, 0
+
+    def get(self, session_id):
+        self.gets += 1
+        return self.inner.get(session_id)
+
+    def put(self, session) -> None:
+        self.puts += 1
+        self.inner.put(session)
+
+    def delete(self, session_id) -> None:
+        self.inner.delete(session_id)
+
+
+def test_each_message_reads_and_writes_its_session_once(client, cs_bot):
+    runtime = client.app.state.runtime
+    runtime.sessions = CountingStore(runtime.sessions)
+    for message in ("I lost my card", "and my debit card?", "how do I reset my password"):
+        assert client.post(CHAT, json={"session_id": "once", "message": message}).status_code == 200
+    client.post("/v1/customer_service/search", json={"query": "freeze card", "k": 2})
+    assert (runtime.sessions.gets, runtime.sessions.puts) == (3, 3)
+    cs_bot.sessions = CountingStore(cs_bot.sessions)  # the synchronous path is the same code
+    cs_bot.predict([{"session_id": "p", "message": m} for m in ("I lost my card", "and debit?")])
+    assert (cs_bot.sessions.gets, cs_bot.sessions.puts) == (2, 2)
+
+
+def test_concurrent_messages_of_one_session_take_turns_and_none_is_lost(client, monkeypatch):
+    """Eight messages of one session at once: all are remembered (two turns each), and each is
+    answered from the session as the previous message left it (no stale read, no lost write)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from customer_service.scoring import Decision
+
+    runtime = client.app.state.runtime
+    answer_id = next(iter(runtime.kb_snapshot().answers))
+
+    def decide(vector, query, kb, index, k=20):  # surer in context: a message that saw its
+        confident = query.count("and number") > 1  # predecessor is answered in context
+        return Decision(answer_id, None, 0.9 if confident else 0.6, [], "intent")
+
+    monkeypatch.setattr(runtime, "_decide", decide)
+    runtime.calibration.threshold = 0.5
+    batch_fn = runtime.engine.batch_fn
+    monkeypatch.setattr(  # a slow encoder: the messages overlap while it runs
+        runtime.engine, "batch_fn", lambda texts: time.sleep(0.05) or batch_fn(texts)
+    )
+    messages = [f"and number {i}" for i in range(8)]
+    with ThreadPoolExecutor(len(messages)) as pool:
+        responses = list(
+            pool.map(
+                lambda m: client.post(CHAT, json={"session_id": "busy", "message": m}), messages
+            )
+        )
+    assert [r.status_code for r in responses] == [200] * len(messages)
+    turns = runtime.sessions.get("busy").turns
+    assert len(turns) == 2 * len(messages)
+    assert [t["role"] for t in turns] == ["user", "bot"] * len(messages)
+    assert sorted(t["text"] for t in turns if t["role"] == "user") == sorted(messages)
+    assert sum(not r.json()["context_used"] for r in responses) == 1  # only the first answered
+    assert len(runtime.locks) == 0  # the session's lock is dropped with its last message
+
+
+def test_settings_reach_the_runtime(cs_artifact, monkeypatch):
+    from customer_service.config import CustomerServiceSettings
+    from shared.registry import load_runtime
+
+    monkeypatch.setenv("VERTICALS_CUSTOMER_SERVICE_PRECISION", "fp32")
+    app = create_app(VERTICAL, cs_artifact, ServeSettings(device="cpu", max_batch_size=4))
+    assert isinstance(app.state.settings, CustomerServiceSettings)
+    assert app.state.settings.precision == "fp32"
+    runtime = load_runtime(VERTICAL, cs_artifact, app.state.settings)
+    assert runtime.precision == "fp32" and runtime.device == "cpu"
+    assert runtime.engine.max_batch_size == 4 and runtime.engine.warmup_items == ["hello"]
+    bf16 = load_runtime(
+        VERTICAL, cs_artifact, CustomerServiceSettings(device="cpu", precision="bf16")
+    )
+    assert bf16.precision == "bf16"

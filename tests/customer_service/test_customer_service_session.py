@@ -62,3 +62,44 @@ def test_follow_up_detection():
     assert is_follow_up("what about savings")
     assert is_follow_up("credit one")
     assert not is_follow_up("how do I order a new credit card for my son")
+
+
+def test_session_locks_exclude_per_session_only_and_forget_idle_sessions():
+    import asyncio
+    import threading
+    import time
+
+    from customer_service.session import SessionLocks
+
+    locks, inside, overlaps = SessionLocks(), {"a": 0, "b": 0}, []
+
+    def work(session_id):
+        with locks.hold(session_id):
+            inside[session_id] += 1
+            overlaps.append(dict(inside))
+            time.sleep(0.01)
+            inside[session_id] -= 1
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in "aaabbb"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max(o["a"] for o in overlaps) == 1 and max(o["b"] for o in overlaps) == 1
+    assert any(o["a"] and o["b"] for o in overlaps)  # two sessions do not wait for each other
+    assert len(locks) == 0
+
+    order = []
+
+    async def message(i):
+        async with locks.hold_async("a"):
+            order.append(("start", i))
+            await asyncio.sleep(0.005)
+            order.append(("end", i))
+
+    async def main():
+        await asyncio.gather(*(message(i) for i in range(4)))
+
+    asyncio.run(main())
+    assert order == [(e, i) for i in range(4) for e in ("start", "end")]  # in turn, in order
+    assert len(locks) == 0

@@ -83,3 +83,17 @@ def test_missing_model_offline_names_the_model_and_the_choices():
         and "efficientnet_lite0" in message
     )
     assert "Traceback" not in message and time.perf_counter() - started < 60
+
+
+def test_embed_texts_runs_without_dropout_and_keeps_the_encoders_mode():
+    from shared.models import embed_texts
+
+    encoder = load_model("random:bert-tiny", "sentence-encoder")
+    encoder.train()  # as inside a training epoch, where a hook may refresh a cache
+    texts = ["reset my password", "card declined abroad"]
+    first, second = embed_texts(encoder, texts), embed_texts(encoder, texts)
+    np.testing.assert_array_equal(first, second)  # dropout would make two calls differ
+    assert encoder.training  # the caller's mode is restored
+    bulk = embed_texts(encoder, texts * 40, batch_size=16)  # the `encode` path
+    np.testing.assert_allclose(bulk[:2], first, atol=1e-5)
+    assert encoder.training
