@@ -117,7 +117,7 @@ def main() -> None:
         "temperature": calibration["temperature"],
         "val_auc": manifest["metrics"]["val_auc"],
         "train_seconds": manifest["metrics"]["train_seconds"],
-        "best_epoch": manifest["metrics"]["best_epoch"],
+        "best_epoch": manifest["training"]["best_epoch"],
         "inference_images_per_s": images_per_s,
     }
     name = "pneumoniamnist_28" if args.size == 28 else "pneumoniamnist_upsampled"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 
 from shared.config import StrictModel, TrainerConfig
 from shared.settings import ServeSettings
@@ -74,7 +74,7 @@ class CustomerServiceSettings(ServeSettings):
             force one. Environment variable `VERTICALS_CUSTOMER_SERVICE_PRECISION`.
     """
 
+    # Only the prefixed variable: an alias choice "precision" would also read a bare PRECISION.
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto",
-        validation_alias=AliasChoices("VERTICALS_CUSTOMER_SERVICE_PRECISION", "precision"),
+        "auto", validation_alias="VERTICALS_CUSTOMER_SERVICE_PRECISION"
     )

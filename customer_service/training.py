@@ -199,18 +199,6 @@ def epoch_evaluator(
     return MetricsEvaluator(evaluate, primary)
 
 
-def training_record(result: TrainResult) -> dict[str, Any]:
-    """What chose the kept weights: the monitored history key, its direction, best epoch and value."""
-    return {
-        "monitor": result.monitor,
-        "monitor_mode": result.monitor_mode,
-        "best_epoch": result.best_epoch,
-        "best": result.best,
-        "steps": result.steps,
-        "stopped_early": result.stopped_early,
-    }
-
-
 def build_kb(task: BotTask, data: Dataset, train_pairs: pd.DataFrame) -> KnowledgeBase:
     """Entries: every answer (title + body) and every training paraphrase; all embedded."""
     answers = {
@@ -336,7 +324,8 @@ def write_bot_artifact(
         metrics=metrics,
         label_map=intents or None,
         data_fingerprint=fingerprint(Path(data_path)),
-        extra={"calibration": bot["calibration"], "training": training_record(result)},
+        training=result,
+        extra={"calibration": bot["calibration"]},
     ) as tmp:
         task.backbone.save(str(tmp / "encoder"))
         if task.head is not None:

@@ -16,7 +16,7 @@ from shared.data import fingerprint, load_table, split_indices
 from shared.devices import resolve_device, seed_everything
 from shared.errors import DataError
 from shared.evaluation import classification_metrics
-from shared.training import MetricsEvaluator, fit
+from shared.training import MetricsEvaluator, TrainResult, fit
 
 from .config import FinanceConfig
 from .model import IGNORE, SentimentTask, make_collate
@@ -95,9 +95,6 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
             "train_rows": len(tr),
             "val_rows": len(va),
             "test_rows": len(te),
-            "monitor": result.monitor,
-            "best_epoch": result.best_epoch,
-            "steps": result.steps,
         }
     )
     log.info("held-out metrics: %s", metrics)
@@ -110,6 +107,7 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
         data.has_topics,
         metrics,
         fingerprint(data_path),
+        training=result,
     )
 
 
@@ -188,6 +186,7 @@ def write_finance_artifact(
     has_topics: bool,
     metrics: dict[str, Any],
     data_fingerprint: str,
+    training: TrainResult | None = None,
 ) -> Path:
     """Writes the model folder (safetensors), the topic head and `finance.json` atomically."""
     topic_mode = "classifier" if has_topics else ("zero-shot" if cfg.topics else "none")
@@ -199,6 +198,7 @@ def write_finance_artifact(
         metrics=metrics,
         label_map=cfg.labels,
         data_fingerprint=data_fingerprint,
+        training=training,
     ) as tmp:
         task.to("cpu")
         task.backbone.save_pretrained(tmp / "model")

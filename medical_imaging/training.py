@@ -92,13 +92,11 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
     metrics.update(
         {
             "train_seconds": round(train_seconds, 1),
-            "monitor": result.monitor,
-            "best_epoch": result.best_epoch,
             "n_train": len(labels["train"]),
         }
     )
     scored_set = (scored_logits, ids[splits[scored]], scored)
-    return _write(cfg, out_dir, task, names, calibration, metrics, source, scored_set)
+    return _write(cfg, out_dir, task, names, calibration, metrics, source, scored_set, result)
 
 
 def _splits(
@@ -280,6 +278,7 @@ def _write(
     metrics: dict,
     source: ImageSource,
     scored: tuple[np.ndarray, np.ndarray, str],
+    training: TrainResult,
 ) -> Path:
     logits, y, split = scored
     probs = softmax(logits, calibration["temperature"])
@@ -299,6 +298,7 @@ def _write(
         metrics=metrics,
         label_map=names,
         data_fingerprint=source.fingerprint(),
+        training=training,
         extra={"metrics_split": split},
     ) as tmp:
         save_weights(tmp / "model.safetensors", task.state_dict())

@@ -44,10 +44,11 @@ class Trained:
     tower: UserTower
     emb: np.ndarray
     ranker: Ranker
-    metrics: dict[str, float | int | str]  # held-out metrics and `training_metrics`
+    metrics: dict[str, float | int | str]  # held-out metrics
     split: Split
     test_set: EvalSet
     row_of: dict[str, int]
+    result: TrainResult | None = None  # the loop's record: which metric kept which epoch
 
 
 def load_encoder(name: str, max_seq_length: int, device: str = "auto"):
@@ -166,18 +167,6 @@ def fit_towers(
     return Towers(encoder, tower, cache.emb, result)
 
 
-def training_metrics(result: TrainResult) -> dict[str, float | int | str]:
-    """What the artifact records of training: the monitored metric, its best value and epoch."""
-    return {
-        "train_monitor": result.monitor or "",
-        "train_monitor_mode": result.monitor_mode or "",
-        **({} if result.best is None else {"train_best": float(result.best)}),
-        "train_best_epoch": int(result.best_epoch or 0),
-        "train_epochs": len(result.history),
-        "train_steps": result.steps,
-    }
-
-
 def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
     """Splits leave-last-out, trains the towers, learns the ranker on validation, scores test."""
     seed_everything(cfg.trainer.seed)  # new layers are initialised before fit() runs
@@ -188,7 +177,7 @@ def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
     encoder, tower, emb = towers.encoder, towers.tower, towers.emb
     val = eval_set(split.train, split.val, row_of, cfg.max_history)
     ranker = Ranker(cfg.ranker)
-    metrics: dict[str, float | int | str] = training_metrics(towers.result)
+    metrics: dict[str, float | int | str] = {}
     if len(val.targets):
         stats_val = stats_at(items, split.train, cfg.trending_days)
         x, y = ranker_training_data(
@@ -224,7 +213,7 @@ def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
             cold=cold,
             extra=cfg.extra_candidates,
         )
-    return Trained(encoder, tower, emb, ranker, metrics, split, test, row_of)
+    return Trained(encoder, tower, emb, ranker, metrics, split, test, row_of, towers.result)
 
 
 def train(cfg: RecommenderConfig, data_path: Path, out_dir: Path) -> Path:
@@ -236,7 +225,7 @@ def train(cfg: RecommenderConfig, data_path: Path, out_dir: Path) -> Path:
 
 
 def write_model(cfg: RecommenderConfig, ds: Dataset, trained: Trained, final: Path) -> Path:
-    """Writes the artifact folder atomically, with the held-out and training metrics."""
+    """Writes the artifact folder atomically, with the held-out metrics and the training record."""
     metrics = {k: v for k, v in trained.metrics.items() if isinstance(v, int | float | str)}
     with write_artifact(
         final,
@@ -245,6 +234,7 @@ def write_model(cfg: RecommenderConfig, ds: Dataset, trained: Trained, final: Pa
         config=cfg.model_dump(mode="json"),
         metrics=metrics,
         data_fingerprint=fingerprint(*ds.files),
+        training=trained.result,
         extra={"data_report": ds.report, "dim": int(trained.emb.shape[1])},
     ) as tmp:
         trained.encoder.save(str(tmp / "encoder"))

@@ -58,12 +58,15 @@ def write_artifact(
     metrics: dict[str, Any] | None = None,
     label_map: dict[str, int] | list[str] | None = None,
     data_fingerprint: str | None = None,
+    training: Any = None,
     extra: dict[str, Any] | None = None,
 ) -> Iterator[Path]:
     """Yields a temporary folder to fill; on success adds the manifest and card and renames it.
 
     The caller writes weights and vertical-specific files into the yielded folder and may update
-    `metrics` (the dict passed in) before the block ends.
+    `metrics` (the dict passed in) before the block ends. `training` is the loop's
+    `TrainResult`: its summary (which metric chose the kept epoch, and that epoch) goes into the
+    manifest's `training` section and the model card.
 
     Example:
         >>> with write_artifact(out, vertical="x", model_name="minilm", config=cfg) as tmp:
@@ -84,6 +87,7 @@ def write_artifact(
             "metrics": metrics or {},
             "label_map": label_map,
             "data_fingerprint": data_fingerprint,
+            "training": training.summary() if training is not None else None,
             "versions": library_versions(),
             "files": sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()),
             **(extra or {}),
@@ -193,12 +197,20 @@ def model_card(manifest: dict[str, Any]) -> str:
         ", ".join(labels if isinstance(labels, list) else list(labels)) if labels else "n/a"
     )
     versions = ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())
+    training = manifest.get("training") or {}
+    kept = (
+        f"epoch {training['best_epoch']} of {training['epochs']} ({training['steps']} steps), "
+        f"best on `{training['monitor']}` ({training['monitor_mode']}: {training['best']:.4g})"
+        if training.get("best_epoch")
+        else "n/a"
+    )
     return f"""# Model card: {manifest["vertical"]}
 
 - **Base model:** `{manifest["model_name"]}`
 - **Created:** {manifest["created"]}
 - **Training data fingerprint:** `{manifest.get("data_fingerprint")}`
 - **Labels:** {label_text}
+- **Weights kept from:** {kept}
 - **Libraries:** {versions}
 
 ## Evaluation (held-out split)

@@ -24,6 +24,18 @@ class TrainResult:
     monitor: str | None = None
     monitor_mode: str | None = None
 
+    def summary(self) -> dict[str, Any]:
+        """What chose the kept weights, for the artifact's manifest and model card."""
+        return {
+            "monitor": self.monitor,
+            "monitor_mode": self.monitor_mode,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "epochs": len(self.history),
+            "steps": self.steps,
+            "stopped_early": self.stopped_early,
+        }
+
 
 @dataclass
 class TrainState:

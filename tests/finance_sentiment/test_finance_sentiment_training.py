@@ -28,9 +28,10 @@ def _two_rows(folder):
 
 
 def test_the_best_epoch_is_chosen_by_validation_macro_f1_and_recorded(fs_artifact):
-    metrics = read_manifest(fs_artifact)["metrics"]
-    assert metrics["monitor"] == "val_macro_f1"
-    assert metrics["best_epoch"] == 1 and isinstance(metrics["best_epoch"], int)
+    manifest = read_manifest(fs_artifact)
+    metrics, training = manifest["metrics"], manifest["training"]
+    assert (training["monitor"], training["monitor_mode"]) == ("val_macro_f1", "max")
+    assert training["best_epoch"] == 1 and isinstance(training["best_epoch"], int)
     assert metrics["val_rows"] > 0 and "val_macro_f1" in metrics
 
 
@@ -38,9 +39,10 @@ def test_an_empty_validation_split_trains_and_records_the_training_loss_monitor(
     data = _two_rows(tmp_path / "data")
     cfg = load_config(fs.FinanceConfig, overrides=dict(fs.VERTICAL.smoke_overrides))
     artifact = fs.train(cfg, data, tmp_path / "run")
-    metrics = read_manifest(artifact)["metrics"]
+    manifest = read_manifest(artifact)
+    metrics, training = manifest["metrics"], manifest["training"]
     assert (metrics["val_rows"], metrics["test_rows"]) == (0, 0)
-    assert metrics["monitor"] == "train_loss" and metrics["best_epoch"] == 1
+    assert training["monitor"] == "train_loss" and training["best_epoch"] == 1
     assert not any(k.startswith("val_") and k != "val_rows" for k in metrics)
 
 

@@ -40,12 +40,14 @@ def test_the_base_model_is_config_model_and_trainer_defaults_survive_a_partial_o
 def test_the_best_epoch_is_chosen_by_validation_auc_and_recorded(tmp_path):
     data = medical_imaging.VERTICAL.example_data(tmp_path / "data")
     artifact = _train(data, tmp_path / "run", max_steps=4, epochs=2)
-    metrics = read_manifest(artifact)["metrics"]
-    assert metrics["monitor"] == "val_auc"
-    assert isinstance(metrics["best_epoch"], int) and metrics["best_epoch"] in (1, 2)
+    manifest = read_manifest(artifact)
+    metrics, training = manifest["metrics"], manifest["training"]
+    assert (training["monitor"], training["monitor_mode"]) == ("val_auc", "max")
+    assert isinstance(training["best_epoch"], int) and training["best_epoch"] in (1, 2)
     best = max(_history(artifact), key=lambda row: row["val_auc"])  # first of equals, as the loop
-    assert metrics["best_epoch"] == best["epoch"]
+    assert training["best_epoch"] == best["epoch"]
     assert isinstance(metrics["n_train"], int)
+    assert "best on `val_auc`" in (artifact / "README.md").read_text()
 
 
 def test_a_validation_split_without_a_class_monitors_accuracy_not_a_mislabelled_auc(tmp_path):
@@ -59,8 +61,8 @@ def test_a_validation_split_without_a_class_monitors_accuracy_not_a_mislabelled_
     df.loc[df.index[-4:].difference(normal[:4]), "split"] = "test"
     df.to_csv(manifest, index=False)
     artifact = _train(manifest, tmp_path / "run")
-    metrics = read_manifest(artifact)["metrics"]
-    assert metrics["monitor"] == "val_accuracy" and metrics["best_epoch"] == 1
+    training = read_manifest(artifact)["training"]
+    assert training["monitor"] == "val_accuracy" and training["best_epoch"] == 1
     (row,) = _history(artifact)
     assert "val_accuracy" in row and "val_auc" not in row
 

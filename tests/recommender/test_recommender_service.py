@@ -173,11 +173,11 @@ def test_logged_events_refresh_the_cooccurrence(served):
 
 def test_artifact_records_which_metric_kept_the_weights(served):
     _, artifact = served
-    metrics = read_manifest(artifact, vertical="recommender")["metrics"]
-    assert metrics["train_monitor"] == "val_retrieval_recall_at_10"  # the evaluator's own key
-    assert metrics["train_monitor_mode"] == "max"
-    assert metrics["train_best_epoch"] == 1 and metrics["train_steps"] == 2
-    assert 0.0 <= metrics["train_best"] <= 1.0
+    training = read_manifest(artifact, vertical="recommender")["training"]
+    assert training["monitor"] == "val_retrieval_recall_at_10"  # the evaluator's own key
+    assert training["monitor_mode"] == "max"
+    assert training["best_epoch"] == 1 and training["steps"] == 2
+    assert 0.0 <= training["best"] <= 1.0
 
 
 def test_state_folder_and_engine_come_from_the_settings(served, tmp_path, monkeypatch):

@@ -104,24 +104,3 @@ def test_returned_embeddings_come_from_the_best_epoch_when_it_is_not_the_last(
     assert np.abs(towers.emb - spy.epoch_end[1]).max() > 1e-3  # not the last epoch's
     # what the towers read histories from after training is the same catalogue
     np.testing.assert_allclose(spy.task.item_cache.cpu().numpy(), towers.emb, atol=1e-6)
-
-
-def test_training_metrics_record_the_monitor_and_best_epoch():
-    from shared.training import TrainResult
-
-    result = TrainResult(
-        history=[{"train_loss": 1.0}, {"train_loss": 2.0}],
-        best=1.0,
-        best_epoch=1,
-        steps=8,
-        monitor="train_loss",
-        monitor_mode="min",
-    )
-    assert training.training_metrics(result) == {
-        "train_monitor": "train_loss",
-        "train_monitor_mode": "min",
-        "train_best": 1.0,
-        "train_best_epoch": 1,
-        "train_epochs": 2,
-        "train_steps": 8,
-    }

@@ -65,6 +65,33 @@ def test_artifact_is_self_describing(tmp_path):
     assert torch.equal(load_weights(tmp_path / "a" / "model.safetensors")["w"], torch.ones(2, 2))
 
 
+def test_artifact_records_which_metric_kept_which_epoch(tmp_path):
+    from shared.training import TrainResult
+
+    result = TrainResult(
+        history=[{"epoch": 1}, {"epoch": 2}, {"epoch": 3}],
+        best=0.91,
+        best_epoch=2,
+        steps=30,
+        monitor="val_macro_f1",
+        monitor_mode="max",
+    )
+    with write_artifact(tmp_path / "a", vertical="v", model_name="m", config={}, training=result):
+        pass
+    training = read_manifest(tmp_path / "a")["training"]
+    assert training == {
+        "monitor": "val_macro_f1",
+        "monitor_mode": "max",
+        "best": 0.91,
+        "best_epoch": 2,
+        "epochs": 3,
+        "steps": 30,
+        "stopped_early": False,
+    }
+    card = (tmp_path / "a" / "README.md").read_text()
+    assert "epoch 2 of 3 (30 steps), best on `val_macro_f1` (max: 0.91)" in card
+
+
 def test_failed_write_leaves_previous_artifact_intact(tmp_path):
     with write_artifact(tmp_path / "a", vertical="v", model_name="old", config={}) as tmp:
         (tmp / "weights.txt").write_text("old")
