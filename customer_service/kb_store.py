@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.artifacts import atomic_folder
+from shared.artifacts import atomic_folder, read_jsonl, write_jsonl
 from shared.errors import ArtifactError
 
 KEEP_VERSIONS = 3
@@ -84,8 +84,8 @@ def save_version(root: str | Path, kb: KnowledgeBase) -> KnowledgeBase:
     base.mkdir(parents=True, exist_ok=True)
     name = f"v{_latest_number(base) + 1:06d}"
     with atomic_folder(base / name) as tmp:  # a failed write leaves no folder behind
-        _write_jsonl(tmp / "kb.jsonl", [{"answer_id": k, **v} for k, v in kb.answers.items()])
-        _write_jsonl(
+        write_jsonl(tmp / "kb.jsonl", [{"answer_id": k, **v} for k, v in kb.answers.items()])
+        write_jsonl(
             tmp / "entries.jsonl",
             [
                 {"answer_id": a, "text": t, "kind": k}
@@ -119,8 +119,8 @@ def load_current(root: str | Path) -> KnowledgeBase:
     name = pointer.read_text(encoding="utf-8").strip()
     folder = base / name
     try:
-        answers = {r.pop("answer_id"): r for r in _read_jsonl(folder / "kb.jsonl")}
-        entries = _read_jsonl(folder / "entries.jsonl")
+        answers = {r.pop("answer_id"): r for r in read_jsonl(folder / "kb.jsonl")}
+        entries = read_jsonl(folder / "entries.jsonl")
         vectors = load_file(str(folder / "vectors.safetensors"))["vectors"]
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError) as exc:
@@ -146,15 +146,3 @@ def _prune(base: Path, keep: str) -> None:
     for old in versions[:-KEEP_VERSIONS]:
         if old.name != keep:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
-    )
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]

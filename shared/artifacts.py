@@ -178,6 +178,24 @@ def save_json(path: str | Path, obj: Any) -> None:
     Path(path).write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
 
 
+def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Writes one JSON object per line; any Unicode is kept as is (not escaped)."""
+    Path(path).write_text(
+        "".join(json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows),
+        encoding="utf-8",
+    )
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Reads what `write_jsonl` wrote.
+
+    Lines are split on `\\n` alone: `str.splitlines` would also split inside a string holding
+    U+2028, U+2029 or U+0085, which JSON leaves unescaped, and the file would not read back.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.split("\n") if line.strip()]
+
+
 def load_json(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():

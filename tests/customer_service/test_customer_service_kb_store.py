@@ -80,3 +80,13 @@ def test_index_max_pools_entries_per_answer_and_fuses_bm25():
     query = np.array([0, 0, 0.5, 0.55], dtype=np.float32)
     assert index.search(query, "close account", k=1, bm25_weight=0.0)[0].answer_id == "C"
     assert index.search(query, "open account", k=1, bm25_weight=0.5)[0].answer_id == "B"
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\u0085", "\r", "\x1c"])
+def test_answers_with_unicode_line_separators_survive_a_restart(tmp_path, separator):
+    kb = _kb()
+    kb.answers["A0"]["answer"] = f"Open at 9am.{separator}Closed Sundays."
+    save_version(tmp_path, kb)
+    assert (
+        load_current(tmp_path).answers["A0"]["answer"] == f"Open at 9am.{separator}Closed Sundays."
+    )
