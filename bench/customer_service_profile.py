@@ -130,7 +130,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         artifact = Path(shutil.copytree(args.artifact, Path(tmp) / "artifact"))
-        settings = build_settings(VERTICAL, device="cpu", precision=args.precision)
+        settings = build_settings(VERTICAL, device="cpu", customer_service_precision=args.precision)
         bot = load_runtime(VERTICAL, artifact, settings)
         bot.add_answers(synthetic_answers(args.kb_size - len(bot.kb_snapshot().answers)))
         messages = demo_messages()

@@ -117,7 +117,7 @@ def main() -> None:
         events = random_events(seed)
         stream, _ = make_stream(days=args.days, seed=seed, events=events)
         with tempfile.TemporaryDirectory() as tmp:
-            settings = FinanceSettings(device="cpu", db=Path(tmp) / "monitor.db")
+            settings = FinanceSettings(device="cpu", finance_db=Path(tmp) / "monitor.db")
             runtime = load_runtime(fs.VERTICAL, args.artifact, settings)
             try:
                 alerts = replay(runtime, stream)

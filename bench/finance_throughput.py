@@ -99,7 +99,7 @@ def main() -> None:
     pipe = pipeline_scorer(args.artifact)
     pipe(sample[:32])  # warm-up
     settings = FinanceSettings(
-        device="cpu", max_batch_size=32, db=Path(tempfile.mkdtemp()) / "monitor.db"
+        device="cpu", max_batch_size=32, finance_db=Path(tempfile.mkdtemp()) / "monitor.db"
     )
     with TestClient(create_app(fs.VERTICAL, args.artifact, settings)) as client:
         service_rate(client, sample[:64], 32, 1)  # warm-up

@@ -19,7 +19,7 @@ import torch
 
 from bench.common import DATA, ROOT, Timer, bench_parser, write_result
 from medical_imaging import VERTICAL
-from medical_imaging.calibration import choose_threshold
+from medical_imaging.calibration import TEMPERATURE_BOUNDS, choose_threshold
 from medical_imaging.compress import COMPRESSORS, float_model, latency_ms, logits_of, model_size_mb
 from medical_imaging.datasets import load_images, read_source
 from medical_imaging.metrics import heldout_metrics
@@ -32,7 +32,7 @@ DEFAULT_DATA = DATA / "medical_imaging" / "pneumoniamnist" / "pneumoniamnist.npz
 
 def recalibrate(val_logits: np.ndarray, val_labels: np.ndarray, stored: dict) -> dict:
     """Temperature and threshold refitted on validation logits, by the artifact's own method."""
-    temperature = fit_temperature(val_logits, val_labels)
+    temperature = fit_temperature(val_logits, val_labels, bounds=TEMPERATURE_BOUNDS)
     positive = stored["positive_index"]
     threshold = choose_threshold(
         softmax(val_logits, temperature)[:, positive],

@@ -125,7 +125,7 @@ def main() -> None:
         f"official train ({int(manifest['metrics']['n_train'])} used) / val / test; EfficientNet-Lite0 "
         f"(packaged ImageNet weights, gray stem folded), input {args.size}px, {args.epochs} epochs max "
         f"({args.freeze_epochs} frozen), batch {args.batch_size}, lr {args.lr} head / {args.backbone_lr} backbone, "
-        f"weighted loss, early stopping on {manifest['metrics']['monitor']} + temperature + {args.threshold} threshold "
+        f"weighted loss, early stopping on {manifest['training']['monitor']} + temperature + {args.threshold} threshold "
         "on val only; metrics on test "
         f"at that threshold (accuracy_argmax: plain argmax); tta={args.tta}"
     )

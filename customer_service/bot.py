@@ -68,7 +68,9 @@ class CustomerServiceBot:
             str(self.artifact_dir / "encoder"), "sentence-encoder", device=self.device
         )
         self.encoder.eval()
-        self.precision = set_precision(self.encoder, settings.precision, self.device)
+        self.precision = set_precision(
+            self.encoder, settings.customer_service_precision, self.device
+        )
         self.intents: list[str] = bot["intents"]
         self.calibration = Calibration(**bot["calibration"])
         self.slot_values: dict[str, list[str]] = bot.get("slots", {})

@@ -68,13 +68,10 @@ class CustomerServiceSettings(ServeSettings):
     """Deployment knobs of the running bot: the shared ones (`VERTICALS_*`) plus its own.
 
     Attributes:
-        precision: Encoder weights at inference. `auto` uses bfloat16 on a CPU that computes it
+        customer_service_precision: Encoder weights at inference. `auto` uses bfloat16 on a CPU that computes it
             natively (AMX or AVX512-BF16): a one-message forward is bound by reading the weights,
             which bf16 halves; embeddings keep a cosine of ~0.9999 to float32. `fp32` or `bf16`
             force one. Environment variable `VERTICALS_CUSTOMER_SERVICE_PRECISION`.
     """
 
-    # Only the prefixed variable: an alias choice "precision" would also read a bare PRECISION.
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", validation_alias="VERTICALS_CUSTOMER_SERVICE_PRECISION"
-    )
+    customer_service_precision: Literal["auto", "fp32", "bf16"] = "auto"

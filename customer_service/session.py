@@ -107,8 +107,9 @@ class InMemorySessionStore:
 class SessionLocks:
     """One lock per session with messages in flight, dropped when its last message is done.
 
-    Memory stays bounded by the messages being answered, not by the sessions ever seen. Waiters
-    are served in arrival order. `hold` serves threads (the CLI, `predict`), `hold_async` the
+    Memory stays bounded by the messages being answered, not by the sessions ever seen. Async
+    waiters are served in arrival order (`asyncio.Lock` is fair); threads waiting on one session
+    may be served in any order. `hold` serves threads (the CLI, `predict`), `hold_async` the
     coroutines of the service's event loop; the two are not meant to serve one session at the
     same time. Within one process only: service processes sharing a session store need a lock
     in that store.

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from shared.artifacts import read_manifest
+from shared.registry import build_settings, load_runtime
 
 from .config import FinanceConfig, FinanceTrainerConfig
 from .dashboard import write_png_report
 from .generate import make_stream, write_demo_data
 from .quality import alert_quality
 from .runtime import FinanceRuntime
-from .settings import FinanceSettings
 from .training import train
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,9 @@ def replay_demo_stream(artifact: Path, window: str, workdir: Path, seed: int) ->
     db = workdir / "monitor.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    runtime = FinanceRuntime(artifact, FinanceSettings(db=db))
+    from finance_sentiment import VERTICAL
+
+    runtime = load_runtime(VERTICAL, artifact, build_settings(VERTICAL, finance_db=db))
     try:
         stream, events = make_stream(days=30, seed=seed)
         started = time.perf_counter()

@@ -53,12 +53,12 @@ class FinanceRuntime:
             warmup_items=["Shares rose after strong results."],
         )
         self.store = Store(settings.db_path(artifact))
-        self.webhook_url = settings.webhook_url or self.cfg.alerts.webhook.url
+        self.webhook_url = settings.finance_webhook_url or self.cfg.alerts.webhook.url
         self.recover()
         self.watcher = None
-        if settings.watch_dir is not None:
+        if settings.finance_watch_dir is not None:
             self.watcher = FolderWatcher(
-                settings.watch_dir, self.store, self.ingest_file, settings.poll_s
+                settings.finance_watch_dir, self.store, self.ingest_file, settings.finance_poll_s
             )
             self.watcher.start()
 
@@ -77,7 +77,7 @@ class FinanceRuntime:
             "topics": self.scorer.topics,
             "store": str(self.store.path),
             "items": self.store.count_items(),
-            "watch_dir": str(self.settings.watch_dir or ""),
+            "watch_dir": str(self.settings.finance_watch_dir or ""),
         }
 
     # The three ingest steps; the service awaits the engine between them, the CLI does not.

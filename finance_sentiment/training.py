@@ -73,7 +73,7 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
     Split: 80/10/10 stratified by sentiment (by `group` when the table has one, so rows of one
     group, e.g. one template or article, never straddle splits). The best epoch is the one with
     the best validation macro-F1 (or `trainer.monitor`), the lowest training loss when the
-    validation split is empty; which one is recorded as `metrics.monitor`. Test metrics go into
+    validation split is empty; which one is recorded as `training.monitor` in the manifest. Test metrics go into
     the manifest.
     """
     seed_everything(cfg.trainer.seed)  # new layers are initialised before fit() runs

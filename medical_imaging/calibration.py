@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+"""The fitted temperature is kept in this range: a small, separable validation set would
+otherwise drive it towards 0 and every probability to 0 or 1."""
+
 
 def choose_threshold(
     scores: np.ndarray,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import WeightedRandomSampler
 
-from medical_imaging.calibration import choose_threshold
+from medical_imaging.calibration import TEMPERATURE_BOUNDS, choose_threshold
 from medical_imaging.config import MedicalImagingConfig
 from medical_imaging.datasets import ImageSource, load_images, read_source, split_source
 from medical_imaging.metrics import heldout_metrics, predict_logits
@@ -45,7 +45,7 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
     """Trains on `data_path` (manifest, class folders or npz) and writes `out_dir/artifact`.
 
     Early stopping and the best epoch use validation AUC (accuracy when a class is missing from
-    validation: AUC is then undefined); the metric used is recorded as `metrics.monitor`. The
+    validation: AUC is then undefined); the metric used is recorded as `training.monitor` in the manifest. The
     temperature and the threshold are fitted on validation; the reported metrics are on the test
     split (when there is one).
     """
@@ -236,7 +236,11 @@ def _calibrate(
     names: list[str],
     positive: int | None,
 ) -> dict:
-    temperature = fit_temperature(logits, y) if cfg.calibration.temperature else 1.0
+    temperature = (
+        fit_temperature(logits, y, bounds=TEMPERATURE_BOUNDS)
+        if cfg.calibration.temperature
+        else 1.0
+    )
     threshold = None
     if positive is not None:
         scores = softmax(logits, temperature)[:, positive]

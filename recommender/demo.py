@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.settings import ServeSettings
+from shared.registry import build_settings, load_runtime
 
 from .baselines import run_baselines
 from .data import load_dataset
@@ -64,10 +64,12 @@ def run_demo(
 
 def _showcase(artifact: Path, items: pd.DataFrame) -> dict[str, Any]:
     """A user's recommendations with reasons; then a new item, recommended without retraining."""
-    from .recommend import RecommenderRuntime
+    from recommender import VERTICAL
 
     # the live state stays beside the demo's artifact, whatever VERTICALS_DATA_DIR says
-    runtime = RecommenderRuntime(artifact, ServeSettings(device="cpu", data_dir=None))
+    runtime = load_runtime(
+        VERTICAL, artifact, build_settings(VERTICAL, device="cpu", data_dir=None)
+    )
     user = "u0007"
     recent = runtime.history.recent(user, 5)
     rows = [runtime.catalogue.records[e.row] for e in recent]

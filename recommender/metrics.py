@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from shared.evaluation import retrieval_metrics
+from shared.evaluation import rank_of_target, retrieval_metrics
 
 
 def ranks_full(scores: np.ndarray, targets: np.ndarray, seen: list[np.ndarray]) -> np.ndarray:
@@ -18,8 +18,7 @@ def ranks_full(scores: np.ndarray, targets: np.ndarray, seen: list[np.ndarray]) 
     for i, rows in enumerate(seen):
         keep = rows[rows != targets[i]]
         scores[i, keep] = -np.inf
-    target = scores[np.arange(len(targets)), targets][:, None]
-    return (scores >= target).sum(1)  # includes the target itself
+    return rank_of_target(scores, targets)
 
 
 def evaluate_scorer(

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shared.artifacts import atomic_folder, load_json, load_weights, read_manifest
+from shared.artifacts import atomic_folder, load_json, load_weights, read_manifest, recover_folder
 from shared.devices import resolve_device
 from shared.engine import InferenceEngine
 from shared.errors import DataError, InputError
@@ -75,7 +75,8 @@ class RecommenderRuntime:
         self.ranker = Ranker.from_json(load_json(artifact_dir / "ranker.json"))
         self.live = state_dir(artifact_dir, settings.data_dir)
         self.live.mkdir(parents=True, exist_ok=True)
-        items = self.live / CATALOGUE if (self.live / CATALOGUE).is_dir() else artifact_dir
+        live = recover_folder(self.live / CATALOGUE)  # a crash mid-swap leaves it aside
+        items = live if live.is_dir() else artifact_dir
         self.index = ItemIndex.load(items / "index")
         self.catalogue = Catalogue.load(items / "items.jsonl")
         events = load_interactions(artifact_dir / "interactions.jsonl")

@@ -115,8 +115,26 @@ def atomic_folder(final_dir: str | Path) -> Iterator[Path]:
         raise
 
 
+def recover_folder(final_dir: str | Path) -> Path:
+    """Restores `final_dir` after a crash inside `swap_into_place`, and returns it.
+
+    The swap moves the old folder aside before renaming the new one into place; a process killed
+    between the two renames leaves only the old folder, under `.<name>.old-<ns>`. Call this
+    before reading a folder that `atomic_folder` writes.
+    """
+    final_dir = Path(final_dir)
+    if not final_dir.exists():
+        aside = sorted(final_dir.parent.glob(f".{final_dir.name}.old-*"))
+        if aside:
+            aside[-1].rename(final_dir)
+    return final_dir
+
+
 def swap_into_place(tmp: Path, final_dir: Path) -> None:
-    """Renames `tmp` to `final_dir`; an existing folder is moved aside first, then removed."""
+    """Renames `tmp` to `final_dir`; an existing folder is moved aside first, then removed.
+
+    A crash between the two renames leaves the old folder aside; `recover_folder` brings it back.
+    """
     old = None
     if final_dir.exists():
         old = final_dir.with_name(f".{final_dir.name}.old-{time.time_ns()}")

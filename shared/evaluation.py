@@ -130,7 +130,8 @@ def rank_of_target(scores: np.ndarray, targets: Sequence[int]) -> np.ndarray:
     """1-based rank of each row's target column in descending score order.
 
     Ties count against the target: a candidate scoring exactly as the target ranks above it, so a
-    model that scores everything alike gets the worst rank, not the best.
+    model that scores everything alike gets the worst rank, not the best. A target whose score is
+    NaN ranks last.
 
     Args:
         scores: (N, M) scores of N queries against M candidates.
@@ -139,7 +140,8 @@ def rank_of_target(scores: np.ndarray, targets: Sequence[int]) -> np.ndarray:
     scores = np.asarray(scores)
     targets = np.asarray(targets)
     target_scores = scores[np.arange(len(targets)), targets][:, None]
-    return (scores >= target_scores).sum(axis=1)
+    ranks = (scores >= target_scores).sum(axis=1)
+    return np.where(np.isnan(target_scores[:, 0]), scores.shape[1], ranks)
 
 
 def retrieval_metrics(ranks: Sequence[int], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:

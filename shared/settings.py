@@ -25,9 +25,9 @@ class ServeSettings(BaseSettings):
         data_dir: Where a service keeps the state it writes; beside the artifact when unset.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix="VERTICALS_", extra="ignore", populate_by_name=True
-    )
+    # A field's variable is the prefix plus its name, nothing else: a vertical's own knobs carry
+    # the vertical in their names (`finance_db` is VERTICALS_FINANCE_DB), so no alias is needed.
+    model_config = SettingsConfigDict(env_prefix="VERTICALS_", extra="ignore")
 
     api_key: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024

@@ -93,8 +93,15 @@ def resolve_monitor(monitor: str | None, mode: str | None, evaluator: Evaluator 
                 "evaluator (is the validation split empty?); add validation rows or leave "
                 "trainer.monitor unset to keep the epoch with the lowest training loss"
             )
-        return Monitor("train_loss", mode or "min")
+        if mode == "max":
+            raise VerticalsError(
+                "trainer.monitor_mode=max with no evaluator would keep the epoch with the highest "
+                "training loss; add validation rows or leave trainer.monitor_mode unset"
+            )
+        return Monitor("train_loss", "min")
     name = monitor or evaluator.primary_metric
+    if name == "train_loss" and mode == "max":
+        raise VerticalsError("trainer.monitor=train_loss needs trainer.monitor_mode=min (or unset)")
     if name == "train_loss" or name.startswith("val_"):
         key = name
     else:

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from shared import distributed
 from shared.config import TrainerConfig
 from shared.devices import autocast, autocast_dtype, resolve_device, seed_everything
+from shared.errors import VerticalsError
 from shared.training import checkpoint as ckpt
 from shared.training.evaluator import Evaluator, Monitor, resolve_monitor
 from shared.training.optim import build_optimizer, set_backbone_trainable, train_mode
@@ -90,21 +91,23 @@ def fit(
     run = _build_run(task, train_data, collate_fn, cfg, out_dir, evaluator, sampler)
     state = _start_state(run, task, out_dir)
     best_state = ckpt.load_best(out_dir) if state.result.best is not None else None
-    call_hooks(list(callbacks), "on_train_start", state)
-    for epoch in range(state.epoch, cfg.epochs):
-        if state.result.steps >= state.total_steps or state.result.stopped_early:
-            break
-        state.epoch = epoch
-        row = _train_epoch(run, state)
-        call_hooks(list(callbacks), "on_epoch_end", state)
-        if evaluator is not None:  # every rank evaluates, so every rank takes the same decisions
-            row.update(_evaluate(evaluator, task))
-        best_state = _record_epoch(run, state, row, out_dir) or best_state
-        log.info("epoch %d: %s", epoch + 1, {k: short(v) for k, v in row.items()})
-    if best_state is not None:
-        task.load_state_dict(best_state)
-    call_hooks(list(callbacks), "on_train_end", state)
-    run.runlog.close()
+    try:
+        call_hooks(list(callbacks), "on_train_start", state)
+        for epoch in range(state.epoch, cfg.epochs):
+            if state.result.steps >= state.total_steps or state.result.stopped_early:
+                break
+            state.epoch = epoch
+            row = _train_epoch(run, state)
+            call_hooks(list(callbacks), "on_epoch_end", state)
+            if evaluator is not None:  # every rank evaluates: every rank takes the same decisions
+                row.update(_evaluate(evaluator, task))
+            best_state = _record_epoch(run, state, row, out_dir) or best_state
+            log.info("epoch %d: %s", epoch + 1, {k: short(v) for k, v in row.items()})
+        if best_state is not None:
+            task.load_state_dict(best_state)
+        call_hooks(list(callbacks), "on_train_end", state)
+    finally:
+        run.runlog.close()
     if distributed.is_main_process():
         plot_history(state.result.history, out_dir / "training_curve.png")
     return state.result
@@ -159,12 +162,24 @@ def _start_state(run: _Run, task: nn.Module, out_dir: Path) -> TrainState:
     )
     if restored is not None:
         epoch, result = restored
+        _check_same_monitor(result, run.monitor, out_dir)
         log.info("resumed from %s at epoch %d (step %d)", out_dir, epoch, result.steps)
     result.monitor, result.monitor_mode = run.monitor.key, run.monitor.mode
     run.runlog.start(result.history)
     bad = 0 if result.best_epoch is None else len(result.history) - result.best_epoch
     total = _total_steps(run.cfg, len(run.loader))
     return TrainState(task=task, epoch=epoch, total_steps=total, result=result, bad_epochs=bad)
+
+
+def _check_same_monitor(result: TrainResult, monitor: Monitor, out_dir: Path) -> None:
+    """A resumed run compares epochs on the metric its checkpoint compared them on."""
+    saved = (result.monitor, result.monitor_mode)
+    if result.best is not None and saved != (monitor.key, monitor.mode):
+        raise VerticalsError(
+            f"cannot resume {out_dir}: its checkpoint kept epochs by {saved[0]} ({saved[1]}), this "
+            f"run monitors {monitor.key} ({monitor.mode}); resume with the same validation data "
+            "and trainer.monitor, or train into a new --out"
+        )
 
 
 def _train_epoch(run: _Run, state: TrainState) -> dict[str, float]:

@@ -173,14 +173,17 @@ def test_settings_reach_the_runtime(cs_artifact, monkeypatch):
     from customer_service.config import CustomerServiceSettings
     from shared.registry import load_runtime
 
+    monkeypatch.setenv("VERTICALS_PRECISION", "bf16")  # not this vertical's variable
     monkeypatch.setenv("VERTICALS_CUSTOMER_SERVICE_PRECISION", "fp32")
     app = create_app(VERTICAL, cs_artifact, ServeSettings(device="cpu", max_batch_size=4))
     assert isinstance(app.state.settings, CustomerServiceSettings)
-    assert app.state.settings.precision == "fp32"
+    assert app.state.settings.customer_service_precision == "fp32"
     runtime = load_runtime(VERTICAL, cs_artifact, app.state.settings)
     assert runtime.precision == "fp32" and runtime.device == "cpu"
     assert runtime.engine.max_batch_size == 4 and runtime.engine.warmup_items == ["hello"]
     bf16 = load_runtime(
-        VERTICAL, cs_artifact, CustomerServiceSettings(device="cpu", precision="bf16")
+        VERTICAL,
+        cs_artifact,
+        CustomerServiceSettings(device="cpu", customer_service_precision="bf16"),
     )
     assert bf16.precision == "bf16"

@@ -85,7 +85,11 @@ def test_served_intent_logits_equal_the_training_tasks_for_the_same_texts(cs_tra
     from shared.registry import build_settings, load_runtime
 
     _, artifact = cs_trained
-    bot = load_runtime(VERTICAL, artifact, build_settings(VERTICAL, device="cpu", precision="fp32"))
+    bot = load_runtime(
+        VERTICAL,
+        artifact,
+        build_settings(VERTICAL, device="cpu", customer_service_precision="fp32"),
+    )
     seen, decide = [], bot_module.decide
 
     def recording_decide(hits, logits, *args):

@@ -132,7 +132,7 @@ def test_with_an_api_key_only_the_dashboard_shell_is_public(fs_artifact, tmp_pat
 
 
 def test_crash_between_store_and_score_is_recovered_on_restart(fs_artifact, tmp_path):
-    settings = FinanceSettings(device="cpu", db=tmp_path / "m.db")
+    settings = FinanceSettings(device="cpu", finance_db=tmp_path / "m.db")
     runtime = load_runtime(fs.VERTICAL, fs_artifact, settings)
     step = runtime.accept(
         [{"id": "a", "ts": "2026-10-01T00:00:00Z", "text": "Pennick Market cuts jobs"}]
@@ -151,7 +151,7 @@ def test_watched_folder_ingests_new_files_once(fs_artifact, tmp_path):
     folder = tmp_path / "inbox"
     folder.mkdir()
     runtime = load_runtime(
-        fs.VERTICAL, fs_artifact, FinanceSettings(device="cpu", db=tmp_path / "m.db")
+        fs.VERTICAL, fs_artifact, FinanceSettings(device="cpu", finance_db=tmp_path / "m.db")
     )
     try:
         from finance_sentiment.ingest import FolderWatcher
@@ -180,7 +180,7 @@ def test_watched_folder_ingests_new_files_once(fs_artifact, tmp_path):
 def test_evaluate_reports_accuracy_on_a_labelled_file(fs_artifact, tmp_path):
     data = fs.example_data(tmp_path / "d")
     runtime = load_runtime(
-        fs.VERTICAL, fs_artifact, FinanceSettings(device="cpu", db=tmp_path / "m.db")
+        fs.VERTICAL, fs_artifact, FinanceSettings(device="cpu", finance_db=tmp_path / "m.db")
     )
     try:
         metrics = fs.evaluate(runtime, data)

@@ -25,7 +25,7 @@ def test_without_topic_labels_the_artifact_uses_zero_shot_topics_from_the_config
     meta = load_json(artifact / "finance.json")
     assert meta["topic_mode"] == "zero-shot" and meta["topics"] == ["rates", "oil"]
     runtime = load_runtime(
-        fs.VERTICAL, artifact, FinanceSettings(device="cpu", db=tmp_path / "m.db")
+        fs.VERTICAL, artifact, FinanceSettings(device="cpu", finance_db=tmp_path / "m.db")
     )
     try:
         # A text equal to a description's prompt embeds identically, even with a random encoder.

@@ -70,12 +70,17 @@ def test_alert_rules_live_under_alerts_grouped_by_rule():
 def test_settings_come_from_the_finance_environment_variables_only(monkeypatch, tmp_path):
     monkeypatch.setenv("VERTICALS_FINANCE_DB", str(tmp_path / "env.db"))
     monkeypatch.setenv("VERTICALS_FINANCE_POLL_S", "0.5")
-    monkeypatch.setenv("WATCH_DIR", str(tmp_path))  # a bare name is someone else's variable
+    # neither a bare name nor the prefix without the vertical sets a finance knob
+    monkeypatch.setenv("WATCH_DIR", str(tmp_path))
+    monkeypatch.setenv("VERTICALS_WATCH_DIR", str(tmp_path))
+    monkeypatch.setenv("VERTICALS_WEBHOOK_URL", "http://elsewhere")
     assert fs.VERTICAL.settings_cls is FinanceSettings
     settings = build_settings(fs.VERTICAL, ServeSettings(device="cpu"))
     assert isinstance(settings, FinanceSettings) and settings.device == "cpu"
-    assert (settings.db, settings.poll_s, settings.watch_dir) == (tmp_path / "env.db", 0.5, None)
-    assert FinanceSettings(db=tmp_path / "kw.db").db == tmp_path / "kw.db"
+    found = (settings.finance_db, settings.finance_poll_s, settings.finance_watch_dir)
+    assert found == (tmp_path / "env.db", 0.5, None)
+    assert settings.finance_webhook_url is None
+    assert FinanceSettings(finance_db=tmp_path / "kw.db").finance_db == tmp_path / "kw.db"
 
 
 def test_load_uses_the_settings_it_is_given(fs_artifact, tmp_path, monkeypatch):

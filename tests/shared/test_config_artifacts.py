@@ -12,6 +12,7 @@ from shared.artifacts import (
     atomic_folder,
     load_weights,
     read_manifest,
+    recover_folder,
     save_weights,
     write_artifact,
 )
@@ -140,6 +141,28 @@ def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
         (tmp / "c.bin").write_text("3")
     assert [p.name for p in target.iterdir()] == ["c.bin"]  # replaced whole, nothing merged
     assert [p.name for p in tmp_path.iterdir()] == ["index"]
+
+
+def test_a_crash_between_the_two_renames_of_a_swap_is_recovered(tmp_path, monkeypatch):
+    import shared.artifacts as artifacts
+
+    target = tmp_path / "catalogue"
+    with atomic_folder(target) as tmp:
+        (tmp / "items.jsonl").write_text("old")
+    real_rename = type(target).rename
+
+    def killed_after_moving_the_old_aside(self, dest):
+        if str(dest) == str(target):  # the second rename: the process dies before it
+            raise KeyboardInterrupt
+        return real_rename(self, dest)
+
+    monkeypatch.setattr(type(target), "rename", killed_after_moving_the_old_aside)
+    with pytest.raises(KeyboardInterrupt), artifacts.atomic_folder(target) as tmp:
+        (tmp / "items.jsonl").write_text("new")
+    monkeypatch.undo()
+    assert not target.exists()  # what a restart finds: only the old folder, set aside
+    assert (recover_folder(target) / "items.jsonl").read_text() == "old"
+    assert recover_folder(target) == target  # nothing to do the second time
 
 
 class VerticalTrainerConfig(TrainerConfig):

@@ -47,6 +47,7 @@ def test_rank_of_target_counts_ties_against_the_target():
     # all equal: the target ranks last; a tie for second: third; a tie for first: second
     assert rank_of_target(scores, [0, 1, 2]).tolist() == [3, 3, 2]
     assert retrieval_metrics(rank_of_target(np.zeros((4, 10)), [0, 3, 5, 9]))["recall_at_5"] == 0.0
+    assert rank_of_target(np.array([[np.nan, 0.2, 0.1]]), [0]).tolist() == [3]  # NaN: last
 
 
 def test_confusion_png(tmp_path):

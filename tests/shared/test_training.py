@@ -264,3 +264,28 @@ def test_hooks_run_in_order_around_evaluation_and_after_the_best_weights(tmp_pat
     names = [e[0] for e in events]
     assert names == ["start"] + ["epoch_end", "evaluate"] * 3 + ["train_end"]
     assert events[-1] == ("train_end", True)
+
+
+def test_no_evaluator_and_max_mode_is_refused_not_the_highest_loss_kept(tmp_path):
+    with pytest.raises(VerticalsError, match="highest training loss"):
+        fit(Task(), make_data(), collate, cfg(epochs=1, monitor_mode="max"), tmp_path)
+    with pytest.raises(VerticalsError, match="monitor_mode=min"):
+        fit(
+            Task(),
+            make_data(),
+            collate,
+            cfg(epochs=1, monitor="train_loss", monitor_mode="max"),
+            tmp_path / "b",
+            evaluator=MetricsEvaluator(lambda _t: {"acc": 1.0}, "acc"),
+        )
+
+
+def test_resume_refuses_a_checkpoint_that_monitored_another_metric(tmp_path):
+    evaluator = MetricsEvaluator(_fixed_scores(0.9, 0.1), "acc")
+    fit(Task(), make_data(), collate, cfg(epochs=1), tmp_path, evaluator=evaluator)
+    with pytest.raises(VerticalsError, match="kept epochs by val_acc"):
+        fit(Task(), make_data(), collate, cfg(epochs=2, resume=True), tmp_path)  # no evaluator
+    resumed = fit(
+        Task(), make_data(), collate, cfg(epochs=2, resume=True), tmp_path, evaluator=evaluator
+    )
+    assert [r["epoch"] for r in resumed.history] == [1, 2] and resumed.best_epoch == 1
