@@ -47,8 +47,9 @@ class CustomerServiceBot:
 
     Args:
         artifact_dir: Folder written by `verticals train customer_service`.
-        settings: Deployment settings: `device`, `precision` (encoder weights at inference:
-            `auto` is bf16 on a CPU with native bf16, else fp32) and the batching knobs.
+        settings: Deployment settings: `device`, `customer_service_precision` (encoder weights
+            at inference: `auto` is bf16 on a CPU with native bf16, else fp32) and the batching
+            knobs.
         sessions: A session store; in memory with the artifact's TTL when omitted.
         kb_root: Where live KB versions are kept; the artifact folder when omitted.
     """

@@ -117,9 +117,8 @@ class SessionLocks:
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._threads: dict[
-            str, list[Any]
-        ] = {}  # session id -> [lock, messages holding or waiting]
+        # session id -> [lock, messages holding or waiting for it]
+        self._threads: dict[str, list[Any]] = {}
         self._tasks: dict[str, list[Any]] = {}
 
     @contextlib.contextmanager

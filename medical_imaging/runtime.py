@@ -72,7 +72,11 @@ class MedicalImagingRuntime:
         """Decodes an upload (4xx for bad ones) and keeps it only when the settings ask to."""
         if not data:
             raise InputError(f"{name}: empty upload (0 bytes); send a PNG, JPEG or DICOM file", 400)
-        pixels = await asyncio.to_thread(self.prepare, data, name)
+        return await asyncio.to_thread(self._prepare_and_keep, data, name)
+
+    def _prepare_and_keep(self, data: bytes, name: str) -> torch.Tensor:
+        """Off the event loop: decoding and the optional copy of the upload on disk."""
+        pixels = self.prepare(data, name)
         if self.settings.keep_uploads and self.settings.data_dir is not None:
             folder = Path(self.settings.data_dir) / "uploads"
             folder.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import torch
+
+if TYPE_CHECKING:
+    from shared.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +78,10 @@ class InferenceEngine(Generic[T, R]):
     def from_settings(
         cls,
         batch_fn: Callable[[list[T]], Sequence[R]],
-        settings: Any,
+        settings: ServeSettings,
         warmup_items: list[T] | None = None,
     ) -> InferenceEngine[T, R]:
-        """An engine with the batching knobs of `settings` (a `shared.settings.ServeSettings`)."""
+        """An engine with the batching knobs of `settings` (`max_batch_size`, `max_wait_ms`)."""
         return cls(
             batch_fn,
             max_batch_size=settings.max_batch_size,
