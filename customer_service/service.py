@@ -13,30 +13,25 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field, field_validator
 
-from shared.serving import Utf8Route, get_runtime
+from shared.inputs import Text
+from shared.serving import error_responses, get_runtime
 
 MAX_MESSAGE_CHARS = 2000
 
 
-def _utf8(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(
-            f"text is not valid UTF-8 ({exc.reason} at position {exc.start})"
-        ) from None
+def _nonblank(value: str) -> str:
     if not value.strip():
         raise ValueError("text is empty")
     return value
 
 
 class ChatRequest(BaseModel):
-    session_id: str = Field(min_length=1, max_length=128, examples=["c-42"])
-    message: str = Field(
+    session_id: Text = Field(min_length=1, max_length=128, examples=["c-42"])
+    message: Text = Field(
         min_length=1, max_length=MAX_MESSAGE_CHARS, examples=["How do I freeze my card?"]
     )
 
-    _check = field_validator("session_id", "message")(_utf8)
+    _check = field_validator("session_id", "message")(_nonblank)
 
 
 class Source(BaseModel):
@@ -61,29 +56,29 @@ class ChatResponse(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    query: Text = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     k: int = Field(5, ge=1, le=50)
 
-    _check = field_validator("query")(_utf8)
+    _check = field_validator("query")(_nonblank)
 
 
 class AnswerIn(BaseModel):
-    answer_id: str = Field(min_length=1, max_length=128)
-    answer: str = Field(min_length=1, max_length=10_000)
-    title: str = ""
-    intent: str = ""
-    tags: str = ""
-    questions: list[str] = Field(default_factory=list, max_length=200)
+    answer_id: Text = Field(min_length=1, max_length=128)
+    answer: Text = Field(min_length=1, max_length=10_000)
+    title: Text = ""
+    intent: Text = ""
+    tags: Text = ""
+    questions: list[Text] = Field(default_factory=list, max_length=200)
 
-    _check = field_validator("answer_id", "answer")(_utf8)
+    _check = field_validator("answer_id", "answer")(_nonblank)
 
 
 class AnswerChange(BaseModel):
-    answer: str | None = Field(None, min_length=1, max_length=10_000)
-    title: str | None = None
-    intent: str | None = None
-    tags: str | None = None
-    questions: list[str] = Field(default_factory=list, max_length=200)
+    answer: Text | None = Field(None, min_length=1, max_length=10_000)
+    title: Text | None = None
+    intent: Text | None = None
+    tags: Text | None = None
+    questions: list[Text] = Field(default_factory=list, max_length=200)
 
 
 class AddAnswersRequest(BaseModel):
@@ -91,7 +86,7 @@ class AddAnswersRequest(BaseModel):
 
 
 def build_router() -> APIRouter:
-    router = APIRouter(route_class=Utf8Route)
+    router = APIRouter()
 
     @router.post("/chat", response_model=ChatResponse)
     async def chat(req: ChatRequest, runtime=Depends(get_runtime)) -> dict[str, Any]:
@@ -111,20 +106,20 @@ def build_router() -> APIRouter:
             "answers": [{"answer_id": k, **v} for k, v in kb.answers.items()],
         }
 
-    @router.post("/kb/answers")
+    @router.post("/kb/answers", responses=error_responses(409))
     async def add_answers(req: AddAnswersRequest, runtime=Depends(get_runtime)) -> dict[str, Any]:
         """Adds answers; the index updates without retraining and is persisted atomically."""
         items = [a.model_dump() for a in req.answers]
         return await asyncio.to_thread(runtime.add_answers, items)
 
-    @router.put("/kb/answers/{answer_id}")
+    @router.put("/kb/answers/{answer_id}", responses=error_responses(404))
     async def change_answer(
-        answer_id: str, req: AnswerChange, runtime=Depends(get_runtime)
+        answer_id: Text, req: AnswerChange, runtime=Depends(get_runtime)
     ) -> dict[str, Any]:
         return await asyncio.to_thread(runtime.update_answer, answer_id, req.model_dump())
 
-    @router.delete("/kb/answers/{answer_id}")
-    async def remove_answer(answer_id: str, runtime=Depends(get_runtime)) -> dict[str, Any]:
+    @router.delete("/kb/answers/{answer_id}", responses=error_responses(404))
+    async def remove_answer(answer_id: Text, runtime=Depends(get_runtime)) -> dict[str, Any]:
         return await asyncio.to_thread(runtime.remove_answer, answer_id)
 
     return router

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from shared.errors import DataError
+from shared.inputs import TIMESTAMP_RULE, parse_timestamps, text_problem
 
 log = logging.getLogger(__name__)
 STREAM_SUFFIXES = (".csv", ".jsonl")
@@ -29,7 +30,8 @@ def validate_rows(
 ) -> tuple[list[dict], list[dict]]:
     """Splits records into valid stream rows (ts as UTC Timestamp) and rejections with reasons.
 
-    Naive timestamps are taken as UTC. `first_row` numbers the first record (1-based).
+    Timestamps follow the core's rule (`shared.inputs`: ISO 8601 or epoch, 1900 to 2200;
+    naive is UTC). `first_row` numbers the first record (1-based).
     """
     good, rejected = [], []
     for offset, record in enumerate(records):
@@ -40,9 +42,13 @@ def validate_rows(
         text = _text(record.get("text"))
         if not text:
             reasons.append("empty text")
+        for field in ("id", "text", "source", "entity"):
+            problem = text_problem(_text(record.get(field)))
+            if problem is not None:
+                reasons.append(f"{field} {problem}")
         ts = _timestamp(record.get("ts"))
         if ts is None:
-            reasons.append(f"unparseable timestamp {record.get('ts')!r}")
+            reasons.append(f"bad timestamp {record.get('ts')!r}: {TIMESTAMP_RULE}")
         if reasons:
             rejected.append({"row": row_no, "id": item_id or None, "reason": "; ".join(reasons)})
             continue
@@ -65,15 +71,9 @@ def _text(value: Any) -> str:
 
 
 def _timestamp(value: Any) -> pd.Timestamp | None:
-    if value is None or _text(value) == "":
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError, OverflowError):
-        return None
-    if ts is pd.NaT:
-        return None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    """The core's timestamp rule (`shared.inputs`); None when empty or not a timestamp."""
+    times, _ = parse_timestamps([value])
+    return None if pd.isna(times.iloc[0]) else times.iloc[0]
 
 
 def read_stream_file(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

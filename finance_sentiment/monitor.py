@@ -35,6 +35,27 @@ def parse_window(window: str) -> pd.Timedelta:
     return delta
 
 
+MAX_TREND_POINTS = 20_000
+"""Most points one trends answer may hold (windows times series): about 1 MB of JSON."""
+
+
+def check_points(windows: int, keys: int, window: pd.Timedelta) -> None:
+    """422 naming the cap and a window that fits, when `windows * keys` points exceed it."""
+    if windows * keys <= MAX_TREND_POINTS:
+        return
+    span = window * windows
+    fits = span * max(keys, 1) / MAX_TREND_POINTS
+    hint = next(
+        (w for w in ("1h", "6h", "1D", "7D", "30D", "365D") if pd.Timedelta(w) >= fits), None
+    )
+    advice = f"use window={hint} or more" if hint else "use a longer window"
+    raise InputError(
+        f"trends would hold {windows * keys} points ({windows} windows of {window} x {keys} "
+        f"series), more than the cap of {MAX_TREND_POINTS}; {advice}, or narrow start/end, "
+        "topic or entity"
+    )
+
+
 def window_table(
     df: pd.DataFrame,
     scope: str,
@@ -59,8 +80,9 @@ def window_table(
     )
     first = origin + ((start if start is not None else buckets.min()) - origin) // window * window
     last = end if end is not None else buckets.max()
-    grid = pd.date_range(first, last, freq=window)
     keys = sorted(df[scope].unique())
+    check_points(int((last - first) // window) + 1, len(keys), window)
+    grid = pd.date_range(first, last, freq=window)
     full = grouped.reindex(pd.MultiIndex.from_product([keys, grid], names=[scope, "window_start"]))
     full[["volume", "negatives"]] = full[["volume", "negatives"]].fillna(0).astype(int)
     full["negative_share"] = full["negatives"] / full["volume"].replace(0, np.nan)
@@ -73,14 +95,19 @@ def trends(
     topic: str | None = None,
     entity: str | None = None,
     since: float | None = None,
+    until: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Series per topic (or per entity when `entity` is given) with alerts, for charts and the API."""
+    """Series per topic (or per entity when `entity` is given) with alerts, for charts and the API.
+
+    `since` and `until` (epoch seconds) bound the items read, `[since, until)`. A window grid of
+    more than `MAX_TREND_POINTS` points is refused with a 422 that suggests a window.
+    """
     delta = parse_window(window)
-    df = store.scored_frame(start=since)
+    df = store.scored_frame(start=since, end=until)
     scope, key = ("entity", entity) if entity else ("topic", topic)
+    if key and len(df):
+        df = df[df[scope] == key]
     table = window_table(df, scope, delta)
-    if key:
-        table = table[table["key"] == key]
     series = []
     for name, part in table.groupby("key", sort=True):
         points = [

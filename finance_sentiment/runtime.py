@@ -155,10 +155,21 @@ class FinanceRuntime:
             records, rejected = await asyncio.to_thread(read_stream_file, path)
         return _with_file_rejections(await self.ingest_async(records, True), rejected)
 
-    def trends(self, window: str, topic: str | None, entity: str | None) -> list[dict[str, Any]]:
-        """`/trends`: per-window series per topic (or entity), with their alerts."""
+    def trends(
+        self,
+        window: str,
+        topic: str | None,
+        entity: str | None,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+    ) -> list[dict[str, Any]]:
+        """`/trends`: per-window series per topic (or entity) in `[start, end)`, with alerts."""
         parse_window(window)  # a bad window is a 400 naming it
-        return trends(self.store, window=window, topic=topic, entity=entity)
+        if start is not None and end is not None and end <= start:
+            raise InputError(f"end {end.isoformat()} is not after start {start.isoformat()}")
+        since = None if start is None else pd.Timestamp(start).timestamp()
+        until = None if end is None else pd.Timestamp(end).timestamp()
+        return trends(self.store, window, topic, entity, since=since, until=until)
 
     def alerts(self, scope: str | None, key: str | None, limit: int) -> list[dict[str, Any]]:
         """`/alerts`: stored alerts, newest window first."""

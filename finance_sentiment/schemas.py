@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from shared.data import Column, TableSchema
+from shared.inputs import Text
 
 SENTIMENTS = ("negative", "neutral", "positive")
 
@@ -34,7 +35,7 @@ STREAM = TableSchema(
 class ScoreRequest(BaseModel):
     """A batch of texts to score."""
 
-    texts: list[str] = Field(min_length=1, max_length=1024)
+    texts: list[Text] = Field(min_length=1, max_length=1024)
 
 
 class ScoreItem(BaseModel):
@@ -63,7 +64,9 @@ class StreamItem(BaseModel):
     with its reason), so `id`, `ts` and `text` may be missing here although a row needs them."""
 
     id: str | int | None = Field(None, description="required; an id seen before is a duplicate")
-    ts: str | None = Field(None, description="required; ISO 8601, naive times are UTC")
+    ts: str | float | None = Field(
+        None, description="required; ISO 8601 (naive is UTC) or epoch seconds or milliseconds"
+    )
     source: str = Field("api", description="where the item comes from, e.g. news or social")
     text: str | None = Field(None, description="required; the text to score")
     entity: str | None = Field(None, description="the company it is about (per-entity trends)")

@@ -11,7 +11,8 @@ from typing import Literal
 from fastapi import APIRouter, Depends, File, Query, UploadFile
 from fastapi.responses import HTMLResponse
 
-from shared.serving import PUBLIC_ROUTE, get_runtime
+from shared.inputs import Text, Timestamp
+from shared.serving import PUBLIC_ROUTE, UPLOAD_RESPONSES, get_runtime, upload_slot
 
 from .dashboard import render_page
 from .monitor import parse_window
@@ -40,7 +41,12 @@ def build_router() -> APIRouter:
         """Stores, scores and monitors stream items; bad rows are rejected one by one with reasons."""
         return await runtime.ingest_async([item.model_dump() for item in req.items])
 
-    @router.post("/ingest/file", response_model=IngestResponse)
+    @router.post(
+        "/ingest/file",
+        response_model=IngestResponse,
+        dependencies=[Depends(upload_slot)],
+        responses=UPLOAD_RESPONSES,
+    )
     async def ingest_file(
         file: UploadFile = File(...), runtime: FinanceRuntime = Depends(get_runtime)
     ) -> dict:
@@ -49,13 +55,19 @@ def build_router() -> APIRouter:
 
     @router.get("/trends", response_model=TrendsResponse)
     def get_trends(
-        topic: str | None = None,
-        entity: str | None = None,
+        topic: Text | None = None,
+        entity: Text | None = None,
         window: str = "1D",
+        start: Timestamp | None = Query(None, description="first time included"),
+        end: Timestamp | None = Query(None, description="first time excluded"),
         runtime: FinanceRuntime = Depends(get_runtime),
     ) -> dict:
-        """Per-window volume, mean score and negative share per topic (or entity), with alerts."""
-        return {"series": runtime.trends(window, topic, entity)}
+        """Per-window volume, mean score and negative share per topic (or entity), with alerts.
+
+        At most `MAX_TREND_POINTS` points (windows x series): a longer range gets a 422 that
+        suggests a window.
+        """
+        return {"series": runtime.trends(window, topic, entity, start, end)}
 
     @router.get("/alerts", response_model=AlertsResponse)
     def get_alerts(

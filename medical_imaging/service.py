@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, File, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from shared.serving import get_runtime
+from shared.serving import UPLOAD_RESPONSES, get_runtime, upload_slot
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,12 @@ def build_router() -> APIRouter:
     """The `/v1/medical_imaging/` routes."""
     router = APIRouter()
 
-    @router.post("/predict", response_model=PredictResponse)
+    @router.post(
+        "/predict",
+        response_model=PredictResponse,
+        dependencies=[Depends(upload_slot)],
+        responses=UPLOAD_RESPONSES,
+    )
     async def predict(
         file: UploadFile = File(..., description="PNG, JPEG or DICOM image"),
         runtime=Depends(get_runtime),
@@ -51,7 +56,11 @@ def build_router() -> APIRouter:
     @router.post(
         "/explain",
         response_class=Response,
-        responses={200: {"content": {"image/png": {}}, "description": "Grad-CAM overlay"}},
+        responses={
+            200: {"content": {"image/png": {}}, "description": "Grad-CAM overlay"},
+            **UPLOAD_RESPONSES,
+        },
+        dependencies=[Depends(upload_slot)],
     )
     async def explain(
         file: UploadFile = File(..., description="PNG, JPEG or DICOM image"),

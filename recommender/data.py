@@ -11,6 +11,7 @@ import pandas as pd
 
 from shared.data import find_table, load_table, validate_table
 from shared.errors import DataError
+from shared.inputs import parse_timestamps
 
 from .schemas import INTERACTIONS, ITEMS, EventWeights
 
@@ -36,7 +37,7 @@ def prepare_items(df: pd.DataFrame) -> pd.DataFrame:
         df[col] = df[col].fillna("").astype(str)
     if "created_at" not in df.columns:
         df["created_at"] = pd.NaT
-    df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
+    df["created_at"] = parse_timestamps(df["created_at"])[0].to_numpy()
     df["text"] = [
         item_text(r)
         for r in df[["title", "category", "tags", "description"]].itertuples(index=False)

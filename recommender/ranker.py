@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from shared.inputs import parse_timestamps
+
 FEATURES = (
     "model_score",
     "log_rank",
@@ -113,12 +115,8 @@ class ItemStats:
         for series, out in ((counts, pop), (recent, trend)):
             rows = series.index.map(row_of)
             out[rows.to_numpy(dtype=np.int64)] = series.to_numpy(dtype=np.float64)
-        created = pd.to_datetime(pd.Series(list(created_at)), utc=True).astype(
-            "datetime64[ns, UTC]"
-        )
-        first_seen = pd.to_datetime(pd.Series(ids).map(first), utc=True).astype(
-            "datetime64[ns, UTC]"
-        )
+        created = parse_timestamps(list(created_at))[0]
+        first_seen = parse_timestamps(list(pd.Series(ids).map(first)))[0]
         born = created.where(created.notna(), first_seen)
         age = ((now - born).dt.total_seconds() / 86400).to_numpy(dtype=np.float64)
         age = np.where(np.isnan(age), 0.0, np.clip(age, 0.0, None))

@@ -24,6 +24,7 @@ from shared.artifacts import atomic_folder, load_json, load_weights, read_manife
 from shared.devices import resolve_device
 from shared.engine import InferenceEngine
 from shared.errors import DataError, InputError
+from shared.inputs import parse_timestamp
 from shared.models import embed_texts
 from shared.settings import ServeSettings
 
@@ -358,8 +359,8 @@ class RecommenderRuntime:
     def _log_events(self, events: list[dict[str, Any]], weights: np.ndarray, counts: dict) -> None:
         with (self.live / "events.jsonl").open("a", encoding="utf-8") as log_file:
             for event, weight in zip(events, weights, strict=True):
-                ts = pd.Timestamp(event.get("ts") or pd.Timestamp.now(tz="UTC"))
-                ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
+                given = event.get("ts")
+                ts = pd.Timestamp.now(tz="UTC") if given is None else parse_timestamp(given, "ts")
                 row = self.index.row_of[event["item_id"]]
                 status = self.history.apply(
                     str(event["user_id"]),

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from shared.serving import get_runtime
+from shared.inputs import Text, Timestamp
+from shared.serving import UPLOAD_RESPONSES, error_responses, get_runtime, upload_slot
 
 from .recommend import MAX_K, RecRequest
 from .schemas import EventName
@@ -18,7 +18,7 @@ from .schemas import EventName
 class HistoryEvent(BaseModel):
     """One past interaction of an ad-hoc history."""
 
-    item_id: str = Field(min_length=1)
+    item_id: Text = Field(min_length=1)
     event: EventName = "click"
     value: float | None = None
 
@@ -28,19 +28,19 @@ class RecommendRequest(BaseModel):
 
     history: list[HistoryEvent] = Field(default_factory=list, max_length=1000)
     k: int = Field(10, ge=1, le=MAX_K)
-    include_categories: list[str] | None = None
-    exclude_categories: list[str] | None = None
+    include_categories: list[Text] | None = None
+    exclude_categories: list[Text] | None = None
 
 
 class ItemIn(BaseModel):
     """An item to add, or to update when its `item_id` is known."""
 
-    item_id: str = Field(min_length=1)
-    title: str = Field(min_length=1)
-    description: str = ""
-    tags: str = ""
-    category: str = ""
-    created_at: datetime | None = None
+    item_id: Text = Field(min_length=1)
+    title: Text = Field(min_length=1)
+    description: Text = ""
+    tags: Text = ""
+    category: Text = ""
+    created_at: Timestamp | None = None
 
 
 class ItemsRequest(BaseModel):
@@ -52,12 +52,12 @@ class ItemsRequest(BaseModel):
 class EventIn(BaseModel):
     """One interaction to log; `ts` defaults to now, `event_id` makes it idempotent."""
 
-    user_id: str = Field(min_length=1)
-    item_id: str = Field(min_length=1)
+    user_id: Text = Field(min_length=1)
+    item_id: Text = Field(min_length=1)
     event: EventName
-    ts: datetime | None = None
+    ts: Timestamp | None = None
     value: float | None = None
-    event_id: str | None = None
+    event_id: Text | None = None
 
 
 class EventsRequest(BaseModel):
@@ -91,10 +91,10 @@ def build_router() -> APIRouter:
 
     @router.get("/users/{user_id}/recommendations", response_model=RecommendResponse)
     async def user_recommendations(
-        user_id: str,
+        user_id: Text,
         k: int = Query(10, ge=1, le=MAX_K),
-        include: list[str] | None = Query(None),
-        exclude: list[str] | None = Query(None),
+        include: list[Text] | None = Query(None),
+        exclude: list[Text] | None = Query(None),
         runtime=Depends(get_runtime),
     ) -> Any:
         """Top-k for a known or unknown user (an unknown user gets trending and popular items)."""
@@ -107,20 +107,24 @@ def build_router() -> APIRouter:
         request = RecRequest(None, history, req.k, req.include_categories, req.exclude_categories)
         return await runtime.recommend_async(request)
 
-    @router.get("/items/{item_id}/similar")
+    @router.get("/items/{item_id}/similar", responses=error_responses(404))
     async def similar(
-        item_id: str, k: int = Query(10, ge=1, le=MAX_K), runtime=Depends(get_runtime)
+        item_id: Text, k: int = Query(10, ge=1, le=MAX_K), runtime=Depends(get_runtime)
     ) -> Any:
         """Items with the closest text embeddings."""
         return {"item_id": item_id, "items": await asyncio.to_thread(runtime.similar, item_id, k)}
 
-    @router.post("/items")
+    @router.post("/items", responses=error_responses(409))
     async def add_items(req: ItemsRequest, runtime=Depends(get_runtime)) -> dict[str, Any]:
         """Adds or updates items; they are embedded, indexed and persisted before this returns."""
         records = [i.model_dump() for i in req.items]
         return await asyncio.to_thread(runtime.add_items, records, "request body")
 
-    @router.post("/items/file")
+    @router.post(
+        "/items/file",
+        dependencies=[Depends(upload_slot)],
+        responses={**UPLOAD_RESPONSES, **error_responses(409)},
+    )
     async def add_items_file(
         request: Request, format: Literal["csv", "jsonl"] = "csv", runtime=Depends(get_runtime)
     ) -> dict[str, Any]:
@@ -128,7 +132,7 @@ def build_router() -> APIRouter:
         body = await request.body()
         return await asyncio.to_thread(runtime.add_items_upload, body, format)
 
-    @router.post("/events")
+    @router.post("/events", responses=error_responses(409))
     async def add_events(req: EventsRequest, runtime=Depends(get_runtime)) -> dict[str, int]:
         """Logs interactions; they shape the user's next recommendations. Event ids are idempotent."""
         events = [e.model_dump(mode="json") for e in req.events]

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from shared.errors import InputError
+from shared.inputs import parse_timestamps
 
 from .ranker import ItemStats
 
@@ -107,7 +108,7 @@ def load_interactions(path: Path) -> pd.DataFrame:
     df = pd.read_json(path, lines=True, dtype={"user_id": str, "item_id": str, "event_id": str})
     if not len(df):
         return pd.DataFrame(columns=["user_id", "item_id", "event", "ts", "weight", "event_id"])
-    df["ts"] = pd.to_datetime(df["ts"], utc=True, format="mixed")
+    df["ts"] = parse_timestamps(df["ts"])[0].to_numpy()
     df["event_id"] = df.get("event_id", pd.Series([""] * len(df))).fillna("").astype(str)
     return df
 

@@ -180,6 +180,8 @@ def validate_table(
 def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[tuple[int, str]]]:
     import pandas as pd
 
+    from shared.inputs import TIMESTAMP_RULE, parse_timestamps, text_problem
+
     bad: list[tuple[int, str]] = []
     raw = series.reset_index(drop=True)
     empty = raw.isna() | raw.astype(str).str.strip().eq("")
@@ -187,6 +189,8 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[tuple[int, 
         bad.extend((int(i), "empty value") for i in np.flatnonzero(empty.to_numpy()))
     if col.dtype == "str":
         values = raw.where(empty, raw.astype(str))
+        problems = values.map(lambda v: text_problem(v) if isinstance(v, str) else None)
+        bad.extend((int(i), str(problems.iloc[i])) for i in np.flatnonzero(problems.notna()))
     elif col.dtype in ("int", "float"):
         values = pd.to_numeric(raw.where(~empty), errors="coerce")
         failed = values.isna() & ~empty
@@ -200,10 +204,9 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[tuple[int, 
                 for i in np.flatnonzero(fractional.to_numpy())
             )
     elif col.dtype == "datetime":
-        values = pd.to_datetime(raw.where(~empty), errors="coerce", utc=True, format="mixed")
-        failed = values.isna() & ~empty
+        values, failed = parse_timestamps(raw.where(~empty))
         bad.extend(
-            (int(i), f"{raw.iloc[i]!r} is not a timestamp")
+            (int(i), f"{raw.iloc[i]!r} is not a timestamp ({TIMESTAMP_RULE})")
             for i in np.flatnonzero(failed.to_numpy())
         )
     else:

@@ -71,7 +71,9 @@ class InferenceEngine(Generic[T, R]):
         self.max_wait_ms = max_wait_ms
         self.warmup_items = warmup_items or []
         self.stats = EngineStats()
-        self._queue: asyncio.Queue[tuple[T, asyncio.Future]] | None = None
+        self.observer: Callable[[int, list[float]], None] | None = None
+        """Called with each served batch's size and its items' queue waits (metrics)."""
+        self._queue: asyncio.Queue[tuple[T, asyncio.Future, float]] | None = None
         self._worker: asyncio.Task | None = None
 
     @classmethod
@@ -140,15 +142,17 @@ class InferenceEngine(Generic[T, R]):
             return await asyncio.to_thread(self.run, list(items))
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in items]
+        now = time.perf_counter()
         for item, future in zip(items, futures, strict=True):
-            self._queue.put_nowait((item, future))
+            self._queue.put_nowait((item, future, now))
         return list(await asyncio.gather(*futures))
 
     async def _loop(self) -> None:
         assert self._queue is not None
         while True:
             batch = await self._next_batch()
-            items = [item for item, _ in batch]
+            items = [item for item, _, _ in batch]
+            self._observe(batch)
             try:
                 results = await asyncio.to_thread(self._run_batch, items)
             except Exception as exc:
@@ -162,10 +166,15 @@ class InferenceEngine(Generic[T, R]):
                 )
                 await self._run_one_by_one(batch)
                 continue
-            for (_, future), result in zip(batch, results, strict=True):
+            for (_, future, _), result in zip(batch, results, strict=True):
                 _settle(future, result=result)
 
-    async def _next_batch(self) -> list[tuple[T, asyncio.Future]]:
+    def _observe(self, batch: list[tuple[T, asyncio.Future, float]]) -> None:
+        if self.observer is not None:
+            now = time.perf_counter()
+            self.observer(len(batch), [now - queued for _, _, queued in batch])
+
+    async def _next_batch(self) -> list[tuple[T, asyncio.Future, float]]:
         """Waits for an item, then takes what is queued (holding `max_wait_ms` for more)."""
         assert self._queue is not None
         batch = [await self._queue.get()]
@@ -182,8 +191,8 @@ class InferenceEngine(Generic[T, R]):
             batch.append(self._queue.get_nowait())
         return batch
 
-    async def _run_one_by_one(self, batch: list[tuple[T, asyncio.Future]]) -> None:
-        for item, future in batch:
+    async def _run_one_by_one(self, batch: list[tuple[T, asyncio.Future, float]]) -> None:
+        for item, future, _ in batch:
             try:
                 result = (await asyncio.to_thread(self._run_batch, [item]))[0]
             except Exception as exc:

@@ -8,7 +8,9 @@ environment itself.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +25,9 @@ class ServeSettings(BaseSettings):
         device: `auto` (CUDA, then MPS, then CPU), `cpu`, `cuda`, `cuda:1`, ...
         keep_uploads: Keep uploaded files after they are ingested (debugging).
         data_dir: Where a service keeps the state it writes; beside the artifact when unset.
+        max_concurrent_uploads: Uploads decoded at once per worker; one more gets 429.
+        docs: `off` removes `/docs`, `/redoc` and `/openapi.json`.
+        log_format: `text`, or `json` for one JSON object per log line and per request.
     """
 
     # A field's variable is the prefix plus its name, nothing else: a vertical's own knobs carry
@@ -36,3 +41,6 @@ class ServeSettings(BaseSettings):
     device: str = "auto"
     keep_uploads: bool = False
     data_dir: Path | None = None
+    max_concurrent_uploads: int = Field(4, ge=1)
+    docs: bool = True
+    log_format: Literal["text", "json"] = "text"

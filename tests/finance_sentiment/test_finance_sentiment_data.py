@@ -69,7 +69,7 @@ def test_validate_rows_rejects_bad_rows_and_keeps_the_rest():
     )
     reasons = {r["row"]: r["reason"] for r in rejected}
     assert reasons[2] == "empty text"
-    assert "unparseable timestamp 'yesterday-ish'" in reasons[3]
+    assert "bad timestamp 'yesterday-ish'" in reasons[3] and "ISO 8601" in reasons[3]
     assert reasons[4] == "empty id"
 
 

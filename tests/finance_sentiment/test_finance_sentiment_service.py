@@ -80,7 +80,7 @@ def test_ingest_stores_dedupes_and_rejects_row_by_row(client):
     body = r.json()
     assert (body["accepted"], body["duplicates"]) == (2, 2)
     assert [(x["row"], x["id"]) for x in body["rejected"]] == [(2, "2"), (3, "3")]
-    assert "unparseable timestamp" in body["rejected"][0]["reason"]
+    assert "bad timestamp" in body["rejected"][0]["reason"]
     series = client.get(f"{URL}/trends", params={"window": "1D"}).json()["series"]
     assert sum(p["volume"] for s in series for p in s["points"]) == 2
     entity = client.get(f"{URL}/trends", params={"entity": "Norvale Bank", "window": "6h"}).json()[
