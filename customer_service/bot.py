@@ -236,6 +236,11 @@ class CustomerServiceBot:
         ]
         return {"query": query, "results": results}
 
+    def gauges(self) -> dict[str, float]:
+        """Live numbers for `/metrics`: sessions held and the knowledge base's size."""
+        kb = self.kb.snapshot()
+        return {"live_sessions": len(self.sessions), "kb_answers": len(kb.answers)}
+
     def info(self) -> dict[str, Any]:
         kb = self.kb.snapshot()
         return {

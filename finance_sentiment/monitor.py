@@ -43,8 +43,9 @@ def check_points(windows: int, keys: int, window: pd.Timedelta) -> None:
     """422 naming the cap and a window that fits, when `windows * keys` points exceed it."""
     if windows * keys <= MAX_TREND_POINTS:
         return
-    span = window * windows
-    fits = span * max(keys, 1) / MAX_TREND_POINTS
+    fits = pd.Timedelta(
+        seconds=min(window.total_seconds() * windows * max(keys, 1) / MAX_TREND_POINTS, 1e9)
+    )
     hint = next(
         (w for w in ("1h", "6h", "1D", "7D", "30D", "365D") if pd.Timedelta(w) >= fits), None
     )
@@ -81,7 +82,9 @@ def window_table(
     first = origin + ((start if start is not None else buckets.min()) - origin) // window * window
     last = end if end is not None else buckets.max()
     keys = sorted(df[scope].unique())
-    check_points(int((last - first) // window) + 1, len(keys), window)
+    # in seconds: two valid times may lie further apart than a pandas Timedelta reaches (292 y)
+    span_s = last.timestamp() - first.timestamp()
+    check_points(int(span_s // window.total_seconds()) + 1, len(keys), window)
     grid = pd.date_range(first, last, freq=window)
     full = grouped.reindex(pd.MultiIndex.from_product([keys, grid], names=[scope, "window_start"]))
     full[["volume", "negatives"]] = full[["volume", "negatives"]].fillna(0).astype(int)

@@ -69,6 +69,10 @@ class FinanceRuntime:
             raise InputError(f"rows {empty} have an empty text", 422)
         return self.engine.run(texts)
 
+    def gauges(self) -> dict[str, float]:
+        """Live numbers for `/metrics`: stored items."""
+        return {"stored_items": self.store.count_items()}
+
     def info(self) -> dict[str, Any]:
         return {
             "model": self.manifest["model_name"],

@@ -17,8 +17,20 @@ SYNTHETIC_PATIENT_NAME = "SYNTHETIC^DO-NOT-LEAK"
 
 def make_scan(rng: np.random.Generator, size: int, lesion: bool) -> np.ndarray:
     """One (size, size) float32 scan in [0, 1]."""
+    return make_scan_and_mask(rng, size, lesion)[0]
+
+
+def make_scan_and_mask(
+    rng: np.random.Generator, size: int, lesion: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """One scan and its lesion mask: (size, size) float32 in [0, 1] and bool (all False if none).
+
+    The mask is where a blob is within two standard deviations of its centre (>= 13.5% of its
+    peak); the random draws are those of `make_scan`, so a seed gives the same scan either way.
+    """
     yy, xx = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j].astype(np.float32)
     image = np.full((size, size), rng.uniform(0.55, 0.7), dtype=np.float32)
+    mask = np.zeros((size, size), dtype=bool)
     lungs = []
     for side in (-1, 1):
         cx, cy = side * rng.uniform(0.38, 0.5), rng.uniform(-0.1, 0.1)
@@ -33,11 +45,11 @@ def make_scan(rng: np.random.Generator, size: int, lesion: bool) -> np.ndarray:
             cx, cy, rx, ry = lungs[rng.integers(0, 2)]
             bx, by = cx + rng.uniform(-0.5, 0.5) * rx, cy + rng.uniform(-0.6, 0.6) * ry
             sigma = rng.uniform(0.08, 0.14)
-            image += rng.uniform(0.2, 0.4) * np.exp(
-                -((xx - bx) ** 2 + (yy - by) ** 2) / (2 * sigma**2)
-            )
+            distance2 = (xx - bx) ** 2 + (yy - by) ** 2
+            image += rng.uniform(0.2, 0.4) * np.exp(-distance2 / (2 * sigma**2))
+            mask |= distance2 <= (2 * sigma) ** 2
     image += rng.normal(0, 0.035, size=image.shape)
-    return np.clip(image, 0, 1).astype(np.float32)
+    return np.clip(image, 0, 1).astype(np.float32), mask
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, amplitude: float) -> np.ndarray:

@@ -118,7 +118,11 @@ class ItemStats:
         created = parse_timestamps(list(created_at))[0]
         first_seen = parse_timestamps(list(pd.Series(ids).map(first)))[0]
         born = created.where(created.notna(), first_seen)
-        age = ((now - born).dt.total_seconds() / 86400).to_numpy(dtype=np.float64)
+        # in epoch seconds: two valid times may lie further apart than a Timedelta reaches
+        # (292 years), while each lies within 230 years of the epoch
+        epoch = pd.Timestamp(0, tz="UTC")
+        born_s = (born - epoch).dt.total_seconds().to_numpy(dtype=np.float64)
+        age = (pd.Timestamp(now).timestamp() - born_s) / 86400
         age = np.where(np.isnan(age), 0.0, np.clip(age, 0.0, None))
         users = past.groupby("user_id")["item_id"].agg(list)
         user_rows = [np.asarray([row_of[i] for i in items], dtype=np.int64) for items in users]

@@ -396,6 +396,10 @@ class RecommenderRuntime:
             self.stats.similarity = item_similarity(rows, len(self.stats.popularity))
             self.new_contacts = 0
 
+    def gauges(self) -> dict[str, float]:
+        """Live numbers for `/metrics`: catalogue size and users with a history."""
+        return {"catalogue_items": len(self.index), "users": len(self.history.users)}
+
     def info(self) -> dict[str, Any]:
         return {
             "model": self.manifest["model_name"],

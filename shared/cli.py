@@ -41,12 +41,13 @@ def _fail(exc: Exception) -> None:
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    if not verbose:  # faiss logs each CPU-specific build it tries before the one that loads
-        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    """Text lines, or JSON objects with `VERTICALS_LOG_FORMAT=json` (see `shared.observability`)."""
+    import os
+
+    from shared.observability import setup_logging
+
+    fmt = os.environ.get("VERTICALS_LOG_FORMAT", "text").strip().lower()
+    setup_logging(logging.DEBUG if verbose else logging.INFO, "json" if fmt == "json" else "text")
 
 
 @app.command("list")
@@ -205,9 +206,31 @@ def serve(
     import uvicorn
 
     _vertical(vertical)
+    _check_port(host, port)  # before any model loads
     os.environ["VERTICALS_SERVE_VERTICAL"] = vertical
     os.environ["VERTICALS_SERVE_ARTIFACT"] = str(artifact)
-    uvicorn.run("shared.cli:app_from_env", factory=True, host=host, port=port, workers=workers)
+    json_logs = os.environ.get("VERTICALS_LOG_FORMAT", "").strip().lower() == "json"
+    uvicorn.run(
+        "shared.cli:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,
+        access_log=not json_logs,  # JSON mode logs each request itself, with its route
+    )
+
+
+def _check_port(host: str, port: int) -> None:
+    """Exits with a clear message when `host:port` cannot be bound (busy, or not ours)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            _fail(OSError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port"))
 
 
 def app_from_env():
@@ -217,6 +240,7 @@ def app_from_env():
     from shared.registry import get_vertical
     from shared.serving import create_app
 
+    _setup_logging(False)
     return create_app(
         get_vertical(os.environ["VERTICALS_SERVE_VERTICAL"]), os.environ["VERTICALS_SERVE_ARTIFACT"]
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -92,10 +93,26 @@ class MetricsMiddleware:
     """ASGI middleware: counts and times every request by route template (and logs it when
     `log_requests`, for JSON logs)."""
 
-    def __init__(self, app, metrics: ServiceMetrics, log_requests: bool = False) -> None:
+    def __init__(
+        self,
+        app,
+        metrics: ServiceMetrics,
+        routes: Callable[[], list[str]],
+        log_requests: bool = False,
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes  # the app's path templates, e.g. `/v1/x/items/{item_id}`
         self.log_requests = log_requests
+        self._patterns: list[tuple[re.Pattern, str]] | None = None
+
+    def route_of(self, path: str) -> str:
+        """The template a path matches (bounded label values), or `unmatched`."""
+        if self._patterns is None:
+            from starlette.routing import compile_path
+
+            self._patterns = [(compile_path(t)[0], t) for t in self.routes()]
+        return next((t for pattern, t in self._patterns if pattern.match(path)), "unmatched")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -112,7 +129,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, tracking_send)
         finally:
             seconds = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = self.route_of(scope["path"])
             self.metrics.observe_request(route, scope["method"], status, seconds)
             if self.log_requests:  # uvicorn writes its own access line in text mode
                 _log_request(scope["method"], route, status, seconds)

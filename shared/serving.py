@@ -239,7 +239,10 @@ def create_app(
     app.state.metrics = ServiceMetrics(gauges=lambda: _gauges(app))
     app.add_middleware(GuardMiddleware, fastapi_app=app)
     app.add_middleware(
-        MetricsMiddleware, metrics=app.state.metrics, log_requests=settings.log_format == "json"
+        MetricsMiddleware,
+        metrics=app.state.metrics,
+        routes=lambda: [*app.openapi().get("paths", {}), "/openapi.json", "/docs", "/redoc"],
+        log_requests=settings.log_format == "json",
     )
     _add_error_handlers(app)
     _add_ops_routes(app, vertical.name)

@@ -44,3 +44,23 @@ def minilm():
     from shared.models import load_model
 
     return load_model("minilm", "sentence-encoder")
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """`trained(name)`: a smoke artifact of a vertical, trained once per session on its example
+    data (copy it before writing into it)."""
+    from shared.config import load_config
+    from shared.registry import get_vertical
+
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            vertical = get_vertical(name)
+            root = tmp_path_factory.mktemp(f"smoke_{name}")
+            cfg = load_config(vertical.config_cls, overrides=dict(vertical.smoke_overrides))
+            cache[name] = vertical.train(cfg, vertical.example_data(root / "data"), root / "run")
+        return cache[name]
+
+    return get
