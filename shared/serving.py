@@ -16,6 +16,7 @@ and `/openapi.json`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -90,21 +91,28 @@ def get_runtime(request: Request) -> Any:
 
 async def upload_slot(request: Request):
     """FastAPI dependency of upload routes: at most `max_concurrent_uploads` decode at once per
-    worker; one more gets 429 with `Retry-After` at once (decoded uploads are the largest
-    allocations a request makes, so this bounds a worker's memory)."""
+    worker (decoded uploads are the largest allocations a request makes, so this bounds a
+    worker's memory). Others wait for a slot up to `upload_wait_s`, then get 429 with
+    `Retry-After`."""
     state = request.app.state
-    limit = state.settings.max_concurrent_uploads
-    if state.uploads_in_progress >= limit:
+    settings = state.settings
+    if getattr(state, "upload_slots", None) is None:
+        state.upload_slots = asyncio.Semaphore(settings.max_concurrent_uploads)
+    try:
+        await asyncio.wait_for(state.upload_slots.acquire(), timeout=settings.upload_wait_s)
+    except TimeoutError:
         raise HTTPException(
             status_code=429,
-            detail=f"{limit} uploads are already being processed; retry shortly",
+            detail=f"{settings.max_concurrent_uploads} uploads are being processed and others "
+            f"waited {settings.upload_wait_s:g} s; retry shortly",
             headers={"Retry-After": "1"},
-        )
+        ) from None
     state.uploads_in_progress += 1
     try:
         yield
     finally:
         state.uploads_in_progress -= 1
+        state.upload_slots.release()
 
 
 PUBLIC_ROUTE: dict[str, Any] = {"x-verticals-public": True}

@@ -25,7 +25,8 @@ class ServeSettings(BaseSettings):
         device: `auto` (CUDA, then MPS, then CPU), `cpu`, `cuda`, `cuda:1`, ...
         keep_uploads: Keep uploaded files after they are ingested (debugging).
         data_dir: Where a service keeps the state it writes; beside the artifact when unset.
-        max_concurrent_uploads: Uploads decoded at once per worker; one more gets 429.
+        max_concurrent_uploads: Uploads decoded at once per worker; others wait for a slot.
+        upload_wait_s: How long an upload waits for a slot before it gets 429.
         docs: `off` removes `/docs`, `/redoc` and `/openapi.json`.
         log_format: `text`, or `json` for one JSON object per log line and per request.
     """
@@ -42,5 +43,6 @@ class ServeSettings(BaseSettings):
     keep_uploads: bool = False
     data_dir: Path | None = None
     max_concurrent_uploads: int = Field(4, ge=1)
+    upload_wait_s: float = Field(30.0, ge=0)
     docs: bool = True
     log_format: Literal["text", "json"] = "text"
