@@ -1,14 +1,14 @@
 """Load test of a vertical's service under good and bad traffic, batching on and off.
 
 Starts the real app under uvicorn on 127.0.0.1, then 32 concurrent clients send, for a fixed
-time, a mix of 90% good requests (the vertical's smoke request), 9% malformed ones (a wrong
+time, a mix of 90% good requests (the vertical's smoke request; chat from many sessions), 9% malformed ones (a wrong
 field, a wrong file type) and 1% poison (a lone surrogate, a truncated image): once with
 batching (max batch 32) and once without (max batch 1), in the same run. Every good request must
 succeed (`good_success_rate` 1.0) and no bad one may get a 5xx. Writes
 `bench/results/load_<vertical>.json`.
 
-    python bench/load.py finance_sentiment --seconds 20
-    python bench/load.py all
+    python bench/load.py finance_sentiment --artifact demo_output/finance_sentiment/model/artifact
+    python bench/load.py all   # smoke models trained on the spot
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import write_result  # noqa: E402
+from shared.artifacts import read_manifest  # noqa: E402
 from shared.config import load_config  # noqa: E402
 from shared.registry import get_vertical  # noqa: E402
 from shared.serving import ServeSettings, create_app  # noqa: E402
@@ -78,9 +79,20 @@ BAD_TRAFFIC = {
 }  # fmt: skip
 
 
+GOOD_TRAFFIC = {
+    # Chat requests of one session are answered in turn (a per-session lock): real traffic
+    # comes from many sessions, so each request here is its own session.
+    "customer_service": lambda c, data: c.post(
+        "/v1/customer_service/chat",
+        json={"session_id": f"load-{random.getrandbits(64):x}", "message": "I lost my card"},
+    ),
+}
+
+
 def hammer(vertical, data: Path, port: int, clients: int, seconds: float) -> dict[str, float]:
     """`clients` threads send the 90/9/1 mix for `seconds`; latency counts good requests only."""
     malformed, poison = BAD_TRAFFIC[vertical.name]
+    good = GOOD_TRAFFIC.get(vertical.name, vertical.smoke_request)
     latencies: list[float] = []
     counts = {"good": 0, "good_ok": 0, "bad": 0, "bad_5xx": 0}
     stop, lock = time.perf_counter() + seconds, threading.Lock()
@@ -91,7 +103,7 @@ def hammer(vertical, data: Path, port: int, clients: int, seconds: float) -> dic
             while time.perf_counter() < stop:
                 draw, started = rng.random(), time.perf_counter()
                 if draw < 0.90:
-                    ok = vertical.smoke_request(client, data).status_code == 200
+                    ok = good(client, data).status_code == 200
                     with lock:
                         counts["good"] += 1
                         counts["good_ok"] += ok
@@ -126,7 +138,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--max-wait-ms", type=float, default=ServeSettings().max_wait_ms)
     args = parser.parse_args()
     names = list(BAD_TRAFFIC) if args.vertical == "all" else [args.vertical]
     for name in names:
@@ -160,7 +172,15 @@ def run(name: str, args) -> None:
     n, b = args.clients, results["batched"]
     write_result(
         f"load_{name}",
-        dataset="the vertical's generated example data (smoke artifact)",
+        dataset=(
+            "the vertical's generated example data; served artifact: "
+            f"{read_manifest(artifact).get('model_name', '?')}"
+            + (
+                " (smoke model trained here)"
+                if args.artifact is None
+                else f" ({args.artifact.name})"
+            )
+        ),
         protocol=(
             f"{n} concurrent clients, {args.seconds:.0f}s each; traffic 90% good (smoke request), "
             f"9% malformed, 1% poison; batching on (32, {args.max_wait_ms:g} ms) vs off"
