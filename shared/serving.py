@@ -17,6 +17,7 @@ and `/openapi.json`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import secrets
@@ -238,8 +239,8 @@ def create_app(
         summary=vertical.summary,
         version=_version(),
         lifespan=_lifespan(vertical, artifact_dir, settings),
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        docs_url=None,  # served by _add_offline_docs, with no CDN
+        redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings, app.state.vertical = settings, vertical
@@ -254,6 +255,8 @@ def create_app(
     )
     _add_error_handlers(app)
     _add_ops_routes(app, vertical.name)
+    if docs:
+        _add_offline_docs(app)
     router, prefix = vertical.build_router(), f"/v1/{vertical.name}"
     app.state.public_paths = _public_paths(router, prefix)
     app.include_router(
@@ -340,6 +343,41 @@ def _add_ops_routes(app: FastAPI, name: str) -> None:
         return {"vertical": name, "version": _version(), **details}
 
 
+def _add_offline_docs(app: FastAPI) -> None:
+    """`/docs` (Swagger UI) and `/redoc` from assets shipped in a PyPI package (`fastapi-offline`),
+    so the pages work where no CDN can be reached."""
+    from importlib.resources import files
+
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    assets = "/docs-assets"
+    app.mount(
+        assets, StaticFiles(directory=str(files("fastapi_offline") / "static")), "docs-assets"
+    )
+    title = app.title
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui():
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{title}: API",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc():
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{title}: API",
+            redoc_js_url=f"{assets}/redoc.standalone.js",
+            redoc_favicon_url=f"{assets}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError):
@@ -403,9 +441,10 @@ def _patch_operations(schema: dict[str, Any], app: FastAPI) -> None:
                     "description": ERROR_STATUSES[code],
                     "content": {"application/json": {"schema": entry}},
                 }
-    for unused in ("HTTPValidationError", "ValidationError"):
-        if unused in components and unused not in str(schema.get("paths")):
-            del components[unused]
+    used = json.dumps(schema.get("paths"))
+    for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422, replaced above
+        if name in components and f'"#/components/schemas/{name}"' not in used:
+            del components[name]
 
 
 def _version() -> str:
