@@ -27,6 +27,7 @@ from medical_imaging.model import ImagingTask, LogitsView
 
 MIN_CAM_SIDE = 4
 MAX_CAM_REDUCTION = 16
+TITLE_PX, COLORBAR_PX = 34, 74  # the overlay's margins: the title above, the colour bar right
 
 
 def cam_target_layer(backbone: nn.Module, image_size: int) -> nn.Module:
@@ -98,7 +99,8 @@ def overlay_png(
 
     The scan and its heatmap fill a `size` x `size` panel; the title above it names the predicted
     `label` and its `probability` when given, and the colour bar on the right reads the heatmap's
-    relative scale (0: no evidence, 1: the strongest in this image).
+    relative scale (0: no evidence, 1: the strongest in this image). The PNG is
+    `(size + COLORBAR_PX)` wide and `(size + TITLE_PX)` high.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.cm import ScalarMappable
@@ -106,10 +108,10 @@ def overlay_png(
     from matplotlib.figure import Figure
     from PIL import Image
 
-    dpi, top, right = 100, 34, 74
-    figure = Figure(figsize=((size + right) / dpi, (size + top) / dpi), dpi=dpi)
+    dpi, top = 100, TITLE_PX
+    width, height = size + COLORBAR_PX, size + TITLE_PX
+    figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)  # Agg, no pyplot: thread-safe
     canvas = FigureCanvasAgg(figure)
-    width, height = size + right, size + top
     panel = figure.add_axes((0, 0, size / width, size / height))
     panel.imshow(_blend(pixels, heatmap, size), interpolation="nearest")
     panel.set_axis_off()
@@ -127,6 +129,7 @@ def overlay_png(
 
 
 def _title(label: str | None, probability: float | None) -> str:
+    """The overlay's title: the predicted label and its probability, when the caller gives them."""
     if label is None:
         return "Grad-CAM heatmap"
     if probability is None:

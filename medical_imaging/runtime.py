@@ -130,7 +130,8 @@ class MedicalImagingRuntime:
     def explain(
         self, pixels: torch.Tensor, result: dict[str, Any] | None = None
     ) -> tuple[bytes, dict[str, Any]]:
-        """Grad-CAM overlay PNG for the predicted label, and the prediction itself."""
+        """Heatmap overlay PNG (label, probability, colour bar) for the predicted label, and the
+        prediction itself."""
         if result is None:
             with torch.inference_mode():
                 result = self._batch([pixels])[0]
@@ -138,7 +139,8 @@ class MedicalImagingRuntime:
             heatmap = gradcam(
                 self.task, pixels, self.labels.index(result["label"]), self.cfg.image_size
             )
-        return overlay_png(pixels, heatmap), result
+        probability = result["probabilities"][result["label"]]
+        return overlay_png(pixels, heatmap, label=result["label"], probability=probability), result
 
     def info(self) -> dict[str, Any]:
         return {

@@ -130,7 +130,19 @@ def _from_iso(values: pd.Series) -> np.ndarray:
             times = pd.to_datetime(values[mask], format=fmt, errors="coerce", utc=True)
             times = times.where((times >= EARLIEST) & (times < LATEST))
             out[mask] = times.astype("datetime64[ns, UTC]")
+    retry = is_iso & out.isna()  # offsets with seconds (`+02:10:08`), which pandas refuses
+    for index in retry[retry].index:
+        out[index] = _from_python_iso(values[index])
     return out.to_numpy(dtype="datetime64[ns]")
+
+
+def _from_python_iso(value: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(datetime.fromisoformat(value))
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts if EARLIEST <= ts < LATEST else pd.NaT
 
 
 def _validate_timestamp(value: Any) -> datetime | None:

@@ -116,9 +116,13 @@ def test_fuzzed_service_has_no_5xx_and_restarts_ready(trained, name, tmp_path):
 
 
 def _restart(name: str, artifact: Path, state: Path) -> TestClient:
+    """A started app on `artifact` and `state` that answers `/ready` (closed again if not)."""
     client = TestClient(_app(name, artifact, state))
     client.__enter__()
-    assert client.get("/ready").status_code == 200, client.get("/ready").text
+    ready = client.get("/ready")
+    if ready.status_code != 200:
+        client.__exit__(None, None, None)
+        raise AssertionError(f"{name} not ready after a restart: {ready.text}")
     return client
 
 

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 import medical_imaging
+from medical_imaging.explain import COLORBAR_PX, TITLE_PX
 from medical_imaging.synthetic import SYNTHETIC_PATIENT_NAME, make_scan, write_dicom
 from shared.artifacts import load_json
 from shared.config import load_config
@@ -104,7 +105,7 @@ def test_dicom_upload_and_explain_png(trained, tmp_path):
     assert explained.status_code == 200, explained.text
     assert explained.headers["content-type"] == "image/png"
     overlay = Image.open(io.BytesIO(explained.content))
-    assert overlay.size == (256, 256) and overlay.mode == "RGB"
+    assert overlay.size == (256 + COLORBAR_PX, 256 + TITLE_PX) and overlay.mode == "RGB"
     assert explained.headers["x-prediction-label"] in ("lesion", "normal")
 
 
@@ -115,7 +116,7 @@ def test_cli_predict_rows_write_heatmaps(trained):
     results = runtime.predict(rows)
     assert len(results) == 3 and all(r["calibrated"] for r in results)
     heatmap = results[0]["heatmap_path"]
-    assert Image.open(heatmap).size == (256, 256)
+    assert Image.open(heatmap).size == (256 + COLORBAR_PX, 256 + TITLE_PX)
 
 
 def _tiff_stack() -> bytes:

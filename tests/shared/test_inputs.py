@@ -14,7 +14,7 @@ from shared.errors import InputError
 from shared.inputs import Text, Timestamp, check_text, parse_timestamp, parse_timestamps
 
 IN_RANGE = st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2199, 12, 31))
-OFFSETS = st.integers(-14 * 60, 14 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
+OFFSETS = st.integers(-14 * 3600, 14 * 3600).map(lambda s: dt.timezone(dt.timedelta(seconds=s)))
 
 
 @settings(max_examples=200, deadline=None)
