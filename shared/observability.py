@@ -111,7 +111,12 @@ class MetricsMiddleware:
         if self._patterns is None:
             from starlette.routing import compile_path
 
-            self._patterns = [(compile_path(t)[0], t) for t in self.routes()]
+            try:
+                templates = self.routes()
+            except Exception:  # metrics must never fail a request
+                logging.getLogger(__name__).exception("route templates unavailable")
+                templates = []
+            self._patterns = [(compile_path(t)[0], t) for t in templates]
         return next((t for pattern, t in self._patterns if pattern.match(path)), "unmatched")
 
     async def __call__(self, scope, receive, send):
