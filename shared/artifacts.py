@@ -221,13 +221,17 @@ def load_json(path: str | Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _metric_text(name: str, value: Any) -> str:
+    """A metric for the card: counts (`n_test`, `num_items`) as integers, rates to 4 places."""
+    if isinstance(value, float) and name.startswith(("n_", "num_")) and value.is_integer():
+        return str(int(value))
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def model_card(manifest: dict[str, Any]) -> str:
     """A Markdown model card generated from the manifest."""
     metrics = manifest.get("metrics") or {}
-    rows = "\n".join(
-        f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |"
-        for k, v in metrics.items()
-    )
+    rows = "\n".join(f"| {k} | {_metric_text(k, v)} |" for k, v in metrics.items())
     labels = manifest.get("label_map")
     label_text = (
         ", ".join(labels if isinstance(labels, list) else list(labels)) if labels else "n/a"

@@ -54,13 +54,15 @@ def test_artifact_is_self_describing(tmp_path):
         vertical="v",
         model_name="m",
         config={"k": 1},
-        metrics={"acc": 0.5},
+        metrics={"acc": 0.5, "auc": 1.0, "n_test": 51.0},
         label_map=["x", "y"],
         data_fingerprint="sha256:abc",
     ) as tmp:
         save_weights(tmp / "model.safetensors", {"w": torch.ones(2, 2)})
     manifest = read_manifest(tmp_path / "a")
-    assert manifest["metrics"] == {"acc": 0.5} and manifest["label_map"] == ["x", "y"]
+    assert manifest["metrics"]["acc"] == 0.5 and manifest["label_map"] == ["x", "y"]
+    card = (tmp_path / "a" / "README.md").read_text()
+    assert "| n_test | 51 |" in card and "| auc | 1.0000 |" in card  # counts print as counts
     assert manifest["files"] == ["model.safetensors"] and "torch" in manifest["versions"]
     assert "| acc | 0.5000 |" in (tmp_path / "a" / "README.md").read_text()
     assert torch.equal(load_weights(tmp_path / "a" / "model.safetensors")["w"], torch.ones(2, 2))
