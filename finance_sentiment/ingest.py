@@ -34,7 +34,8 @@ def validate_rows(
     naive is UTC). `first_row` numbers the first record (1-based).
     """
     good, rejected = [], []
-    for offset, record in enumerate(records):
+    times = parse_timestamps([r.get("ts") for r in records])[0]  # the whole column at once
+    for offset, (record, ts) in enumerate(zip(records, times, strict=True)):
         row_no, item_id = first_row + offset, _text(record.get("id"))
         reasons = []
         if not item_id:
@@ -46,8 +47,7 @@ def validate_rows(
             problem = text_problem(_text(record.get(field)))
             if problem is not None:
                 reasons.append(f"{field} {problem}")
-        ts = _timestamp(record.get("ts"))
-        if ts is None:
+        if pd.isna(ts):
             reasons.append(f"bad timestamp {record.get('ts')!r}: {TIMESTAMP_RULE}")
         if reasons:
             rejected.append({"row": row_no, "id": item_id or None, "reason": "; ".join(reasons)})
@@ -68,12 +68,6 @@ def _text(value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
     return str(value).strip()
-
-
-def _timestamp(value: Any) -> pd.Timestamp | None:
-    """The core's timestamp rule (`shared.inputs`); None when empty or not a timestamp."""
-    times, _ = parse_timestamps([value])
-    return None if pd.isna(times.iloc[0]) else times.iloc[0]
 
 
 def read_stream_file(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

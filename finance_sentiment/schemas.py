@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat, StrictInt
 
 from shared.data import Column, TableSchema
 from shared.inputs import Text
@@ -64,7 +64,7 @@ class StreamItem(BaseModel):
     with its reason), so `id`, `ts` and `text` may be missing here although a row needs them."""
 
     id: str | int | None = Field(None, description="required; an id seen before is a duplicate")
-    ts: str | float | None = Field(
+    ts: str | StrictInt | StrictFloat | None = Field(
         None, description="required; ISO 8601 (naive is UTC) or epoch seconds or milliseconds"
     )
     source: str = Field("api", description="where the item comes from, e.g. news or social")

@@ -24,7 +24,7 @@ from shared.artifacts import atomic_folder, load_json, load_weights, read_manife
 from shared.devices import resolve_device
 from shared.engine import InferenceEngine
 from shared.errors import DataError, InputError
-from shared.inputs import parse_timestamp
+from shared.inputs import TIMESTAMP_RULE, parse_timestamps
 from shared.models import embed_texts
 from shared.settings import ServeSettings
 
@@ -348,19 +348,24 @@ class RecommenderRuntime:
         unknown = sorted({e["item_id"] for e in events if e["item_id"] not in self.index.row_of})
         if unknown:
             raise InputError(f"unknown item_id(s): {unknown[:10]}; add them with POST /items first")
+        times, bad = parse_timestamps([e.get("ts") for e in events])  # one pass; no `ts`: now
+        if bad.any():
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            raise InputError(f"event {first + 1}: ts {events[first]['ts']!r}: {TIMESTAMP_RULE}")
+        times = times.fillna(pd.Timestamp.now(tz="UTC"))
         df = pd.DataFrame(events)
         weights = event_weights(df, self.cfg.event_weights)
         counts = {"accepted": 0, "duplicates": 0}
         with self.lock:
             self.writer.acquire()
-            self._log_events(events, weights, counts)
+            self._log_events(events, list(times), weights, counts)
         return counts
 
-    def _log_events(self, events: list[dict[str, Any]], weights: np.ndarray, counts: dict) -> None:
+    def _log_events(
+        self, events: list[dict[str, Any]], times: list, weights: np.ndarray, counts: dict
+    ) -> None:
         with (self.live / "events.jsonl").open("a", encoding="utf-8") as log_file:
-            for event, weight in zip(events, weights, strict=True):
-                given = event.get("ts")
-                ts = pd.Timestamp.now(tz="UTC") if given is None else parse_timestamp(given, "ts")
+            for event, ts, weight in zip(events, times, weights, strict=True):
                 row = self.index.row_of[event["item_id"]]
                 status = self.history.apply(
                     str(event["user_id"]),

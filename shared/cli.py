@@ -42,12 +42,10 @@ def _fail(exc: Exception) -> None:
 
 def _setup_logging(verbose: bool) -> None:
     """Text lines, or JSON objects with `VERTICALS_LOG_FORMAT=json` (see `shared.observability`)."""
-    import os
-
     from shared.observability import setup_logging
+    from shared.settings import ServeSettings
 
-    fmt = os.environ.get("VERTICALS_LOG_FORMAT", "text").strip().lower()
-    setup_logging(logging.DEBUG if verbose else logging.INFO, "json" if fmt == "json" else "text")
+    setup_logging(logging.DEBUG if verbose else logging.INFO, ServeSettings().log_format)
 
 
 @app.command("list")
@@ -205,11 +203,13 @@ def serve(
 
     import uvicorn
 
+    from shared.settings import ServeSettings
+
     _vertical(vertical)
     _check_port(host, port)  # before any model loads
     os.environ["VERTICALS_SERVE_VERTICAL"] = vertical
     os.environ["VERTICALS_SERVE_ARTIFACT"] = str(artifact)
-    json_logs = os.environ.get("VERTICALS_LOG_FORMAT", "").strip().lower() == "json"
+    json_logs = ServeSettings().log_format == "json"
     uvicorn.run(
         "shared.cli:app_from_env",
         factory=True,

@@ -97,8 +97,6 @@ async def upload_slot(request: Request):
     `Retry-After`."""
     state = request.app.state
     settings = state.settings
-    if getattr(state, "upload_slots", None) is None:
-        state.upload_slots = asyncio.Semaphore(settings.max_concurrent_uploads)
     try:
         await asyncio.wait_for(state.upload_slots.acquire(), timeout=settings.upload_wait_s)
     except TimeoutError:
@@ -210,20 +208,6 @@ async def _reject(send, status: int, detail: str) -> None:
     await response({"type": "http"}, None, send)
 
 
-def require_api_key(request: Request) -> None:
-    """FastAPI dependency: 401 unless `X-API-Key` matches `VERTICALS_API_KEY` (when that is set).
-
-    The guard middleware already refused such requests before their body was read; this keeps
-    routes correct when mounted elsewhere, and documents the 401. `PUBLIC_ROUTE`s are exempt.
-    """
-    expected = request.app.state.settings.api_key
-    route = request.scope.get("route")
-    if expected and (getattr(route, "openapi_extra", None) or {}).get("x-verticals-public"):
-        return
-    if expected and not secrets.compare_digest(request.headers.get("x-api-key", ""), expected):
-        raise HTTPException(status_code=401, detail="missing or wrong X-API-Key header")
-
-
 def create_app(
     vertical: Vertical, artifact_dir: str | Path | None, settings: ServeSettings | None = None
 ) -> FastAPI:
@@ -244,7 +228,9 @@ def create_app(
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings, app.state.vertical = settings, vertical
-    app.state.runtime, app.state.load_error, app.state.uploads_in_progress = None, None, 0
+    app.state.runtime, app.state.load_error = None, None
+    app.state.upload_slots = asyncio.Semaphore(settings.max_concurrent_uploads)
+    app.state.uploads_in_progress = 0  # for /metrics
     app.state.metrics = ServiceMetrics(gauges=lambda: _gauges(app))
     app.add_middleware(GuardMiddleware, fastapi_app=app)
     app.add_middleware(
@@ -263,7 +249,6 @@ def create_app(
         router,
         prefix=prefix,
         tags=[vertical.name],
-        dependencies=[Depends(require_api_key)],
     )
     _document_errors(app)
     return app
@@ -333,7 +318,7 @@ def _add_ops_routes(app: FastAPI, name: str) -> None:
         body = generate_latest(request.app.state.metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/info", tags=["ops"], dependencies=[Depends(require_api_key)])
+    @app.get("/v1/info", tags=["ops"])
     def info(runtime=Depends(get_runtime)) -> dict[str, Any]:
         """Model, version and metrics of the served artifact, and batching counters."""
         details = dict(runtime.info())
@@ -412,13 +397,13 @@ def _document_errors(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            _patch_operations(build(), app)
+            _patch_operations(build())
         return app.openapi_schema
 
     app.openapi = openapi
 
 
-def _patch_operations(schema: dict[str, Any], app: FastAPI) -> None:
+def _patch_operations(schema: dict[str, Any]) -> None:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in (ErrorResponse, FieldError, ValidationErrorResponse):
         components[model.__name__] = model.model_json_schema(

@@ -50,6 +50,8 @@ def test_finance_lone_surrogate_is_a_422_and_harms_no_other_request(trained, tmp
         mixed = c.post(f"{url}/ingest", content=raw, headers={"content-type": "application/json"})
         assert mixed.status_code == 200 and "surrogate" in mixed.json()["rejected"][0]["reason"]
         assert c.get(f"{url}/trends").status_code == 200  # nothing stored breaks the trends
+        boolean = c.post(f"{url}/ingest", json={"items": [{"id": "b", "ts": True, "text": "x"}]})
+        assert boolean.status_code == 422  # not read as epoch second 1
 
 
 def test_finance_trends_over_too_many_points_get_a_422_that_suggests_a_window(trained, tmp_path):

@@ -162,7 +162,9 @@ def test_json_logs_carry_one_object_per_request(toy, caplog):
 
 def test_uploads_beyond_the_slots_wait_then_get_429_and_slots_are_given_back():
     settings = ServeSettings(max_concurrent_uploads=2, upload_wait_s=0.05)
-    state = SimpleNamespace(settings=settings, uploads_in_progress=0, upload_slots=None)
+    state = SimpleNamespace(
+        settings=settings, uploads_in_progress=0, upload_slots=asyncio.Semaphore(2)
+    )
     request = SimpleNamespace(app=SimpleNamespace(state=state))
 
     async def scenario():
