@@ -90,6 +90,9 @@ def demo(
             summary = _vertical(name).demo(out / name)
         except VerticalsError as exc:
             _fail(exc)
+        from shared.training.checkpoint import prune_checkpoints
+
+        prune_checkpoints(out / name)  # a demo is not resumed: its checkpoints only take disk
         timings[name] = time.perf_counter() - started
         typer.echo(json.dumps(summary, indent=2, default=str))
         typer.secho(f"demo {name} finished in {timings[name]:.0f} s", bold=True)
@@ -104,7 +107,8 @@ def train(
         Path, typer.Option(help="Training data: a file or folder in the vertical's schema.")
     ],
     overrides: Annotated[
-        list[str] | None, typer.Argument(help="Config overrides such as trainer.lr=3e-5.")
+        list[str] | None,
+        typer.Argument(help="Config overrides such as trainer.lr=3e-5 (see `verticals config`)."),
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config file.")] = None,
     out: Annotated[
@@ -112,6 +116,15 @@ def train(
     ] = Path("runs/model"),
     resume: Annotated[
         bool, typer.Option(help="Continue a killed run from OUT's last checkpoint.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace what an earlier run left in OUT.")
+    ] = False,
+    keep_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            help="Keep OUT/checkpoint.pt (optimizer state, 2-4x the model) after a finished run."
+        ),
     ] = False,
     verbose: bool = False,
 ) -> None:
@@ -121,39 +134,127 @@ def train(
     """
     from shared.config import load_config
     from shared.errors import VerticalsError
+    from shared.training.checkpoint import check_out_dir, prune_checkpoints
 
     _setup_logging(verbose)
     v = _vertical(vertical)
     try:
         extra = list(overrides or []) + (["trainer.resume=true"] if resume else [])
         cfg = load_config(v.config_cls, config, extra)
+        check_out_dir(out, resume=resume, overwrite=overwrite)
         artifact = v.train(cfg, data, out)
     except VerticalsError as exc:
         _fail(exc)
+    freed = prune_checkpoints(out, keep_last=keep_checkpoint)
+    if freed:
+        typer.echo(
+            f"removed training checkpoints ({freed / 1e6:.0f} MB); --keep-checkpoint keeps them"
+        )
     typer.echo(f"artifact written to {artifact}")
+
+
+@app.command("config")
+def show_config(
+    vertical: Annotated[str, typer.Argument(help="Vertical name.")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Overrides to apply before printing.")
+    ] = None,
+) -> None:
+    """Print a vertical's full training config, defaults and meanings, as commented YAML.
+
+    Save it, edit it and pass it back with `verticals train --config FILE`.
+
+    Example: verticals config finance_sentiment > cfg.yaml
+    """
+    from shared.config import config_yaml, load_config
+    from shared.errors import VerticalsError
+
+    v = _vertical(vertical)
+    try:
+        cfg = load_config(v.config_cls, None, list(overrides or []))
+    except VerticalsError as exc:
+        _fail(exc)
+    typer.echo(config_yaml(cfg), nl=False)
 
 
 @app.command()
 def evaluate(
     vertical: Annotated[str, typer.Argument(help="Vertical name.")],
     artifact: Annotated[Path, typer.Option(help="Artifact folder from `verticals train`.")],
-    data: Annotated[Path, typer.Option(help="Labelled data in the vertical's schema.")],
+    data: Annotated[
+        Path | None, typer.Option(help="Labelled data in the vertical's schema.")
+    ] = None,
+    conversations: Annotated[
+        Path | None,
+        typer.Option(help="YAML conversation tests (verticals with a chat), instead of --data."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Report folder; reports/<vertical> (or reports/<vertical>-conversations)."
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the metrics as JSON instead of a table.")
+    ] = False,
     device: str = "auto",
 ) -> None:
-    """Evaluate an artifact on labelled data and print its metrics as JSON.
+    """Evaluate an artifact on labelled data; print a table and write a report folder.
+
+    The folder holds metrics.json, the per-class report, a confusion matrix with counts, the
+    errors (input, expected, predicted, confidence) and the vertical's own plots.
 
     Example: verticals evaluate finance_sentiment --artifact runs/model/artifact --data test.csv
     """
     from shared.errors import VerticalsError
+    from shared.reports import EvaluationReport, format_table, write_report
 
     v = _vertical(vertical)
-    if v.evaluate is None:
-        _fail(ValueError(f"{vertical} has no evaluate step"))
+    if (data is None) == (conversations is None):
+        _fail(ValueError("give exactly one of --data or --conversations"))
+    step = v.evaluate if data is not None else v.evaluate_conversations
+    if step is None:
+        kind = "labelled-data" if data is not None else "conversation-test"
+        _fail(ValueError(f"{vertical} has no {kind} evaluation"))
+    folder = out or Path("reports") / (
+        vertical if data is not None else f"{vertical}-conversations"
+    )
     try:
-        metrics = v.evaluate(_load(v, artifact, device), data)
+        report = step(_load(v, artifact, device), data if data is not None else conversations)
     except VerticalsError as exc:
         _fail(exc)
-    typer.echo(json.dumps(metrics, indent=2, default=str))
+    if not isinstance(report, EvaluationReport):
+        report = EvaluationReport(metrics=dict(report))
+    write_report(report, folder)
+    if json_output:
+        typer.echo(json.dumps(report.metrics, indent=2, default=str))
+    else:
+        typer.echo(format_table(report))
+        typer.echo(f"report written to {folder}")
+    failed = report.metrics.get("n_failed")
+    if conversations is not None and failed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def chat(
+    vertical: Annotated[str, typer.Argument(help="Vertical name (one with a chat).")],
+    artifact: Annotated[Path, typer.Option(help="Artifact folder from `verticals train`.")],
+    device: str = "auto",
+) -> None:
+    """Talk to a trained bot in the terminal; each reply shows its intent, confidence and handoff.
+
+    Example: verticals chat customer_service --artifact runs/bot/artifact
+    """
+    from shared.errors import VerticalsError
+
+    v = _vertical(vertical)
+    if v.chat is None:
+        _fail(ValueError(f"{vertical} has no chat"))
+    try:
+        v.chat(_load(v, artifact, device))
+    except VerticalsError as exc:
+        _fail(exc)
 
 
 @app.command()
@@ -177,12 +278,20 @@ def predict(
         results = _load(v, artifact, device).predict(rows)
     except VerticalsError as exc:
         _fail(exc)
-    lines = "\n".join(json.dumps(r, default=str) for r in results)
+    lines = "\n".join(
+        json.dumps({**_input_key(i, row), **result}, default=str)
+        for i, (row, result) in enumerate(zip(rows, results, strict=True))
+    )
     if output is None:
         typer.echo(lines)
     else:
         output.write_text(lines + "\n", encoding="utf-8")
         typer.echo(f"{len(results)} predictions written to {output}")
+
+
+def _input_key(index: int, row: dict) -> dict:
+    """What ties an output line to its input: the row's number, and its `id` or else the row."""
+    return {"row": index, **({"id": row["id"]} if "id" in row else {"input": row})}
 
 
 @app.command()

@@ -56,7 +56,11 @@ class Vertical:
         smoke_overrides: Config overrides for a two-step run with a tiny random model.
         example_inputs: `(data_path) -> rows`; inputs for `Runtime.predict` from the example data.
         smoke_request: `(client, data_path) -> response`; one request through the service.
-        evaluate: Optional `(runtime, data_path) -> metrics` for `verticals evaluate`.
+        evaluate: Optional `(runtime, data_path) -> shared.reports.EvaluationReport` for
+            `verticals evaluate` (a plain metrics dict is accepted too).
+        evaluate_conversations: Optional `(runtime, yaml_path) -> EvaluationReport`, for
+            scripted conversation tests (`verticals evaluate VERTICAL --conversations FILE`).
+        chat: Optional `(runtime) -> None`, an interactive shell (`verticals chat VERTICAL`).
         settings_cls: The deployment settings: `ServeSettings` or a subclass adding the
             vertical's own knobs (read from the environment by the core, once).
     """
@@ -72,7 +76,9 @@ class Vertical:
     example_inputs: Callable[[Path], list[dict[str, Any]]]
     smoke_overrides: Mapping[str, Any] = field(default_factory=dict)
     smoke_request: Callable[[Any, Path], Any] | None = None
-    evaluate: Callable[[Runtime, Path], dict[str, float]] | None = None
+    evaluate: Callable[[Runtime, Path], Any] | None = None
+    evaluate_conversations: Callable[[Runtime, Path], Any] | None = None
+    chat: Callable[[Runtime], None] | None = None
     schemas: Mapping[str, Any] = field(default_factory=dict)
     settings_cls: type[ServeSettings] = ServeSettings
 

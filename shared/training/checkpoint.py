@@ -73,3 +73,37 @@ def save_best(out_dir: Path, state: dict[str, torch.Tensor]) -> None:
 def load_best(out_dir: Path) -> dict[str, torch.Tensor] | None:
     path = out_dir / BEST
     return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+
+def check_out_dir(out_dir: str | Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuses to train into a folder an earlier run left, unless told to resume or overwrite.
+
+    Raises:
+        VerticalsError: when `out_dir` holds files and neither flag is set.
+    """
+    from shared.errors import VerticalsError
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise VerticalsError(f"--out {out_dir} is a file, not a folder")
+    if resume or overwrite or not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    raise VerticalsError(
+        f"--out {out_dir} is not empty (an earlier run?); pass --overwrite to replace it, "
+        "--resume to continue its last checkpoint, or another --out"
+    )
+
+
+def prune_checkpoints(out_dir: str | Path, *, keep_last: bool = False) -> int:
+    """Deletes the loop's checkpoint files under `out_dir` once its artifact is written.
+
+    `best.pt` always goes (the artifact holds those weights); `checkpoint.pt` (the optimizer
+    state, for `--resume`) stays when `keep_last`. Returns the bytes freed.
+    """
+    names = {BEST} | (set() if keep_last else {CHECKPOINT})
+    freed = 0
+    for path in Path(out_dir).rglob("*.pt"):
+        if path.name in names and "artifact" not in path.relative_to(out_dir).parts:
+            freed += path.stat().st_size
+            path.unlink()
+    return freed
