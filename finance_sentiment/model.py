@@ -1,7 +1,8 @@
 """The sentiment model (transformer body + mean pooling + linear heads) and the scorer.
 
-The body is saved as a plain transformers folder, the heads as safetensors. When the training
-data has topics, a topic head on the same pooled vector is trained jointly with sentiment.
+The artifact saves body and heads as one transformers folder (`shared.hf_modeling`), which
+`AutoModelForSequenceClassification` opens. When the training data has topics, a topic head on
+the same pooled vector is trained jointly with sentiment.
 """
 
 from __future__ import annotations
@@ -44,10 +45,6 @@ class SentimentTask(nn.Module):
         self.head = nn.Linear(hidden, n_labels)
         self.topic_head = nn.Linear(hidden, n_topics) if n_topics else None
         self.topic_loss_weight = topic_loss_weight
-
-    def heads_state(self) -> dict[str, torch.Tensor]:
-        """The heads' weights (the body is saved as a transformers folder)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         hidden = self.backbone(
@@ -181,19 +178,32 @@ class Scorer:
 
 
 def load_scorer(artifact: Path, device: torch.device, text_cfg, base_model: str) -> Scorer:
-    """Loads the scorer from an artifact's `model/`, `topic_head.safetensors` and `finance.json`."""
+    """Loads the scorer from an artifact's `model/` folder and `finance.json`.
+
+    `model/` is a `shared.hf_modeling` classifier (body and heads in one folder); artifacts of
+    earlier versions kept the heads apart in `heads.safetensors`, and still load.
+    """
     from transformers import AutoModel, AutoTokenizer
 
     from shared.artifacts import load_json, load_weights
+    from shared.hf_modeling import MeanPooledForSequenceClassification
 
     meta = load_json(artifact / "finance.json")
     tokenizer = AutoTokenizer.from_pretrained(str(artifact / "model"))
-    body = AutoModel.from_pretrained(str(artifact / "model"))
     topics = meta["topics"]
-    task = SentimentTask(
-        body, len(meta["labels"]), len(topics) if meta["topic_mode"] == "classifier" else 0
-    )
-    task.load_state_dict(load_weights(artifact / "heads.safetensors"), strict=False)
+    n_topics = len(topics) if meta["topic_mode"] == "classifier" else 0
+    legacy = artifact / "heads.safetensors"
+    if legacy.exists():
+        task = SentimentTask(
+            AutoModel.from_pretrained(str(artifact / "model")), len(meta["labels"]), n_topics
+        )
+        task.load_state_dict(load_weights(legacy), strict=False)
+    else:
+        exported = MeanPooledForSequenceClassification.from_config_path(str(artifact / "model"))
+        task = SentimentTask(exported.backbone, len(meta["labels"]), n_topics)
+        task.head.load_state_dict(exported.classifier.state_dict())
+        if n_topics:
+            task.topic_head.load_state_dict(exported.topic_classifier.state_dict())
     zero_shot = None
     if meta["topic_mode"] == "zero-shot":
         from .topics import ZeroShotTopics

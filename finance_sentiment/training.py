@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from shared.artifacts import save_json, save_weights, write_artifact
+from shared.artifacts import save_json, write_artifact
 from shared.data import fingerprint, load_table, split_indices
 from shared.devices import resolve_device, seed_everything
 from shared.errors import DataError
 from shared.evaluation import classification_metrics
+from shared.hf_modeling import export_classifier
 from shared.training import MetricsEvaluator, TrainResult, fit
 
 from .config import FinanceConfig
@@ -188,7 +189,7 @@ def write_finance_artifact(
     data_fingerprint: str,
     training: TrainResult | None = None,
 ) -> Path:
-    """Writes the model folder (safetensors), the topic head and `finance.json` atomically."""
+    """Writes the classifier as one transformers folder (`model/`) and `finance.json`, atomically."""
     topic_mode = "classifier" if has_topics else ("zero-shot" if cfg.topics else "none")
     with write_artifact(
         final,
@@ -201,9 +202,15 @@ def write_finance_artifact(
         training=training,
     ) as tmp:
         task.to("cpu")
-        task.backbone.save_pretrained(tmp / "model")
-        tokenizer.save_pretrained(tmp / "model")
-        save_weights(tmp / "heads.safetensors", task.heads_state())
+        export_classifier(  # loads with AutoModelForSequenceClassification (trust_remote_code)
+            str(tmp / "model"),
+            task.backbone,
+            task.head,
+            cfg.labels,
+            tokenizer,
+            task.topic_head,
+            topics if topic_mode == "classifier" else None,
+        )
         save_json(
             tmp / "finance.json",
             {

@@ -93,6 +93,8 @@ def write_artifact(
             **(extra or {}),
         }
         save_json(tmp / MANIFEST, manifest)
+        from shared.model_card import model_card
+
         (tmp / "README.md").write_text(model_card(manifest), encoding="utf-8")
 
 
@@ -219,54 +221,3 @@ def load_json(path: str | Path) -> Any:
     if not path.is_file():
         raise ArtifactError(f"artifact file {path} is missing")
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _metric_text(name: str, value: Any) -> str:
-    """A metric for the card: counts (`n_test`, `num_items`) as integers, rates to 4 places."""
-    if isinstance(value, float) and name.startswith(("n_", "num_")) and value.is_integer():
-        return str(int(value))
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def model_card(manifest: dict[str, Any]) -> str:
-    """A Markdown model card generated from the manifest."""
-    metrics = manifest.get("metrics") or {}
-    rows = "\n".join(f"| {k} | {_metric_text(k, v)} |" for k, v in metrics.items())
-    labels = manifest.get("label_map")
-    label_text = (
-        ", ".join(labels if isinstance(labels, list) else list(labels)) if labels else "n/a"
-    )
-    versions = ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())
-    training = manifest.get("training") or {}
-    kept = (
-        f"epoch {training['best_epoch']} of {training['epochs']} ({training['steps']} steps), "
-        f"best on `{training['monitor']}` ({training['monitor_mode']}: {training['best']:.4g})"
-        if training.get("best_epoch")
-        else "n/a"
-    )
-    return f"""# Model card: {manifest["vertical"]}
-
-- **Base model:** `{manifest["model_name"]}`
-- **Created:** {manifest["created"]}
-- **Training data fingerprint:** `{manifest.get("data_fingerprint")}`
-- **Labels:** {label_text}
-- **Weights kept from:** {kept}
-- **Libraries:** {versions}
-
-## Evaluation (held-out split)
-
-| metric | value |
-|---|---|
-{rows or "| (none) | |"}
-
-## Intended use and limits
-
-Fine-tuned with `verticals train {manifest["vertical"]}` on the data fingerprinted above. The
-metrics hold for data like that; check them on your own held-out data before relying on them.
-
-## Configuration
-
-```json
-{json.dumps(manifest.get("config", {}), indent=2, default=str)}
-```
-"""

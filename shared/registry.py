@@ -110,6 +110,23 @@ def load_runtime(
     return vertical.load(Path(artifact_dir), build_settings(vertical, settings))
 
 
+def load_artifact(artifact_dir: str | Path, **settings: Any) -> Runtime:
+    """The runtime of any artifact, its vertical read from the manifest.
+
+    Example:
+        >>> model = load_artifact("runs/fin/artifact", device="cpu")
+        >>> model.predict([{"text": "Norvale Bank cuts its outlook"}])
+
+    Raises:
+        ArtifactError: when the folder is not an artifact this version reads.
+        KeyError: when its vertical is not installed.
+    """
+    from shared.artifacts import read_manifest
+
+    vertical = get_vertical(read_manifest(artifact_dir)["vertical"])
+    return load_runtime(vertical, artifact_dir, build_settings(vertical, **settings))
+
+
 def vertical_names() -> list[str]:
     """Names of the registered verticals, without importing any of them."""
     return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))

@@ -20,6 +20,7 @@ from shared.config import StrictModel, TrainerConfig
 from shared.data import Column, TableSchema, fingerprint, load_table, split_indices
 from shared.engine import InferenceEngine
 from shared.registry import Vertical
+from shared.reports import EvaluationReport
 from shared.serving import get_runtime
 from shared.settings import ServeSettings
 from shared.training import MetricsEvaluator, fit
@@ -144,6 +145,33 @@ def example_data(folder: Path) -> Path:
     return folder / "points.csv"
 
 
+def evaluate(runtime: ToyRuntime, data: Path) -> EvaluationReport:
+    df = load_table(data, SCHEMA)
+    results = runtime.predict(df[["x", "y"]].to_dict(orient="records"))
+    index = {name: i for i, name in enumerate(runtime.labels)}
+    y_true = [index[name] for name in df["label"]]
+    y_pred = [index[r["label"]] for r in results]
+    errors = [
+        {
+            "input": f"({x:.2f}, {y:.2f})",
+            "expected": t,
+            "predicted": r["label"],
+            "confidence": r["confidence"],
+        }
+        for x, y, t, r in zip(df["x"], df["y"], df["label"], results, strict=True)
+        if r["label"] != t
+    ]
+    return EvaluationReport(
+        metrics={"accuracy": float(np.mean(np.equal(y_true, y_pred))), "n_points": len(df)},
+        descriptions={"accuracy": "points whose side is right / all points"},
+        labels=runtime.labels,
+        y_true=y_true,
+        y_pred=y_pred,
+        errors=errors,
+        primary="accuracy",
+    )
+
+
 def demo(workdir: Path) -> dict:
     artifact = train(ToyConfig(), example_data(workdir / "data"), workdir)
     return read_manifest(artifact)["metrics"]
@@ -161,5 +189,6 @@ VERTICAL = Vertical(
     example_inputs=lambda data: [{"x": 1.5, "y": 0.0}, {"x": -1.5, "y": 0.0}],
     smoke_overrides={"trainer": {"max_steps": 2}},
     smoke_request=lambda client, data: client.post("/v1/toy/predict", json={"x": 1.0, "y": 0.5}),
+    evaluate=evaluate,
     schemas={"points": SCHEMA},
 )

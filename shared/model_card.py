@@ -1,0 +1,178 @@
+"""The model card (`README.md`) of an artifact, generated from its manifest.
+
+It opens with a YAML metadata header (as Hugging Face model cards do: library, tags, base model,
+pipeline tag, metrics), then says how to use the folder: the CLI, the Python API, and every
+standard library that opens a part of it. The core finds the standard parts by their files:
+
+- `<dir>/modules.json`: a sentence-transformers folder;
+- `<dir>/modeling_verticals.py`: a `shared.hf_modeling` classifier for the transformers Auto classes.
+
+A vertical adds its own ways in through the manifest's `formats` list (`{"library", "code"}`),
+e.g. how timm opens an image model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+
+
+def model_card(manifest: dict[str, Any]) -> str:
+    """A Markdown model card with a metadata header and usage snippets."""
+    vertical = manifest["vertical"]
+    formats = standard_formats(manifest.get("files", [])) + list(manifest.get("formats") or [])
+    return "\n".join(
+        [
+            _front_matter(manifest, formats),
+            f"# Model card: {vertical}",
+            "",
+            _facts(manifest),
+            "## Evaluation (held-out split)",
+            "",
+            _metrics_table(manifest.get("metrics") or {}),
+            "",
+            "## How to use",
+            "",
+            _usage(vertical, formats),
+            "## Intended use and limits",
+            "",
+            f"Fine-tuned with `verticals train {vertical}` on the data fingerprinted above. The",
+            "metrics hold for data like that; check them on your own held-out data before relying",
+            "on them.",
+            "",
+            "## Configuration",
+            "",
+            "```json",
+            json.dumps(manifest.get("config", {}), indent=2, default=str),
+            "```",
+            "",
+        ]
+    )
+
+
+def standard_formats(files: list[str]) -> list[dict[str, str]]:
+    """Snippets for the parts of an artifact that standard libraries open, found by file name."""
+    found = []
+    for name in sorted(files):
+        path = PurePosixPath(name)
+        folder = str(path.parent)
+        if path.name == "modules.json":
+            found.append(
+                {
+                    "library": "sentence-transformers",
+                    "pipeline_tag": "sentence-similarity",
+                    "code": "from sentence_transformers import SentenceTransformer\n\n"
+                    f'encoder = SentenceTransformer("ARTIFACT/{folder}")\n'
+                    'embeddings = encoder.encode(["a sentence"], normalize_embeddings=True)',
+                }
+            )
+        elif path.name == "modeling_verticals.py":
+            found.append(
+                {
+                    "library": "transformers",
+                    "pipeline_tag": "text-classification",
+                    "code": "from transformers import pipeline\n\n"
+                    "# mean pooling over the body, a linear head; the folder ships its model code\n"
+                    f'classify = pipeline("text-classification", model="ARTIFACT/{folder}", '
+                    "trust_remote_code=True)\n"
+                    'classify(["a sentence"])  # [{"label": ..., "score": ...}] with id2label\'s names',
+                }
+            )
+    return found
+
+
+def metric_text(name: str, value: Any) -> str:
+    """A metric for the card: counts (`n_test`, `num_items`) as integers, rates to 4 places."""
+    if isinstance(value, float) and name.startswith(("n_", "num_")) and value.is_integer():
+        return str(int(value))
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _front_matter(manifest: dict[str, Any], formats: list[dict[str, str]]) -> str:
+    metrics = {
+        k: (int(v) if k.startswith(("n_", "num_")) and float(v).is_integer() else round(v, 4))
+        for k, v in (manifest.get("metrics") or {}).items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    meta = {
+        "library_name": "verticals",
+        "tags": ["verticals", manifest["vertical"]] + sorted({f["library"] for f in formats}),
+        "base_model": _hub_name(manifest.get("model_name")),
+        "pipeline_tag": next((f["pipeline_tag"] for f in formats if f.get("pipeline_tag")), None),
+        "metrics": metrics or None,
+        "verticals": {
+            "vertical": manifest["vertical"],
+            "model_name": manifest.get("model_name"),
+            "artifact_format": manifest.get("format"),
+            "created": manifest.get("created"),
+            "data_fingerprint": manifest.get("data_fingerprint"),
+        },
+    }
+    meta = {k: v for k, v in meta.items() if v is not None}
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def _hub_name(name: str | None) -> str | None:
+    """The hub id of a packaged model's alias (`minilm`); a tiny random model has none."""
+    from shared.models import EFFICIENTNET_ALIASES, MINILM_ALIASES
+
+    if not name or name.startswith("random:"):
+        return None
+    if name.lower() in MINILM_ALIASES:
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    if name.lower() in EFFICIENTNET_ALIASES:  # packaged ImageNet weights, not a hub checkpoint
+        return None
+    return name
+
+
+def _facts(manifest: dict[str, Any]) -> str:
+    labels = manifest.get("label_map")
+    label_text = (
+        ", ".join(labels if isinstance(labels, list) else list(labels)) if labels else "n/a"
+    )
+    versions = ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items())
+    training = manifest.get("training") or {}
+    kept = (
+        f"epoch {training['best_epoch']} of {training['epochs']} ({training['steps']} steps), "
+        f"best on `{training['monitor']}` ({training['monitor_mode']}: {training['best']:.4g})"
+        if training.get("best_epoch")
+        else "n/a"
+    )
+    return f"""- **Base model:** `{manifest["model_name"]}`
+- **Created:** {manifest["created"]}
+- **Training data fingerprint:** `{manifest.get("data_fingerprint")}`
+- **Labels:** {label_text}
+- **Weights kept from:** {kept}
+- **Libraries:** {versions}
+"""
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    rows = "\n".join(f"| {k} | {metric_text(k, v)} |" for k, v in metrics.items())
+    return f"| metric | value |\n|---|---|\n{rows or '| (none) | |'}"
+
+
+def _usage(vertical: str, formats: list[dict[str, str]]) -> str:
+    parts = [
+        "`ARTIFACT` is this folder.",
+        "",
+        "```bash",
+        f"verticals predict {vertical} --artifact ARTIFACT --input rows.csv",
+        f"verticals evaluate {vertical} --artifact ARTIFACT --data labelled.csv",
+        f"verticals serve {vertical} --artifact ARTIFACT   # API docs at /docs",
+        "```",
+        "",
+        "```python",
+        "import shared",
+        "",
+        'model = shared.load("ARTIFACT")  # the vertical is read from manifest.json',
+        "model.predict(rows)  # rows: dicts in the vertical's input schema; one result each",
+        "```",
+        "",
+    ]
+    for fmt in formats:
+        parts += [f"With {fmt['library']}:", "", "```python", fmt["code"], "```", ""]
+    return "\n".join(parts)
