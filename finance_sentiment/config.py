@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.config import StrictModel, TrainerConfig
+
+from .schemas import SENTIMENTS
 
 DEFAULT_TOPICS = {
     "banking": "banks, lending, loans, deposits, credit, interest rates and central bank policy",
@@ -102,9 +104,24 @@ class FinanceConfig(StrictModel):
     """
 
     model: str = "minilm"
-    labels: list[str] = Field(default_factory=lambda: ["negative", "neutral", "positive"])
+    """Pretrained body: minilm (packaged, offline), a hub id, or a local transformers folder."""
+    labels: list[str] = Field(default_factory=lambda: list(SENTIMENTS))
+    """The sentiment head's classes in output order: the `sentiment` column's three values."""
     topic_loss_weight: float = 0.5
+    """Weight of the topic head's loss beside sentiment's (when the data has topics)."""
     topics: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TOPICS))
+    """Topic name -> description, for zero-shot topics when the data has no `topic` column."""
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_are_the_schema_sentiments(cls, labels: list[str]) -> list[str]:
+        if sorted(labels) != sorted(SENTIMENTS):
+            raise ValueError(
+                f"must list the sentiment column's values {list(SENTIMENTS)} once each, in the "
+                f"head's order; got {labels}"
+            )
+        return labels
+
     text: TextConfig = TextConfig()
     alerts: AlertsConfig = AlertsConfig()
     trainer: FinanceTrainerConfig = FinanceTrainerConfig()

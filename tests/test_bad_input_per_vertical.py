@@ -173,7 +173,7 @@ def test_images_over_the_pixel_limit_are_refused_from_the_header(trained, tmp_pa
 
 
 MEMORY_BUDGET_MB = 512
-"""Peak memory one image request may add while decoding (README, "Limits")."""
+"""Peak memory one image request may add while decoding (README, "Serving")."""
 
 _DECODE_PEAK = """
 import sys

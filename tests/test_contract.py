@@ -33,7 +33,8 @@ def run_contract(name, tmp_path):
     assert manifest["vertical"] == name
     assert manifest["data_fingerprint"].startswith("sha256:")
     assert "torch" in manifest["versions"]
-    assert (artifact / "README.md").read_text().startswith("# Model card")
+    card = (artifact / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: verticals\n") and "\n# Model card: " in card
     weights = list(artifact.rglob("*.safetensors"))
     assert weights, "weights must be stored as safetensors"
     with safe_open(str(weights[0]), "pt") as handle:

@@ -39,3 +39,18 @@ def test_artifact_keeps_no_separate_head_file(trained):
     artifact = trained("finance_sentiment")
     assert not (artifact / "heads.safetensors").exists()
     assert (artifact / "model" / "modeling_verticals.py").is_file()
+
+
+def test_labels_option_must_name_the_schema_sentiments():
+    import pytest
+
+    from finance_sentiment.config import FinanceConfig
+    from shared.config import load_config
+    from shared.errors import VerticalsError
+
+    assert (
+        load_config(FinanceConfig, None, ["labels=[positive,neutral,negative]"]).labels[0]
+        == "positive"
+    )
+    with pytest.raises(VerticalsError, match="labels: .*sentiment column's values"):
+        load_config(FinanceConfig, None, ["labels=[bearish,neutral,bullish]"])
