@@ -96,8 +96,23 @@ def demo(
         timings[name] = time.perf_counter() - started
         typer.echo(json.dumps(summary, indent=2, default=str))
         typer.secho(f"demo {name} finished in {timings[name]:.0f} s", bold=True)
+        for line in _next_steps(name, summary):
+            typer.echo(f"  next: {line}")
     if len(timings) > 1:
         typer.echo("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+
+
+def _next_steps(name: str, summary: dict) -> list[str]:
+    """Commands a user can try on what a demo left (its `artifact`, and `data` when given)."""
+    artifact = summary.get("artifact") if isinstance(summary, dict) else None
+    if not artifact:
+        return []
+    steps = [f"verticals serve {name} --artifact {artifact}   # then open /docs"]
+    if summary.get("data"):
+        steps.append(f"verticals evaluate {name} --artifact {artifact} --data {summary['data']}")
+    if _vertical(name).chat is not None:
+        steps.append(f"verticals chat {name} --artifact {artifact}")
+    return steps
 
 
 @app.command()
