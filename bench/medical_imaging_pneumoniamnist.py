@@ -98,7 +98,7 @@ def main() -> None:
     with Timer() as total:
         artifact = VERTICAL.train(cfg, args.data, out)
         runtime = load_runtime(VERTICAL, artifact)  # device etc. from VERTICALS_* variables
-        test = VERTICAL.evaluate(runtime, args.data)
+        test = VERTICAL.evaluate(runtime, args.data).metrics
         source = read_source(args.data)
         test_idx = [i for i, s in enumerate(source.splits) if s == "test"]
         images_per_s = throughput(runtime, load_images(source, test_idx, args.size, 1))

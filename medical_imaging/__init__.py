@@ -8,12 +8,15 @@ data, and serves calibrated predictions with Grad-CAM overlays. Heavy imports st
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medical_imaging.config import MedicalImagingConfig
 from medical_imaging.schemas import MANIFEST_SCHEMA, PREDICT_SCHEMA
 from shared.registry import Vertical
 from shared.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from shared.reports import EvaluationReport
 
 SMOKE_OVERRIDES: dict[str, Any] = {
     "model": "random:test_efficientnet",
@@ -77,7 +80,8 @@ def smoke_request(client, data_path: Path):
     )
 
 
-def evaluate(runtime, data_path: Path) -> dict[str, float]:
+def evaluate(runtime, data_path: Path) -> EvaluationReport:
+    """The `EvaluationReport` of a loaded artifact on labelled images (its test split if any)."""
     from medical_imaging.evaluate import evaluate as _evaluate
 
     return _evaluate(runtime, data_path)

@@ -73,3 +73,27 @@ def heldout_metrics(
 
 def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)).mean())
+
+
+def decide(probs: np.ndarray, threshold: float | None, positive_index: int | None) -> np.ndarray:
+    """(N,) predicted class ids: the positive class when its probability reaches the threshold
+    (binary with an operating threshold), else the most probable class."""
+    probs = np.asarray(probs)
+    if positive_index is None or threshold is None:
+        return probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    return np.where(probs[:, positive_index] >= threshold, positive_index, 1 - positive_index)
+
+
+def brier_score(probs: np.ndarray, labels: np.ndarray, positive_index: int | None) -> float:
+    """Brier score: of the positive class's probability (binary), else the multi-class one
+    (squared errors summed over the classes, averaged over the images)."""
+    from sklearn.metrics import brier_score_loss
+
+    labels = np.asarray(labels)
+    if not len(labels):
+        return float("nan")
+    if positive_index is not None:
+        return float(
+            brier_score_loss((labels == positive_index).astype(int), probs[:, positive_index])
+        )
+    return float(brier_score_loss(labels, probs, labels=list(range(probs.shape[1]))))

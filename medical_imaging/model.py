@@ -3,6 +3,8 @@
 The task normalises [0, 1] pixels with ImageNet statistics, so augmentation, inference and
 Grad-CAM all feed it the same kind of tensor. Its `backbone` attribute lets the shared loop
 freeze the pretrained features for the first epochs and give them a lower learning rate.
+`load_state_dict` also reads the plain timm classifier's keys the artifact stores
+(`medical_imaging.timm_format`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class ImagingTask(nn.Module):
         self.register_buffer("std", std.view(1, -1, 1, 1), persistent=False)
         weights = torch.ones(n_classes) if class_weights is None else class_weights.float()
         self.register_buffer("class_weights", weights, persistent=False)
+        self.register_load_state_dict_pre_hook(_from_timm_keys)
 
     def logits(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) pixels in [0, 1] -> (B, n_classes) logits."""
@@ -62,6 +65,19 @@ class ImagingTask(nn.Module):
                 logits, batch["labels"], weight=self.class_weights.to(logits.dtype)
             )
         return out
+
+
+def _from_timm_keys(module: ImagingTask, state_dict: dict, prefix: str, *_: object) -> None:
+    """Load hook: renames a timm classifier's state dict (the artifact's) onto the task's keys."""
+    from medical_imaging.timm_format import task_state_from_timm
+
+    own = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    renamed = task_state_from_timm(own, module.backbone.state_dict().keys())
+    if renamed is own:
+        return
+    for key in own:
+        del state_dict[prefix + key]
+    state_dict.update({prefix + k: v for k, v in renamed.items()})
 
 
 class LogitsView(nn.Module):

@@ -14,10 +14,11 @@ from torch.utils.data import WeightedRandomSampler
 from medical_imaging.calibration import TEMPERATURE_BOUNDS, choose_threshold
 from medical_imaging.config import MedicalImagingConfig
 from medical_imaging.datasets import ImageSource, load_images, read_source, split_source
-from medical_imaging.metrics import heldout_metrics, predict_logits
+from medical_imaging.metrics import decide, heldout_metrics, predict_logits
 from medical_imaging.model import ImagingTask, balanced_class_weights, build_task
+from medical_imaging.timm_format import TIMM_USAGE, save_timm, timm_summary
 from medical_imaging.transforms import build_augment
-from shared.artifacts import save_json, save_weights, write_artifact
+from shared.artifacts import save_json, write_artifact
 from shared.calibration import fit_temperature, softmax
 from shared.devices import seed_everything
 from shared.errors import DataError
@@ -286,14 +287,7 @@ def _write(
 ) -> Path:
     logits, y, split = scored
     probs = softmax(logits, calibration["temperature"])
-    if calibration["positive_index"] is not None:
-        predicted = np.where(
-            probs[:, calibration["positive_index"]] >= calibration["threshold"],
-            calibration["positive_index"],
-            1 - calibration["positive_index"],
-        )
-    else:
-        predicted = probs.argmax(1)
+    predicted = decide(probs, calibration["threshold"], calibration["positive_index"])
     with write_artifact(
         out_dir / "artifact",
         vertical="medical_imaging",
@@ -303,9 +297,13 @@ def _write(
         label_map=names,
         data_fingerprint=source.fingerprint(),
         training=training,
-        extra={"metrics_split": split},
+        extra={
+            "metrics_split": split,
+            "timm": timm_summary(task, cfg.image_size),
+            "formats": [TIMM_USAGE],
+        },
     ) as tmp:
-        save_weights(tmp / "model.safetensors", task.state_dict())
+        save_timm(task, tmp, names, cfg.image_size)  # model.safetensors, config.json
         save_json(tmp / "calibration.json", calibration)
         plot_confusion_matrix(y, predicted, names, tmp / f"confusion_{split}.png")
     log.info("artifact written to %s; %s metrics %s", out_dir / "artifact", split, metrics)

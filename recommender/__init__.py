@@ -10,12 +10,15 @@ diversify. New items are embedded and indexed the moment they are added.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.registry import Vertical
 from shared.settings import ServeSettings
 
 from .schemas import INTERACTIONS, ITEMS, RecommenderConfig
+
+if TYPE_CHECKING:
+    from shared.reports import EvaluationReport
 
 
 def _train(cfg: RecommenderConfig, data_path: Path, out_dir: Path) -> Path:
@@ -56,7 +59,8 @@ def _smoke_request(client: Any, data_path: Path) -> Any:
     return client.get("/v1/recommender/users/u0001/recommendations", params={"k": 5})
 
 
-def _evaluate(runtime: Any, data_path: Path) -> dict[str, float]:
+def _evaluate(runtime: Any, data_path: Path) -> EvaluationReport:
+    """The leave-last-out `EvaluationReport` of a loaded artifact on a dataset."""
     from .evaluate import evaluate_runtime
 
     return evaluate_runtime(runtime, data_path)

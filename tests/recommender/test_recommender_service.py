@@ -146,8 +146,8 @@ def test_cli_predict_rows(served):
 def test_evaluate_reports_leave_last_out_metrics(served, tmp_path):
     client, _ = served
     data = VERTICAL.example_data(tmp_path / "data")
-    metrics = VERTICAL.evaluate(client.app.state.runtime, data)
-    assert metrics["users"] > 0 and 0.0 <= metrics["retrieval_recall_at_10"] <= 1.0
+    metrics = VERTICAL.evaluate(client.app.state.runtime, data).metrics
+    assert metrics["n_users"] > 0 and 0.0 <= metrics["retrieval_recall_at_10"] <= 1.0
     assert "ranked_ndcg_at_10" in metrics or client.app.state.runtime.ranker.kind == "none"
 
 
