@@ -188,21 +188,23 @@ def plot_at_k(curves: dict[str, dict[int, float]], path: str | Path, title: str)
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, points in curves.items():
+    for i, (name, points) in enumerate(curves.items()):
         ks = sorted(points)
         ax.plot(ks, [points[k] for k in ks], marker="o", label=name)
-        for k in ks:
+        for (
+            k
+        ) in ks:  # curves' labels alternate above and below their points, so they do not collide
             ax.annotate(
                 f"{points[k]:.3f}",
                 (k, points[k]),
                 fontsize=7,
-                xytext=(2, 3),
+                xytext=(2, 4 if i % 2 == 0 else -10),
                 textcoords="offset points",
             )
     ax.set(xlabel="K", ylabel="value", ylim=(0, 1.05), title=title)
     ax.set_xticks(sorted({k for points in curves.values() for k in points}))
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
