@@ -11,7 +11,10 @@ from typing import Any
 from customer_service.config import CustomerServiceConfig, CustomerServiceSettings
 from shared.registry import Vertical
 
-SMOKE_OVERRIDES = {"model": "random:bert-tiny", "trainer": {"max_steps": 2, "batch_size": 8}}
+SMOKE_OVERRIDES = {
+    "model": "random:bert-tiny",
+    "trainer": {"max_steps": 2, "batch_size": 8, "progress": False},
+}
 
 
 def _train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
@@ -58,20 +61,39 @@ def _smoke_request(client: Any, data_path: Path) -> Any:
     )
 
 
-def _evaluate(runtime: Any, data_path: Path) -> dict[str, float]:
-    from customer_service.bot import evaluate_runtime
+def _evaluate(runtime: Any, data_path: Path) -> Any:
+    from customer_service.faq_eval import evaluate_runtime
 
     return evaluate_runtime(runtime, Path(data_path))
 
 
+def _evaluate_conversations(runtime: Any, yaml_path: Path) -> Any:
+    from customer_service.conversations import run_conversations
+
+    return run_conversations(runtime, Path(yaml_path))
+
+
+def _chat(runtime: Any) -> None:
+    from customer_service.shell import run_shell
+
+    run_shell(runtime)
+
+
 def _schemas() -> dict[str, Any]:
-    from customer_service.schemas import DIALOGUE_SCHEMA, KB_SCHEMA, OOS_SCHEMA, PAIRS_SCHEMA
+    from customer_service.schemas import (
+        ACTS_SCHEMA,
+        DIALOGUE_SCHEMA,
+        KB_SCHEMA,
+        OOS_SCHEMA,
+        PAIRS_SCHEMA,
+    )
 
     return {
         "kb": KB_SCHEMA,
         "pairs": PAIRS_SCHEMA,
         "dialogues": DIALOGUE_SCHEMA,
         "out_of_scope": OOS_SCHEMA,
+        "dialogue_acts": ACTS_SCHEMA,
     }
 
 
@@ -88,6 +110,8 @@ VERTICAL = Vertical(
     smoke_overrides=SMOKE_OVERRIDES,
     smoke_request=_smoke_request,
     evaluate=_evaluate,
+    evaluate_conversations=_evaluate_conversations,
+    chat=_chat,
     schemas=_schemas(),
     settings_cls=CustomerServiceSettings,
 )

@@ -1,14 +1,24 @@
 """The running bot: loads an artifact and answers messages in context.
 
 One message costs one encoder forward (two texts in that forward for a follow-up, which is also
-tried in the context of the previous question); the same embedding feeds the intent head and the
-KB search. Reply wording lives in `replies`, the editable KB in `live_kb`.
+tried in the context of the previous question); the same embedding feeds the dialogue-act
+classifier, the intent head and the KB search. A message is read in this order:
+
+1. a dialogue act (greeting, thanks, goodbye, yes, no, a request for a person) gets its reply;
+   a request for a person always hands off;
+2. a value for a slot the bot has just asked for completes the waiting answer;
+3. otherwise it is a question, read alone and, when it refers to the previous topic (see
+   `session.is_follow_up`), also in that context; an answer whose template needs a slot the
+   conversation has not given asks for it first.
+
+Reply wording lives in `replies`, the editable KB in `live_kb`.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +26,12 @@ import numpy as np
 
 from customer_service.cleaning import mask_pii
 from customer_service.config import CustomerServiceSettings
+from customer_service.dialogue import after_act, completes_pending, previous_decision, remember
+from customer_service.dialogue_acts import DEFAULT_REPLIES, ActClassifier
 from customer_service.kb_store import KnowledgeBase
 from customer_service.live_kb import LiveKnowledgeBase
 from customer_service.ood import Calibration
-from customer_service.replies import build_reply
+from customer_service.replies import act_reply, build_reply
 from customer_service.retrieval import KnowledgeIndex, intent_logits, set_precision
 from customer_service.scoring import Decision, decide
 from customer_service.session import (
@@ -76,6 +88,17 @@ class CustomerServiceBot:
         self.calibration = Calibration(**bot["calibration"])
         self.slot_values: dict[str, list[str]] = bot.get("slots", {})
         self.head = self._load_head()
+        dialogue = bot.get("dialogue", {})
+        self.replies: dict[str, str] = {**DEFAULT_REPLIES, **dialogue.get("replies", {})}
+        self.acts = (
+            ActClassifier.load(
+                self.artifact_dir / "acts.safetensors",
+                dialogue["act_labels"],
+                dialogue.get("act_threshold", 0.5),
+            )
+            if (self.artifact_dir / "acts.safetensors").exists()
+            else None  # an artifact from before dialogue acts: every message is a question
+        )
         self.kb_root = Path(kb_root) if kb_root else self.artifact_dir
         if kb_root and not (self.kb_root / "kb" / "CURRENT").exists():
             shutil.copytree(self.artifact_dir / "kb", self.kb_root / "kb", dirs_exist_ok=True)
@@ -123,9 +146,15 @@ class CustomerServiceBot:
     def plan(self, session: Session, message: str) -> list[str]:
         """Queries to embed for a message: itself, plus itself in context when it reads as a follow-up."""
         text = mask_pii(message.strip())
-        if session.last_query and is_follow_up(text):
+        if session.last_query and is_follow_up(text, self.slot_values, session.last_slots):
             return [text, f"{session.last_query} {text}"]
         return [text]
+
+    def classify_act(self, text: str, vector: np.ndarray) -> tuple[str | None, float]:
+        """The dialogue act of a message (`text` embedded as `vector`), or None for a question."""
+        if self.acts is None:
+            return None, 0.0
+        return self.acts.classify(vector)
 
     def _decide(
         self, vector: np.ndarray, query: str, kb: KnowledgeBase, index: KnowledgeIndex, k: int = 20
@@ -158,17 +187,9 @@ class CustomerServiceBot:
             decision.handoff_score < threshold
             and mentioned
             and session.last_answer_id in kb.answers
-            and is_follow_up(text)
+            and is_follow_up(text, self.slot_values, session.last_slots)
         ):  # "credit one": a slot value for the previous answer
-            decision = Decision(
-                session.last_answer_id,
-                session.last_intent,
-                session.last_confidence,
-                decision.hits,
-                "context",
-                in_scope=session.last_in_scope,
-            )
-            used_context = True
+            decision, used_context = replace(previous_decision(session), hits=decision.hits), True
         return decision, used_context
 
     def reply(
@@ -179,19 +200,27 @@ class CustomerServiceBot:
         text = queries[0]
         mentioned = extract_slots(text, self.slot_values)
         decision, used_context = self._read(session, queries, vectors, mentioned, kb, index)
-        session.slots.update(mentioned)
-        response = build_reply(decision, kb, session, text, self.calibration, self.slot_values)
+        act, act_confidence = self.classify_act(text, vectors[0])
+        if act is not None:  # before any follow-up reading: "ok thanks" is thanks
+            response, used_context = act_reply(act, act_confidence, session, self.replies), False
+            after_act(session, act)
+        else:
+            if completes_pending(
+                session, text, mentioned, self.slot_values, decision, self.calibration.threshold
+            ):
+                decision, used_context = previous_decision(session), True
+            session.slots.update(mentioned)
+            response = build_reply(
+                decision, kb, session, text, self.calibration, self.slot_values, self.replies
+            )
+            remember(session, response, decision, kb, queries[1] if used_context else text)
         session.add_turn("user", text)
         session.add_turn("bot", response["answer"])
-        if not response["handoff"]:
-            session.last_query = queries[1] if used_context else text
-            session.last_answer_id, session.last_intent = decision.answer_id, decision.intent
-            session.last_confidence = decision.confidence
-            session.last_in_scope = decision.handoff_score
         self.sessions.put(session)
         log.info(
-            "chat session=%s answer=%s confidence=%.3f in_scope=%.3f handoff=%s context=%s",
+            "chat session=%s act=%s answer=%s confidence=%.3f in_scope=%.3f handoff=%s context=%s",
             session.session_id,
+            act,
             response["answer_id"],
             decision.confidence,
             decision.handoff_score,
@@ -268,25 +297,3 @@ class CustomerServiceBot:
 
     def remove_answer(self, answer_id: str) -> dict[str, Any]:
         return self.kb.remove(answer_id)
-
-
-def evaluate_runtime(runtime: CustomerServiceBot, data_path: Path) -> dict[str, float]:
-    """Answer accuracy and handoff rate on a labelled pairs folder or file (`question, answer_id|intent`)."""
-    from customer_service.schemas import PAIRS_SCHEMA
-    from shared.data import load_table
-
-    path = Path(data_path)
-    path = path / "pairs.csv" if path.is_dir() else path
-    pairs = load_table(path, PAIRS_SCHEMA)
-    correct, handoffs = 0, 0
-    for i, row in pairs.iterrows():
-        out = runtime.chat(f"eval-{i}", str(row["question"]))
-        target_intent, target_id = str(row.get("intent") or ""), str(row.get("answer_id") or "")
-        correct += (
-            (out["intent"] == target_intent)
-            if target_intent and out["intent"]
-            else out["answer_id"] == target_id
-        )
-        handoffs += out["handoff"]
-    n = max(1, len(pairs))
-    return {"accuracy": correct / n, "handoff_rate": handoffs / n, "n": float(len(pairs))}

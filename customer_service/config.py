@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
+from customer_service.dialogue_acts import DEFAULT_ACT_EXAMPLES, DEFAULT_REPLIES
 from shared.config import StrictModel, TrainerConfig
 from shared.settings import ServeSettings
 
@@ -22,7 +23,52 @@ class CustomerServiceTrainerConfig(TrainerConfig):
     batch_size: int = 32
     lr: float = 2e-3
     backbone_lr: float | None = 5e-5
-    progress: bool = False
+
+
+class DialogueConfig(StrictModel):
+    """Dialogue acts and the bot's own replies (see `customer_service.dialogue_acts`).
+
+    Attributes:
+        act_examples: Act name -> example messages the act classifier learns from. Overriding
+            one act's list replaces it; an empty list drops the act. A `dialogue_acts.csv`
+            (`text, act`) in the data folder adds examples. `human` always hands off.
+        act_threshold: Least probability an act needs; below it the message is read as a question.
+        act_regularization: Inverse L2 strength `C` of the act classifier's logistic regression.
+        replies: The bot's reply per act, and `ask_slot`, the question asked when an answer
+            needs a slot the conversation has not given (`{slot}` and `{options}` are filled).
+    """
+
+    act_examples: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_ACT_EXAMPLES.items()}
+    )
+    """Act -> example messages; an override replaces that act's list, [] drops the act."""
+    act_threshold: float = Field(0.5, gt=0, lt=1)
+    """Least probability of an act; below it the message is read as a question."""
+    act_regularization: float = Field(10.0, gt=0)
+    """Inverse L2 strength C of the act classifier (a logistic regression on the embeddings)."""
+    replies: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_REPLIES))
+    """The reply per act, and ask_slot, the question for a missing slot ({slot}, {options})."""
+
+    @field_validator("act_examples", "replies", mode="before")
+    @classmethod
+    def _over_the_defaults(cls, value: object, info) -> object:
+        # An override names only the acts it changes; the others keep their defaults.
+        if not isinstance(value, dict):
+            return value
+        base = DEFAULT_ACT_EXAMPLES if info.field_name == "act_examples" else DEFAULT_REPLIES
+        return {**base, **value}
+
+    @model_validator(mode="after")
+    def _every_act_has_a_reply(self) -> DialogueConfig:
+        missing = sorted(a for a, e in self.act_examples.items() if e and a not in self.replies)
+        if missing:
+            raise ValueError(
+                f"dialogue.replies has no reply for act(s) {', '.join(missing)}; "
+                f"add dialogue.replies.{missing[0]}"
+            )
+        if "ask_slot" not in self.replies:
+            raise ValueError("dialogue.replies.ask_slot is missing (the question for a slot)")
+        return self
 
 
 class CustomerServiceConfig(StrictModel):
@@ -46,6 +92,7 @@ class CustomerServiceConfig(StrictModel):
         test_fraction: Share of pairs held out for the reported metrics (without a split column).
         session_ttl_s: Seconds a conversation is remembered after its last message.
         max_sessions: Sessions kept in memory (least recently used are dropped first).
+        dialogue: Dialogue acts (greetings, thanks, a request for a person...) and replies.
     """
 
     model: str = "minilm"
@@ -61,6 +108,8 @@ class CustomerServiceConfig(StrictModel):
     test_fraction: float = Field(0.15, ge=0, lt=0.5)
     session_ttl_s: float = 1800.0
     max_sessions: int = 10_000
+    dialogue: DialogueConfig = DialogueConfig()
+    """Dialogue acts (greetings, thanks, goodbyes, yes/no, a request for a person) and replies."""
     trainer: CustomerServiceTrainerConfig = CustomerServiceTrainerConfig()
 
 

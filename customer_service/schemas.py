@@ -10,6 +10,8 @@ A data folder holds:
   becomes a training pair with the user turn before it.
 - `out_of_scope.csv` (optional): `question` (and optional `split`): questions the bot must hand off.
 - `slots.json` (optional): `{slot: [values]}` for filling templates from the conversation.
+- `dialogue_acts.csv` (optional): `text, act`: more examples for the dialogue-act classifier
+  (`greet`, `thank`, `goodbye`, `affirm`, `deny`, `human`, or an act with a configured reply).
 
 Each table may also be `.jsonl`, `.tsv` or `.parquet` (`kb.parquet`, `pairs.jsonl`, ...).
 """
@@ -62,6 +64,8 @@ OOS_SCHEMA = TableSchema(
     (Column("question"), Column("split", required=False, nonempty=False, choices=("", *SPLITS))),
 )
 
+ACTS_SCHEMA = TableSchema("dialogue_acts", (Column("text"), Column("act")))
+
 
 @dataclass
 class Dataset:
@@ -71,6 +75,7 @@ class Dataset:
     pairs: pd.DataFrame  # question, answer_id, intent, split ("" when not fixed)
     out_of_scope: pd.DataFrame  # question, split
     slots: dict[str, list[str]] = field(default_factory=dict)
+    acts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["text", "act"]))
 
 
 def load_kb(path: str | Path) -> pd.DataFrame:
@@ -108,7 +113,13 @@ def load_dataset(folder: str | Path) -> Dataset:
         oos["split"] = oos["split"].fillna("") if "split" in oos.columns else ""
         oos["question"] = oos["question"].map(mask_pii)
     slots = _load_slots(folder / "slots.json")
-    return Dataset(kb=kb, pairs=pairs, out_of_scope=oos[["question", "split"]], slots=slots)
+    acts = pd.DataFrame(columns=["text", "act"])
+    if (acts_path := find_table(folder, "dialogue_acts", required=False)) is not None:
+        acts = load_table(acts_path, ACTS_SCHEMA)[["text", "act"]].astype(str)
+        acts.attrs["source"] = str(acts_path)
+    return Dataset(
+        kb=kb, pairs=pairs, out_of_scope=oos[["question", "split"]], slots=slots, acts=acts
+    )
 
 
 def _load_pairs(path: Path, kb: pd.DataFrame) -> pd.DataFrame:

@@ -51,8 +51,16 @@ class ChatResponse(BaseModel):
     handoff_reason: str | None
     sources: list[Source]
     slots: dict[str, str] = {}
-    missing_slots: list[str] = []
+    missing_slots: list[str] = Field(
+        default=[], description="Slots the answer still needs; the reply asks for the first."
+    )
     context_used: bool = False
+    act: str | None = Field(
+        None,
+        description="Dialogue act the message was read as (greet, thank, goodbye, affirm, deny, "
+        "human); None for a question.",
+    )
+    act_confidence: float | None = None
 
 
 class SearchRequest(BaseModel):

@@ -24,6 +24,10 @@ _FOLLOW_UP = re.compile(
     r"^\s*(and|also|what about|how about|same (for|with)|for (my|the)|what if|then|ok and|okay and|plus)\b",
     re.I,
 )
+# Words that point back at what was just discussed ("how long does it take?", "is that free?").
+_ANAPHORA = re.compile(r"\b(it|its|that|this|those|these|them|one|ones|same)\b", re.I)
+MAX_SLOT_FOLLOW_UP_WORDS = 6  # "credit one", "the debit card please"
+MAX_ANAPHORA_FOLLOW_UP_WORDS = 6
 
 
 @dataclass
@@ -38,6 +42,15 @@ class Session:
     last_intent: str | None = None
     last_confidence: float = 0.0
     last_in_scope: float = 1.0  # the last answer given passed the handoff threshold
+    last_slots: list[str] = field(default_factory=list)  # slots of the last answer's template
+    # Slots the bot asked for: the last answer waits for them (as a Rasa form does).
+    pending_slots: list[str] = field(default_factory=list)
+
+    def forget_topic(self) -> None:
+        """Drops what was last discussed (after a goodbye); the turns and slots stay."""
+        self.last_query, self.last_answer_id, self.last_intent = None, None, None
+        self.last_confidence, self.last_in_scope = 0.0, 1.0
+        self.last_slots, self.pending_slots = [], []
 
     def add_turn(self, role: str, text: str) -> None:
         self.turns = (self.turns + [{"role": role, "text": text}])[-MAX_TURNS:]
@@ -174,9 +187,29 @@ def extract_slots(text: str, slot_values: dict[str, list[str]]) -> dict[str, str
     return found
 
 
-def is_follow_up(text: str) -> bool:
-    """Whether a message leans on the previous one ("and for my credit card?")."""
-    return bool(_FOLLOW_UP.match(text)) or len(text.split()) <= 3
+def is_follow_up(
+    text: str, slot_values: dict[str, list[str]], topic_slots: list[str] | tuple[str, ...]
+) -> bool:
+    """Whether a message refers to the previous topic, so it is also read in its context.
+
+    It does when it names a value of a slot the previous answer uses ("and for my credit
+    card?", "credit one" after the freeze-card answer), briefly or after a follow-up opener, or
+    when it is short and points back with a pronoun ("how long does it take?"). Being short is
+    not enough: "what about savings?" after the activate-card answer (which has no account slot)
+    is a new question, and "ok thanks" is a dialogue act.
+
+    Args:
+        text: The message.
+        slot_values: Slot name -> known values (the artifact's `slots`).
+        topic_slots: Slots of the previous answer's template.
+    """
+    words = len(text.split())
+    topical = {s: v for s, v in slot_values.items() if s in topic_slots}
+    if extract_slots(text, topical) and (
+        words <= MAX_SLOT_FOLLOW_UP_WORDS or _FOLLOW_UP.match(text)
+    ):
+        return True
+    return words <= MAX_ANAPHORA_FOLLOW_UP_WORDS and bool(_ANAPHORA.search(text))
 
 
 def template_slots(template: str) -> list[str]:

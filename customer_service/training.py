@@ -9,19 +9,19 @@ metrics; write the artifact (encoder, head, KB version, calibration) atomically.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from customer_service import evaluation as ev
+from customer_service.bot_artifact import write_bot_artifact
 from customer_service.cleaning import dedupe
 from customer_service.config import CustomerServiceConfig
-from customer_service.kb_store import KnowledgeBase, save_version
+from customer_service.dialogue_acts import fit_bot_acts, merge_examples
+from customer_service.kb_store import KnowledgeBase
 from customer_service.ood import Calibration, choose_threshold
 from customer_service.retrieval import (
     INTENT_INPUT_SCALE,
@@ -32,12 +32,11 @@ from customer_service.retrieval import (
     make_frozen_collate,
 )
 from customer_service.schemas import Dataset, load_dataset
-from shared.artifacts import save_weights, write_artifact
-from shared.data import fingerprint, split_indices
+from shared.data import split_indices
 from shared.devices import seed_everything
 from shared.errors import DataError
 from shared.models import embed_texts, load_model
-from shared.training import MetricsEvaluator, TrainResult, fit
+from shared.training import MetricsEvaluator, fit
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +98,7 @@ def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
     """Trains on the data folder at `data_path`; returns `out_dir/"artifact"`."""
     seed_everything(cfg.trainer.seed)  # new layers are initialised before fit() runs
     data = load_dataset(data_path)
+    merge_examples(cfg.dialogue.act_examples, cfg.dialogue.replies, data.acts)  # fail early
     pairs = clean_pairs(data.pairs)
     if len(pairs) == 0:
         raise DataError(f"{data_path}: no training questions (add pairs.csv or dialogues.jsonl)")
@@ -132,12 +132,20 @@ def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
     task.eval()
 
     kb = build_kb(task, data, splits["train"])
+    acts = fit_bot_acts(
+        lambda texts: embed_texts(task.backbone, texts, cache=task.frozen_cache),
+        cfg.dialogue,
+        data.acts,
+        [*splits["train"]["question"], *oos["val"]["question"]],
+        data.slots,
+        cfg.trainer.seed,
+    )
     calibration, val_metrics = calibrate(task, kb, cfg, splits["val"], oos["val"], intents)
     metrics = test_metrics(task, kb, calibration, splits["test"], oos["test"], intents)
     metrics.update(val_metrics)
     metrics.update({f"n_{k}": float(len(v)) for k, v in splits.items()})
     return write_bot_artifact(
-        out_dir, cfg, task, kb, calibration, intents, data, metrics, data_path, result
+        out_dir, cfg, task, kb, calibration, intents, data, metrics, data_path, result, acts
     )
 
 
@@ -291,45 +299,3 @@ def test_metrics(
             np.mean([(d.intent or "") == i for d, i in zip(alone, test["intent"], strict=True)])
         )
     return {f"test_{k}": v for k, v in out.items()}
-
-
-def write_bot_artifact(
-    out_dir: Path,
-    cfg: CustomerServiceConfig,
-    task: BotTask,
-    kb: KnowledgeBase,
-    calibration: Calibration,
-    intents: list[str],
-    data: Dataset,
-    metrics: dict[str, Any],
-    data_path: Path,
-    result: TrainResult,
-) -> Path:
-    """Writes encoder, head, KB version and calibration into `out_dir/"artifact"` atomically.
-
-    The manifest also records `training`: which metric chose the kept weights and at which epoch.
-    """
-    bot = {
-        "intents": intents,
-        "calibration": calibration.as_dict(),
-        "slots": data.slots,
-        "session_ttl_s": cfg.session_ttl_s,
-        "max_sessions": cfg.max_sessions,
-    }
-    with write_artifact(
-        Path(out_dir) / "artifact",
-        vertical="customer_service",
-        model_name=cfg.model,
-        config=cfg.model_dump(),
-        metrics=metrics,
-        label_map=intents or None,
-        data_fingerprint=fingerprint(Path(data_path)),
-        training=result,
-        extra={"calibration": bot["calibration"]},
-    ) as tmp:
-        task.backbone.save(str(tmp / "encoder"))
-        if task.head is not None:
-            save_weights(tmp / "head.safetensors", task.head.state_dict())
-        save_version(tmp, kb)
-        (tmp / "bot.json").write_text(json.dumps(bot, indent=2), encoding="utf-8")
-    return Path(out_dir) / "artifact"

@@ -36,3 +36,32 @@ def cs_bot(cs_artifact):
     from shared.settings import ServeSettings
 
     return load_runtime(VERTICAL, cs_artifact, ServeSettings(device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def cs_minilm(tmp_path_factory) -> tuple[Path, Path]:
+    """(data folder, artifact) of the demo bank on the real MiniLM, the encoder kept frozen.
+
+    One epoch of the intent head over cached embeddings (~15 s on two cores): fast enough for
+    `make test`, and the act classifier, retrieval and calibration are the demo's own.
+    """
+    from customer_service.config import CustomerServiceConfig, CustomerServiceTrainerConfig
+    from customer_service.kb_data import write_demo_data
+    from customer_service.training import train
+
+    root = tmp_path_factory.mktemp("cs_minilm")
+    data = write_demo_data(root / "data")
+    cfg = CustomerServiceConfig(
+        max_seq_length=32,
+        trainer=CustomerServiceTrainerConfig(epochs=1, freeze_backbone_epochs=1, progress=False),
+    )
+    return data, train(cfg, data, root / "run")
+
+
+@pytest.fixture(scope="session")
+def cs_minilm_bot(cs_minilm):
+    """The MiniLM demo bot, loaded once (tests use their own session ids)."""
+    from customer_service import VERTICAL
+    from shared.registry import build_settings, load_runtime
+
+    return load_runtime(VERTICAL, cs_minilm[1], build_settings(VERTICAL, device="cpu"))

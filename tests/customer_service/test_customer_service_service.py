@@ -10,6 +10,7 @@ from shared.serving import ServeSettings, create_app
 
 CHAT = "/v1/customer_service/chat"
 KEYS = {"answer", "answer_id", "intent", "confidence", "handoff", "handoff_reason", "sources"}
+ADDED = {"act", "act_confidence", "missing_slots", "context_used", "slots", "in_scope"}
 
 
 @pytest.fixture()
@@ -23,12 +24,21 @@ def test_chat_answers_with_the_documented_fields_and_remembers_the_session(clien
     first = client.post(CHAT, json={"session_id": "u1", "message": "I lost my card"})
     assert first.status_code == 200, first.text
     body = first.json()
-    assert KEYS <= set(body) and 0.0 <= body["confidence"] <= 1.0
+    assert KEYS | ADDED <= set(body) and 0.0 <= body["confidence"] <= 1.0
     assert body["handoff"] == (body["handoff_reason"] is not None)
     assert all({"answer_id", "title", "score"} <= set(s) for s in body["sources"])
     client.post(CHAT, json={"session_id": "u1", "message": "my debit card"})
     info = client.get("/v1/info").json()
     assert info["kb_answers"] == 55 and info["engine"]["items"] >= 2
+
+
+def test_a_request_for_a_person_hands_off_through_the_api_with_its_act(client, monkeypatch):
+    runtime = client.app.state.runtime
+    monkeypatch.setattr(runtime, "classify_act", lambda text, vector: ("human", 0.9))
+    body = client.post(CHAT, json={"session_id": "p1", "message": "agent please"}).json()
+    assert body["handoff"] and body["act"] == "human" and body["act_confidence"] == 0.9
+    assert body["handoff_reason"] == "the customer asked for a person"
+    assert body["answer"] == runtime.replies["human"]
 
 
 def test_unknown_session_starts_a_new_one(client):
@@ -144,16 +154,17 @@ def test_concurrent_messages_of_one_session_take_turns_and_none_is_lost(client, 
     answer_id = next(iter(runtime.kb_snapshot().answers))
 
     def decide(vector, query, kb, index, k=20):  # surer in context: a message that saw its
-        confident = query.count("and number") > 1  # predecessor is answered in context
+        confident = query.count("and is it") > 1  # predecessor is answered in context
         return Decision(answer_id, None, 0.9 if confident else 0.6, [], "intent")
 
     monkeypatch.setattr(runtime, "_decide", decide)
+    monkeypatch.setattr(runtime, "classify_act", lambda text, vector: (None, 0.0))
     runtime.calibration.threshold = 0.5
     batch_fn = runtime.engine.batch_fn
     monkeypatch.setattr(  # a slow encoder: the messages overlap while it runs
         runtime.engine, "batch_fn", lambda texts: time.sleep(0.05) or batch_fn(texts)
     )
-    messages = [f"and number {i}" for i in range(8)]
+    messages = [f"and is it {i}" for i in range(8)]  # a pronoun: each is a follow-up
     with ThreadPoolExecutor(len(messages)) as pool:
         responses = list(
             pool.map(

@@ -57,11 +57,30 @@ def test_fill_template_reports_missing_slots():
     assert fill_template("No slots.", {}) == ("No slots.", [])
 
 
-def test_follow_up_detection():
-    assert is_follow_up("and for my credit card?")
-    assert is_follow_up("what about savings")
-    assert is_follow_up("credit one")
-    assert not is_follow_up("how do I order a new credit card for my son")
+def test_a_short_message_is_a_follow_up_only_when_it_refers_to_the_previous_topic():
+    card = ["card_type"]  # the previous answer's template slots (freeze card)
+    assert is_follow_up("and for my credit card?", SLOTS, card)
+    assert is_follow_up("what about my debit card", SLOTS, card)
+    assert is_follow_up("credit one", SLOTS, card)
+    assert is_follow_up("and how long does it take?", SLOTS, [])  # a pronoun points back
+    assert is_follow_up("is that free?", SLOTS, [])
+    # Short is not enough: no slot of the previous answer, no pronoun.
+    for text in ("hello", "ok thanks", "agent please", "what about savings?", "yes"):
+        assert not is_follow_up(text, SLOTS, []), text
+    assert not is_follow_up("what about savings?", SLOTS, card)  # another slot's value
+    assert is_follow_up("what about savings?", SLOTS, ["account_type"])
+    assert not is_follow_up("how do I order a new credit card for my son", SLOTS, card)
+    assert is_follow_up("and for my credit card, the one I use abroad every summer", SLOTS, card)
+
+
+def test_forget_topic_keeps_turns_and_slots():
+    session = Session("t", slots={"card_type": "debit"}, last_answer_id="A1", last_query="q")
+    session.add_turn("user", "hi")
+    session.pending_slots, session.last_slots = ["card_type"], ["card_type"]
+    session.forget_topic()
+    assert session.last_answer_id is None and session.last_query is None
+    assert session.pending_slots == [] and session.last_slots == []
+    assert session.slots == {"card_type": "debit"} and len(session.turns) == 1
 
 
 def test_session_locks_exclude_per_session_only_and_forget_idle_sessions():
