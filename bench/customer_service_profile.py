@@ -104,7 +104,6 @@ def answer(bot, spans: Spans, session, queries: list[str], vectors) -> None:
         decision,
         kb,
         session,
-        queries[0],
         bot.calibration,
         bot.slot_values,
     )

@@ -211,7 +211,7 @@ class CustomerServiceBot:
                 decision, used_context = previous_decision(session), True
             session.slots.update(mentioned)
             response = build_reply(
-                decision, kb, session, text, self.calibration, self.slot_values, self.replies
+                decision, kb, session, self.calibration, self.slot_values, self.replies
             )
             remember(session, response, decision, kb, queries[1] if used_context else text)
         session.add_turn("user", text)

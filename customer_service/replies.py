@@ -70,12 +70,11 @@ def build_reply(
     decision: Decision,
     kb: KnowledgeBase,
     session: Session,
-    text: str,
     calibration: Calibration,
     slot_values: dict[str, list[str]],
     replies: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The reply to a question (`text`, after masking), from its decision.
+    """The reply to a question, from its decision.
 
     Hands off when the KB has no answer or when the in-scope score is below the threshold.
     Otherwise fills the answer's template from the session's slots; when a slot is still
