@@ -58,18 +58,11 @@ def example_inputs(data_path: Path) -> list[dict[str, Any]]:
     ]
 
 
-def evaluate(runtime, data_path: Path) -> dict[str, float]:
-    """Accuracy and macro-F1 of an artifact on a labelled table."""
-    from shared.evaluation import classification_metrics
+def evaluate(runtime, data_path: Path):
+    """The `EvaluationReport` of an artifact on a labelled table (see `evaluation.py`)."""
+    from .evaluation import evaluate as _evaluate
 
-    from .training import load_labelled
-
-    df = load_labelled(Path(data_path))
-    results = runtime.predict(df.to_dict(orient="records"))
-    order = ["negative", "neutral", "positive"]
-    probs = [[r["probs"][name] for name in order] for r in results]
-    full = classification_metrics(df["sentiment"].map(order.index).to_numpy(), probs, order)
-    return {k: float(full[k]) for k in ("accuracy", "macro_f1", "ece")}
+    return _evaluate(runtime, Path(data_path))
 
 
 def smoke_request(client, data_path: Path):

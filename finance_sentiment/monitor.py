@@ -99,18 +99,27 @@ def trends(
     entity: str | None = None,
     since: float | None = None,
     until: float | None = None,
+    scope: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Series per topic (or per entity when `entity` is given) with alerts, for charts and the API.
+    """Series per topic or per entity with their alerts, for charts and the API.
 
-    `since` and `until` (epoch seconds) bound the items read, `[since, until)`. A window grid of
-    more than `MAX_TREND_POINTS` points is refused with a 422 that suggests a window.
+    `topic` and `entity` keep only their items; `scope` says what a series is (default: entity
+    when `entity` is given, else topic), so `topic="banking", scope="entity"` gives one series
+    per banking entity. `since` and `until` (epoch seconds) bound the items read and the alerts
+    (by window overlap), `[since, until)`. A window grid of more than `MAX_TREND_POINTS` points
+    is refused with a 422 that suggests a window.
     """
     delta = parse_window(window)
     df = store.scored_frame(start=since, end=until)
-    scope, key = ("entity", entity) if entity else ("topic", topic)
-    if key and len(df):
-        df = df[df[scope] == key]
+    scope = scope or ("entity" if entity else "topic")
+    for column, value in (("topic", topic), ("entity", entity)):
+        if value and len(df):
+            df = df[df[column] == value]
     table = window_table(df, scope, delta)
+    bounds = {
+        "start": None if since is None else pd.Timestamp(since, unit="s", tz="UTC"),
+        "end": None if until is None else pd.Timestamp(until, unit="s", tz="UTC"),
+    }
     series = []
     for name, part in table.groupby("key", sort=True):
         points = [
@@ -128,7 +137,7 @@ def trends(
                 strict=True,
             )
         ]
-        alerts = [a for a in store.alerts(scope=scope, key=str(name))]
+        alerts = store.alerts(scope=scope, key=str(name), **bounds)
         series.append(
             {"scope": scope, "key": str(name), "window": window, "points": points, "alerts": alerts}
         )

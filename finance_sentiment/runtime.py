@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,11 @@ log = logging.getLogger(__name__)
 class FinanceRuntime:
     """Scores texts and runs the monitor. `predict(rows)` scores rows with a `text` field.
 
+    The monitor's store is opened on first use (an ingest, a trends or alerts read, the folder
+    watcher), and items a crash left unscored are recovered then, before anything else reads or
+    writes it. Predicting alone opens no file: loading an artifact to predict leaves no
+    `monitor.db` beside it.
+
     Args:
         artifact: Folder written by `verticals train finance_sentiment`.
         settings: Built by the core from the environment (`shared.registry.build_settings`);
@@ -52,15 +58,26 @@ class FinanceRuntime:
             settings,
             warmup_items=["Shares rose after strong results."],
         )
-        self.store = Store(settings.db_path(artifact))
+        self._store = Store(settings.db_path(artifact))  # no file until first use
+        self._recovered = threading.Event()
+        self._open_lock = threading.Lock()
         self.webhook_url = settings.finance_webhook_url or self.cfg.alerts.webhook.url
-        self.recover()
         self.watcher = None
         if settings.finance_watch_dir is not None:
             self.watcher = FolderWatcher(
-                settings.finance_watch_dir, self.store, self.ingest_file, settings.finance_poll_s
+                settings.finance_watch_dir, self._store, self.ingest_file, settings.finance_poll_s
             )
             self.watcher.start()
+
+    @property
+    def store(self) -> Store:
+        """The monitor's store, crash-recovered (see `recover`) before its first use."""
+        if not self._recovered.is_set():
+            with self._open_lock:
+                if not self._recovered.is_set():
+                    self._recover(self._store)
+                    self._recovered.set()
+        return self._store
 
     def predict(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         texts = [str(r.get("text") or "") for r in rows]
@@ -79,7 +96,7 @@ class FinanceRuntime:
             "metrics": self.manifest["metrics"],
             "labels": self.cfg.labels,
             "topics": self.scorer.topics,
-            "store": str(self.store.path),
+            "store": str(self._store.path),
             "items": self.store.count_items(),
             "watch_dir": str(self.settings.finance_watch_dir or ""),
         }
@@ -95,12 +112,17 @@ class FinanceRuntime:
         self, inserted: list[dict[str, Any]], results: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         """Writes scores, evaluates the alert rules on the touched windows, and dispatches alerts."""
-        self.store.set_scores([r["id"] for r in inserted], results)
+        return self._record(self.store, inserted, results)
+
+    def _record(
+        self, store: Store, inserted: list[dict[str, Any]], results: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        store.set_scores([r["id"] for r in inserted], results)
         scored = [
             {**row, "topic": result.get("topic")}
             for row, result in zip(inserted, results, strict=True)
         ]
-        alerts = detect(self.store, self.cfg.alerts, scored)
+        alerts = detect(store, self.cfg.alerts, scored)
         dispatch(alerts, self.webhook_url, self.cfg.alerts.webhook.timeout_s)
         return alerts
 
@@ -166,32 +188,80 @@ class FinanceRuntime:
         entity: str | None,
         start: pd.Timestamp | None = None,
         end: pd.Timestamp | None = None,
+        scope: str | None = None,
     ) -> list[dict[str, Any]]:
-        """`/trends`: per-window series per topic (or entity) in `[start, end)`, with alerts."""
+        """`/trends`: per-window series per topic or entity in `[start, end)`, with alerts."""
         parse_window(window)  # a bad window is a 400 naming it
-        if start is not None and end is not None and end <= start:
-            raise InputError(f"end {end.isoformat()} is not after start {start.isoformat()}")
-        since = None if start is None else pd.Timestamp(start).timestamp()
-        until = None if end is None else pd.Timestamp(end).timestamp()
-        return trends(self.store, window, topic, entity, since=since, until=until)
+        since, until = _epochs(start, end)
+        return trends(self.store, window, topic, entity, since=since, until=until, scope=scope)
 
-    def alerts(self, scope: str | None, key: str | None, limit: int) -> list[dict[str, Any]]:
-        """`/alerts`: stored alerts, newest window first."""
-        return self.store.alerts(scope=scope, key=key, limit=limit)
+    def alerts(
+        self,
+        scope: str | None,
+        key: str | None,
+        limit: int,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+    ) -> list[dict[str, Any]]:
+        """`/alerts`: stored alerts whose window overlaps `[start, end)`, newest window first."""
+        _epochs(start, end)
+        return self.store.alerts(scope=scope, key=key, limit=limit, start=start, end=end)
+
+    def items(self, limit: int = 50, offset: int = 0, **filters: Any) -> dict[str, Any]:
+        """`/items`: a page of the scored items behind a chart point or an alert, newest first.
+
+        Args:
+            filters: `topic`, `entity`, `label`, and `start`/`end` (UTC timestamps, `[start, end)`).
+        """
+        since, until = _epochs(filters.pop("start", None), filters.pop("end", None))
+        rows, total = self.store.items(
+            start=since, end=until, limit=limit, offset=offset, **filters
+        )
+        return {"items": [_item(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+
+    def catalog(self) -> dict[str, Any]:
+        """`/catalog`: the stored time span, topics and entities (for filters and time ranges)."""
+        out = self.store.catalog()
+        for name in ("first", "last"):
+            t = out[name]
+            out[name] = None if t is None else pd.Timestamp(t, unit="s", tz="UTC").isoformat()
+        return out
 
     def recover(self) -> None:
-        """Scores items a crash left stored but unscored, then re-evaluates their windows."""
-        pending = self.store.unscored()
+        """Scores items a crash left stored but unscored, then re-evaluates their windows.
+
+        Runs by itself when the store is first used; calling it again is harmless.
+        """
+        self._recover(self.store)
+
+    def _recover(self, store: Store) -> None:
+        pending = store.unscored()
         if not pending:
             return
         log.info("recovering %d stored but unscored items", len(pending))
         rows = [{**p, "ts": pd.Timestamp(p["ts"])} for p in pending]
-        self.record_scores(rows, self.engine.run([r["text"] for r in rows]))
+        self._record(store, rows, self.engine.run([r["text"] for r in rows]))
 
     def close(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
-        self.store.close()
+        self._store.close()
+
+
+def _epochs(
+    start: pd.Timestamp | None, end: pd.Timestamp | None
+) -> tuple[float | None, float | None]:
+    """`[start, end)` as epoch seconds; a 422 when `end` is not after `start`."""
+    if start is not None and end is not None and end <= start:
+        raise InputError(f"end {end.isoformat()} is not after start {start.isoformat()}")
+    since = None if start is None else pd.Timestamp(start).timestamp()
+    return since, None if end is None else pd.Timestamp(end).timestamp()
+
+
+def _item(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored item as the API shows it: its fields, label, score and class probabilities."""
+    probs = {name: row.pop(f"p_{name}") for name in ("negative", "neutral", "positive")}
+    return {**row, "probs": probs}
 
 
 def _with_file_rejections(out: dict[str, Any], rejected: list[dict[str, Any]]) -> dict[str, Any]:

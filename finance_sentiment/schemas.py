@@ -89,3 +89,45 @@ class TrendsResponse(BaseModel):
 
 class AlertsResponse(BaseModel):
     alerts: list[dict[str, Any]]
+
+
+class StoredItem(BaseModel):
+    """A scored stream item as stored: its text, time and the monitor's reading of it."""
+
+    id: str
+    ts: str = Field(description="the item's time, UTC ISO 8601")
+    source: str
+    text: str
+    entity: str | None = None
+    topic: str | None = None
+    label: str
+    score: float = Field(description="P(positive) - P(negative), in [-1, 1]")
+    probs: dict[str, float]
+
+
+class ItemsResponse(BaseModel):
+    """One page of the items matching the filters, newest first; `total` counts every match."""
+
+    items: list[StoredItem]
+    total: int
+    limit: int
+    offset: int
+
+
+class KeyCount(BaseModel):
+    key: str
+    items: int
+
+
+class EntityCount(KeyCount):
+    topic: str | None = Field(None, description="the entity's most frequent topic")
+
+
+class CatalogResponse(BaseModel):
+    """What the store holds: the span of scored items, and every topic and entity seen."""
+
+    first: str | None = Field(None, description="time of the earliest scored item (UTC)")
+    last: str | None = Field(None, description="time of the latest scored item (UTC)")
+    items: int
+    topics: list[KeyCount]
+    entities: list[EntityCount]

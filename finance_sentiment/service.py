@@ -1,34 +1,53 @@
 """The vertical's routes, mounted by `shared.serving.create_app` at `/v1/finance_sentiment/`.
 
 Routes only translate HTTP to runtime calls; scoring goes through the shared inference engine,
-and every accepted item is committed to the store before the response is sent.
+and every accepted item is committed to the store before the response is sent. The dashboard
+reads `catalog`, `trends`, `alerts` and `items`; its charting library (plotly.js) is served by
+`static/plotly.min.js`, so the page needs no network beyond the service.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, File, Header, Query, UploadFile
+from fastapi.responses import HTMLResponse, Response
 
 from shared.inputs import Text, Timestamp
-from shared.serving import PUBLIC_ROUTE, UPLOAD_RESPONSES, get_runtime, upload_slot
+from shared.serving import (
+    PUBLIC_ROUTE,
+    UPLOAD_RESPONSES,
+    error_responses,
+    get_runtime,
+    upload_slot,
+)
 
+from .assets import plotly_response
 from .dashboard import render_page
 from .monitor import parse_window
 from .runtime import FinanceRuntime
 from .schemas import (
+    SENTIMENTS,
     AlertsResponse,
+    CatalogResponse,
     IngestRequest,
     IngestResponse,
+    ItemsResponse,
     ScoreRequest,
     ScoreResponse,
     TrendsResponse,
 )
 
+MAX_PAGE = 500
+"""Most items one `items` page holds."""
+MAX_OFFSET = 1_000_000_000
+"""Largest `items` offset (SQLite takes 64-bit integers; a larger one is a 422, not a 500)."""
+Scope = Literal["topic", "entity"]
+Label = Literal[SENTIMENTS]
+
 
 def build_router() -> APIRouter:
-    """`score`, `ingest`, `ingest/file`, `trends`, `alerts` and `dashboard`."""
+    """`score`, `ingest`, `ingest/file`, `trends`, `alerts`, `items`, `catalog`, `dashboard`."""
     router = APIRouter()
 
     @router.post("/score", response_model=ScoreResponse)
@@ -55,11 +74,14 @@ def build_router() -> APIRouter:
 
     @router.get("/trends", response_model=TrendsResponse)
     def get_trends(
-        topic: Text | None = None,
-        entity: Text | None = None,
+        topic: Text | None = Query(None, description="only this topic's items"),
+        entity: Text | None = Query(None, description="only this entity's items"),
         window: str = "1D",
         start: Timestamp | None = Query(None, description="first time included"),
         end: Timestamp | None = Query(None, description="first time excluded"),
+        scope: Scope | None = Query(
+            None, description="one series per topic or per entity; default entity if `entity`"
+        ),
         runtime: FinanceRuntime = Depends(get_runtime),
     ) -> dict:
         """Per-window volume, mean score and negative share per topic (or entity), with alerts.
@@ -67,17 +89,53 @@ def build_router() -> APIRouter:
         At most `MAX_TREND_POINTS` points (windows x series): a longer range gets a 422 that
         suggests a window.
         """
-        return {"series": runtime.trends(window, topic, entity, start, end)}
+        return {"series": runtime.trends(window, topic, entity, start, end, scope)}
 
     @router.get("/alerts", response_model=AlertsResponse)
     def get_alerts(
-        scope: Literal["topic", "entity"] | None = None,
-        key: str | None = None,
+        scope: Scope | None = None,
+        key: Text | None = None,
         limit: int = Query(200, ge=1, le=5000),
+        start: Timestamp | None = Query(None, description="alerts whose window ends after this"),
+        end: Timestamp | None = Query(None, description="alerts whose window starts before this"),
         runtime: FinanceRuntime = Depends(get_runtime),
     ) -> dict:
-        """Alerts, newest window first."""
-        return {"alerts": runtime.alerts(scope, key, limit)}
+        """Alerts whose window overlaps `[start, end)`, newest window first."""
+        return {"alerts": runtime.alerts(scope, key, limit, start, end)}
+
+    @router.get("/items", response_model=ItemsResponse)
+    def get_items(
+        topic: Text | None = None,
+        entity: Text | None = None,
+        label: Label | None = None,
+        start: Timestamp | None = Query(None, description="first time included"),
+        end: Timestamp | None = Query(None, description="first time excluded"),
+        limit: int = Query(50, ge=1, le=MAX_PAGE),
+        offset: int = Query(0, ge=0, le=MAX_OFFSET),
+        runtime: FinanceRuntime = Depends(get_runtime),
+    ) -> dict:
+        """The scored items behind a chart point or an alert (text, time, label, score, topic,
+        entity), newest first, a page at a time: `total` counts every match."""
+        filters = {"topic": topic, "entity": entity, "label": label, "start": start, "end": end}
+        return runtime.items(limit=limit, offset=offset, **filters)
+
+    @router.get("/catalog", response_model=CatalogResponse)
+    def get_catalog(runtime: FinanceRuntime = Depends(get_runtime)) -> dict:
+        """The span of the scored items, and every topic and entity with its count (for the
+        dashboard's filters and time range)."""
+        return runtime.catalog()
+
+    @router.get(
+        "/static/plotly.min.js",
+        include_in_schema=False,
+        openapi_extra=PUBLIC_ROUTE,
+        responses=error_responses(404),
+    )
+    def plotly_js(
+        accept_encoding: str = Header(""), if_none_match: str | None = Header(None)
+    ) -> Response:
+        """plotly.js from the `plotly` package, gzipped when the client takes it, cached."""
+        return plotly_response(accept_encoding, if_none_match)
 
     @router.get("/dashboard", response_class=HTMLResponse, openapi_extra=PUBLIC_ROUTE)
     def dashboard(
@@ -88,7 +146,9 @@ def build_router() -> APIRouter:
         """Per-topic trend charts with alerts marked; the page refreshes itself.
 
         The page holds no data, so it needs no API key; when the service has one, the page asks
-        for it and sends it (`X-API-Key`) on its calls to `trends` and `alerts`.
+        for it and sends it (`X-API-Key`) on its calls to `catalog`, `trends`, `alerts` and
+        `items`. Filters and the time range also come from the page's query (`scope`, `topic`,
+        `entity`, `start`, `end`, `min_volume`), so a view can be bookmarked.
         """
         parse_window(window)
         return render_page(window, refresh)

@@ -79,20 +79,42 @@ def text_hash(text: str) -> str:
 
 
 class Store:
-    """A thread-safe SQLite store; one connection guarded by a lock (writes are short)."""
+    """A thread-safe SQLite store; one connection guarded by a lock (writes are short).
+
+    The file is opened (and created) on first use, not when the store is made: a runtime that
+    only predicts never touches the disk beside its artifact.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # an acknowledged item survives power loss
-        self._db.executescript(SCHEMA_SQL)
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    @property
+    def opened(self) -> bool:
+        """Whether the database file has been opened (it is created on first use)."""
+        return self._conn is not None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The connection, opened on first use; callers hold `_lock`."""
+        if self._conn is None:
+            if self._closed:
+                raise sqlite3.ProgrammingError(f"store {self.path.name} is closed")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")  # an acknowledged item survives power loss
+            conn.executescript(SCHEMA_SQL)
+            self._conn = conn
+        return self._conn
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._conn is not None:
+                self._conn.close()
+            self._conn, self._closed = None, True
 
     def add_items(self, rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
         """Inserts new items in one transaction; returns (inserted rows, number of duplicates).
@@ -206,6 +228,72 @@ class Store:
         )
         return [(float(r["ts_epoch"]), str(r["label"])) for r in rows]
 
+    def items(
+        self,
+        *,
+        topic: str | None = None,
+        entity: str | None = None,
+        label: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of scored items (newest first) matching every filter given, and how many match.
+
+        `start`/`end` are epoch seconds, `[start, end)`. Count and page are read together, under
+        one lock, so `total` agrees with the page.
+        """
+        where, params = ["score IS NOT NULL"], []
+        for column, value in (("topic", topic), ("entity", entity), ("label", label)):
+            if value is not None:
+                where, params = [*where, f"{column} = ?"], [*params, value]
+        if start is not None:
+            where, params = [*where, "ts_epoch >= ?"], [*params, start]
+        if end is not None:
+            where, params = [*where, "ts_epoch < ?"], [*params, end]
+        clause = " AND ".join(where)
+        page = (
+            f"SELECT id, ts, source, entity, topic, text, label, score, p_negative, p_neutral,"
+            f" p_positive FROM items WHERE {clause} ORDER BY ts_epoch DESC, id LIMIT ? OFFSET ?"
+        )
+        with self._lock:
+            total = self._db.execute(f"SELECT COUNT(*) FROM items WHERE {clause}", params)
+            total = int(total.fetchone()[0])
+            cur = self._db.execute(page, (*params, limit, offset))
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        return rows, total
+
+    def catalog(self) -> dict[str, Any]:
+        """What is stored: the time span and count of scored items, and each topic and entity
+        with its count (an entity also with its most frequent topic)."""
+        span = self._query(
+            "SELECT MIN(ts_epoch) AS first, MAX(ts_epoch) AS last, COUNT(*) AS n FROM items"
+            " WHERE score IS NOT NULL"
+        )[0]
+        topics = self._query(
+            "SELECT topic AS key, COUNT(*) AS items FROM items WHERE score IS NOT NULL"
+            " AND topic IS NOT NULL AND topic != '' GROUP BY topic ORDER BY topic"
+        )
+        pairs = self._query(
+            "SELECT entity, topic, COUNT(*) AS n FROM items WHERE score IS NOT NULL"
+            " AND entity IS NOT NULL AND entity != '' GROUP BY entity, topic"
+        )
+        entities: dict[str, dict[str, Any]] = {}
+        for row in sorted(pairs, key=lambda r: (r["entity"], -r["n"], str(r["topic"]))):
+            entry = entities.setdefault(
+                row["entity"], {"key": row["entity"], "items": 0, "topic": row["topic"]}
+            )
+            entry["items"] += int(row["n"])
+        return {
+            "first": span["first"],
+            "last": span["last"],
+            "items": int(span["n"]),
+            "topics": [{"key": r["key"], "items": int(r["items"])} for r in topics],
+            "entities": list(entities.values()),
+        }
+
     def count_items(self) -> int:
         return int(self._query("SELECT COUNT(*) AS n FROM items")[0]["n"])
 
@@ -220,14 +308,27 @@ class Store:
             return cur.rowcount == 1
 
     def alerts(
-        self, scope: str | None = None, key: str | None = None, limit: int = 500
+        self,
+        scope: str | None = None,
+        key: str | None = None,
+        limit: int = 500,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
     ) -> list[dict[str, Any]]:
-        """Alerts, newest window first, optionally for one scope and key."""
+        """Alerts, newest window first, optionally for one scope and key.
+
+        `start` and `end` (UTC) keep the alerts whose window overlaps `[start, end)`. Windows are
+        stored as UTC ISO 8601 text of one format, so text order is time order.
+        """
         sql, params = "SELECT * FROM alerts WHERE 1=1", []
         if scope:
             sql, params = sql + " AND scope = ?", [*params, scope]
         if key:
             sql, params = sql + " AND key = ?", [*params, key]
+        if start is not None:
+            sql, params = sql + " AND window_end > ?", [*params, _iso_utc(start)]
+        if end is not None:
+            sql, params = sql + " AND window_start < ?", [*params, _iso_utc(end)]
         return self._query(sql + " ORDER BY window_start DESC, id DESC LIMIT ?", (*params, limit))
 
     def file_seen(self, path: Path, size: int, mtime: float) -> bool:
@@ -246,3 +347,9 @@ class Store:
             cur = self._db.execute(sql, params)
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _iso_utc(ts: pd.Timestamp) -> str:
+    """`ts` as the UTC ISO 8601 text the alerts table stores (`2026-10-01T06:00:00+00:00`)."""
+    ts = pd.Timestamp(ts)
+    return (ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")).isoformat()

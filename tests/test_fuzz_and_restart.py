@@ -174,6 +174,7 @@ def test_finance_items_of_any_text_and_time_survive_restarts(trained, tmp_path):
             {"id": f"f{n}", "ts": t.isoformat(), "text": f"{x} #{n}", "entity": entity}
             for x, t, n in zip(texts, times, counter, strict=False)
         ]
+        sent_times = {item["id"]: t for item, t in zip(items, times, strict=False)}
         client = _restart("finance_sentiment", artifact, state)
         try:
             body = client.post("/v1/finance_sentiment/ingest", json={"items": items}).json()
@@ -185,8 +186,9 @@ def test_finance_items_of_any_text_and_time_survive_restarts(trained, tmp_path):
             frame = again.app.state.runtime.store.scored_frame().set_index("id")
             for item in items:
                 assert frame.loc[item["id"], "text"] == item["text"].strip()
-                expected = pd.Timestamp(item["ts"])
-                expected = expected.tz_localize("UTC") if expected.tzinfo is None else expected
+                sent = sent_times[item["id"]]  # the datetime itself: pandas cannot read every offset
+                sent = sent.replace(tzinfo=datetime.UTC) if sent.tzinfo is None else sent
+                expected = pd.Timestamp(sent.astimezone(datetime.UTC))
                 assert abs(frame.loc[item["id"], "ts"] - expected) < pd.Timedelta("1ms")
             trends = again.get("/v1/finance_sentiment/trends", params={"window": "36500D"})
             assert trends.status_code == 200, trends.text
