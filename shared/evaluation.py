@@ -97,31 +97,42 @@ def expected_calibration_error(y_true: Sequence[int], probs: np.ndarray, n_bins:
 
 
 def plot_confusion_matrix(
-    y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str], path: str | Path
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    labels: Sequence[str],
+    path: str | Path,
+    counts: bool = False,
 ) -> Path:
-    """Writes the (row-normalised) confusion matrix as a PNG."""
+    """Writes the confusion matrix as a PNG (rows: true class, columns: predicted).
+
+    Row-normalised by default; with `counts`, the number of examples in every cell, a colour
+    bar and `n` in the title (the evaluation report's version).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    size = max(4.0, 0.35 * len(labels))
+    size = max(4.5, 0.45 * len(labels) + 2) if counts else max(4.0, 0.35 * len(labels))
     fig, ax = plt.subplots(figsize=(size, size))
     ConfusionMatrixDisplay.from_predictions(
         y_true,
         y_pred,
         labels=list(range(len(labels))),
         display_labels=list(labels),
-        normalize="true",
+        normalize=None if counts else "true",
         ax=ax,
-        colorbar=False,
-        values_format=".2f" if len(labels) <= 12 else None,
-        include_values=len(labels) <= 12,
+        colorbar=counts,
+        values_format="d" if counts else (".2f" if len(labels) <= 12 else None),
+        include_values=len(labels) <= (30 if counts else 12),
         xticks_rotation="vertical",
+        cmap="Blues" if counts else "viridis",
     )
+    if counts:
+        ax.set_title(f"Confusion matrix (counts, n={len(y_true)})")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=110 if counts else 100)
     plt.close(fig)
     return Path(path)
 

@@ -120,31 +120,9 @@ def plot_confusion_counts(
     y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str], path: str | Path
 ) -> Path:
     """The confusion matrix with the count in every cell (rows: true class, columns: predicted)."""
-    import matplotlib
+    from shared.evaluation import plot_confusion_matrix
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    size = max(4.5, 0.45 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ConfusionMatrixDisplay.from_predictions(
-        y_true,
-        y_pred,
-        labels=list(range(len(labels))),
-        display_labels=list(labels),
-        ax=ax,
-        colorbar=True,
-        values_format="d",
-        include_values=len(labels) <= 30,
-        xticks_rotation="vertical",
-        cmap="Blues",
-    )
-    ax.set_title(f"Confusion matrix (counts, n={len(y_true)})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return plot_confusion_matrix(y_true, y_pred, labels, path, counts=True)
 
 
 def plot_reliability(
