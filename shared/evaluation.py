@@ -116,7 +116,7 @@ def plot_confusion_matrix(
 
     size = max(4.5, 0.45 * len(labels) + 2) if counts else max(4.0, 0.35 * len(labels))
     fig, ax = plt.subplots(figsize=(size, size))
-    ConfusionMatrixDisplay.from_predictions(
+    display = ConfusionMatrixDisplay.from_predictions(
         y_true,
         y_pred,
         labels=list(range(len(labels))),
@@ -125,12 +125,19 @@ def plot_confusion_matrix(
         ax=ax,
         colorbar=counts,
         values_format="d" if counts else (".2f" if len(labels) <= 12 else None),
-        include_values=len(labels) <= (30 if counts else 12),
+        include_values=len(labels) <= (80 if counts else 12),
         xticks_rotation="vertical",
         cmap="Blues" if counts else "viridis",
+        # counts: a square-root colour scale, so one large cell does not wash out the rest
+        im_kw={"norm": matplotlib.colors.PowerNorm(gamma=0.5)} if counts else None,
     )
     if counts:
         ax.set_title(f"Confusion matrix (counts, n={len(y_true)})")
+        for text in display.text_.ravel() if display.text_ is not None else []:
+            if text.get_text() == "0":  # empty cells stay blank, so the counts that matter stand out
+                text.set_text("")
+            elif len(labels) > 12:
+                text.set_fontsize(max(5, 11 - len(labels) // 8))
     fig.tight_layout()
     fig.savefig(path, dpi=110 if counts else 100)
     plt.close(fig)
