@@ -134,7 +134,9 @@ def plot_confusion_matrix(
     if counts:
         ax.set_title(f"Confusion matrix (counts, n={len(y_true)})")
         for text in display.text_.ravel() if display.text_ is not None else []:
-            if text.get_text() == "0":  # empty cells stay blank, so the counts that matter stand out
+            if (
+                text.get_text() == "0"
+            ):  # empty cells stay blank, so the counts that matter stand out
                 text.set_text("")
             elif len(labels) > 12:
                 text.set_fontsize(max(5, 11 - len(labels) // 8))

@@ -186,7 +186,8 @@ def test_finance_items_of_any_text_and_time_survive_restarts(trained, tmp_path):
             frame = again.app.state.runtime.store.scored_frame().set_index("id")
             for item in items:
                 assert frame.loc[item["id"], "text"] == item["text"].strip()
-                sent = sent_times[item["id"]]  # the datetime itself: pandas cannot read every offset
+                # the datetime itself: pandas cannot read every offset it may carry
+                sent = sent_times[item["id"]]
                 sent = sent.replace(tzinfo=datetime.UTC) if sent.tzinfo is None else sent
                 expected = pd.Timestamp(sent.astimezone(datetime.UTC))
                 assert abs(frame.loc[item["id"], "ts"] - expected) < pd.Timedelta("1ms")
