@@ -73,6 +73,7 @@ def config_from(args: argparse.Namespace) -> MedicalImagingConfig:
     overrides = {
         "image_size": args.size,
         "in_chans": 1,
+        "class_names": ["normal", "pneumonia"],  # the dataset's codes 0 and 1 (MedMNIST INFO)
         "max_images": args.max_train,
         "tta": args.tta,
         "calibration": {"threshold_method": args.threshold, "target_sensitivity": 0.95},

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from medical_imaging.io import read_image_file
+from medical_imaging.labels import apply_class_names
 from medical_imaging.schemas import MANIFEST_SCHEMA
 from medical_imaging.transforms import to_model_input
 from shared.data import fingerprint, load_table, read_image_folder, read_npz_splits, split_indices
@@ -47,23 +48,32 @@ class ImageSource:
         return fingerprint(self.origin)
 
 
-def read_source(path: str | Path) -> ImageSource:
+def read_source(path: str | Path, class_names: list[str] | None = None) -> ImageSource:
     """Reads a manifest CSV (`path, label[, patient_id, split]`), a class-folder tree or an npz.
 
+    Args:
+        class_names: Names of integer labels (an npz's `0`, `1`, ...), in label order: label i
+            becomes `class_names[i]`.
+
     Raises:
-        DataError: naming the file (and row) when the source is missing or malformed.
+        DataError: naming the file (and row) when the source is missing or malformed, or when
+            `class_names` does not give one name per integer class.
     """
     path = Path(path)
     if path.is_dir():
         paths, labels = read_image_folder(path)
-        return ImageSource(origin=path, labels=labels, paths=paths)
-    if path.suffix.lower() == ".npz":
-        return _read_npz(path)
-    if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".parquet"):
-        return _read_manifest(path)
-    raise DataError(
-        f"{path}: expected a manifest CSV, a folder of class subfolders, or a MedMNIST .npz"
-    )
+        source = ImageSource(origin=path, labels=labels, paths=paths)
+    elif path.suffix.lower() == ".npz":
+        source = _read_npz(path)
+    elif path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".parquet"):
+        source = _read_manifest(path)
+    else:
+        raise DataError(
+            f"{path}: expected a manifest CSV, a folder of class subfolders, or a MedMNIST .npz"
+        )
+    if class_names is not None:
+        source.labels = apply_class_names(source.labels, class_names, path)
+    return source
 
 
 def _read_manifest(path: Path) -> ImageSource:

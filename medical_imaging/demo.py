@@ -50,7 +50,8 @@ def demo(workdir: str | Path) -> dict[str, Any]:
     )
     cfg = load_config(MedicalImagingConfig, overrides=DEMO_OVERRIDES)
     artifact = train(cfg, manifest, workdir / "model")
-    metrics = read_manifest(artifact)["metrics"]
+    written = read_manifest(artifact)
+    metrics, positive = written["metrics"], written["positive_label"]  # "lesion"
     runtime = load_runtime(VERTICAL, artifact)  # settings from the environment, as a service
     overlays = _write_overlays(runtime, manifest, cfg, workdir / "explanations")
     return {
@@ -59,8 +60,9 @@ def demo(workdir: str | Path) -> dict[str, Any]:
         "images": {"train": int(metrics["n_train"]), "test": int(metrics["test_n"])},
         "test_auc": round(metrics["test_auc"], 4),
         "threshold": round(read_calibration(artifact)["threshold"], 4),
-        "test_sensitivity": round(metrics["test_sensitivity"], 4),
-        "test_specificity": round(metrics["test_specificity"], 4),
+        "positive_label": positive,
+        f"test_sensitivity_{positive}": round(metrics[f"test_sensitivity_{positive}"], 4),
+        f"test_specificity_{positive}": round(metrics[f"test_specificity_{positive}"], 4),
         "test_accuracy": round(metrics["test_accuracy"], 4),
         "test_ece_before_calibration": round(metrics["test_ece_uncalibrated"], 4),
         "test_ece_after_calibration": round(metrics["test_ece"], 4),

@@ -13,11 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from medical_imaging.datasets import ImageSource, load_images, read_source
-from medical_imaging.metrics import brier_score, decide, heldout_metrics, predict_logits
+from medical_imaging.metrics import (
+    brier_score,
+    decide,
+    heldout_metrics,
+    per_class_auc,
+    predict_logits,
+)
 from medical_imaging.report_plots import plot_roc
 from shared.calibration import softmax
 from shared.errors import DataError
-from shared.evaluation import roc_auc
 from shared.reports import EvaluationReport, plot_reliability
 
 
@@ -30,7 +35,7 @@ def evaluate(runtime, data_path: str | Path, split: str = "test") -> EvaluationR
     Raises:
         DataError: when the data hold labels the model does not know, or no `split` rows.
     """
-    source = read_source(data_path)
+    source = read_source(data_path, class_names=runtime.cfg.class_names)
     unknown = sorted(set(source.labels) - set(runtime.labels))
     if unknown:
         raise DataError(
@@ -83,7 +88,7 @@ def build_report(
     }
     descriptions = _descriptions(labels, calibration, split)
     if positive is None:
-        for name, auc in _per_class_auc(probs, y_true, labels).items():
+        for name, auc in per_class_auc(probs, y_true, labels).items():
             metrics[f"auc_{name}"] = auc
             descriptions[f"auc_{name}"] = f"ROC-AUC of {name!r} one-vs-rest"
     else:
@@ -168,15 +173,4 @@ def _inputs(source: ImageSource, indices: np.ndarray) -> list[str]:
             out.append(str(name.relative_to(base.resolve())))
         except ValueError:
             out.append(str(name))
-    return out
-
-
-def _per_class_auc(probs: np.ndarray, y_true: np.ndarray, labels: list[str]) -> dict[str, float]:
-    """One-vs-rest ROC-AUC of each class present among others in `y_true`."""
-    out = {}
-    for c, name in enumerate(labels):
-        scores = probs[:, c]
-        auc = roc_auc((y_true == c).astype(int), np.stack([1 - scores, scores], axis=1))
-        if auc is not None:
-            out[name] = auc
     return out

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from medical_imaging.calibration import operating_point
+from medical_imaging.labels import metric_suffix
 from medical_imaging.model import ImagingTask
 from medical_imaging.transforms import tta_views
 from shared.calibration import softmax
@@ -68,6 +69,54 @@ def heldout_metrics(
         )
     else:
         out["accuracy"] = out["accuracy_argmax"]
+    return out
+
+
+CLASS_METRICS = ("sensitivity", "specificity")
+"""Metrics of a binary task that belong to its positive class (the manifest names it)."""
+
+
+def split_metrics(
+    logits: np.ndarray, labels: np.ndarray, calibration: dict, names: list[str], split: str
+) -> tuple[dict[str, float], dict[str, str]]:
+    """The manifest's metrics of one split, and the class each class-dependent one is about.
+
+    Keys are `<split>_<metric>`; a class's metric carries the class in its key too:
+    `test_sensitivity_malignant`, `test_specificity_malignant` (binary: the positive class, so
+    specificity is the share of the other class called the other class) and `test_auc_<class>`
+    (multi-class: one-vs-rest beside the macro `test_auc`).
+    """
+    positive = calibration["positive_index"]
+    raw = heldout_metrics(
+        logits,
+        labels,
+        temperature=calibration["temperature"],
+        threshold=calibration["threshold"],
+        positive_index=positive,
+    )
+    out, classes = {}, {}
+    for name, value in raw.items():
+        key = f"{split}_{name}"
+        if name in CLASS_METRICS:
+            key = f"{key}_{metric_suffix(names[positive])}"
+            classes[key] = names[positive]
+        out[key] = value
+    if positive is None:
+        probs = softmax(logits, calibration["temperature"])
+        for name, auc in per_class_auc(probs, np.asarray(labels), names).items():
+            key = f"{split}_auc_{metric_suffix(name)}"
+            out[key], classes[key] = auc, name
+    return out, classes
+
+
+def per_class_auc(probs: np.ndarray, y_true: np.ndarray, labels: list[str]) -> dict[str, float]:
+    """One-vs-rest ROC-AUC of each class present among others in `y_true`."""
+    out = {}
+    for c, name in enumerate(labels):
+        scores = probs[:, c]
+        auc = roc_auc((y_true == c).astype(int), np.stack([1 - scores, scores], axis=1))
+        if auc is not None:
+            out[name] = auc
     return out
 
 

@@ -15,6 +15,7 @@ import torch
 from medical_imaging.config import MedicalImagingConfig
 from medical_imaging.explain import gradcam, overlay_png
 from medical_imaging.io import decode_image, read_image_file
+from medical_imaging.labels import decision_rule
 from medical_imaging.model import build_task
 from medical_imaging.transforms import to_model_input, tta_views
 from shared.artifacts import load_json, load_weights, read_manifest
@@ -43,6 +44,9 @@ class MedicalImagingRuntime:
         self.cfg = MedicalImagingConfig.model_validate(self.manifest["config"])
         self.labels: list[str] = list(self.manifest["label_map"])
         self.calibration: dict[str, Any] = load_json(artifact_dir / "calibration.json")
+        self.rule = self.manifest.get("decision_rule") or decision_rule(
+            self.labels, self.calibration
+        )
         self.device = resolve_device(settings.device)
         self.task = build_task(
             self.cfg.model, len(self.labels), self.cfg.in_chans, pretrained=False
@@ -93,7 +97,9 @@ class MedicalImagingRuntime:
         """Label by the stored threshold (binary) or argmax; low confidence near the decision."""
         margin = float(self.calibration["low_confidence_margin"])
         positive, threshold = self.calibration["positive_index"], self.calibration["threshold"]
-        if positive is not None and threshold is not None:
+        if positive is None:
+            threshold = None  # multi-class: argmax, whatever calibration.json holds
+        if threshold is not None:
             score = float(probs[positive])
             index = positive if score >= threshold else 1 - positive
             low = abs(score - threshold) < margin
@@ -105,6 +111,7 @@ class MedicalImagingRuntime:
             "label": self.labels[index],
             "probabilities": {name: float(p) for name, p in zip(self.labels, probs, strict=True)},
             "threshold": threshold,
+            "decision_rule": "threshold" if threshold is not None else "argmax",
             "calibrated": True,
             "low_confidence": bool(low),
         }
@@ -143,6 +150,8 @@ class MedicalImagingRuntime:
         return overlay_png(pixels, heatmap, label=result["label"], probability=probability), result
 
     def info(self) -> dict[str, Any]:
+        """`/v1/info`: the labels, how one is chosen (`decision_rule`), the positive class, the
+        class each class-dependent metric is about (`metric_classes`), and the calibration."""
         return {
             "model": self.manifest["model_name"],
             "labels": self.labels,
@@ -150,5 +159,8 @@ class MedicalImagingRuntime:
             "threshold": self.calibration["threshold"],
             "temperature": self.calibration["temperature"],
             "positive_label": self.calibration["positive_label"],
+            "decision_rule": self.rule,
+            "metric_classes": self.manifest.get("metric_classes", {}),
+            "calibration": self.manifest.get("calibration"),
             "metrics": self.manifest["metrics"],
         }

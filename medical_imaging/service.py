@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, UploadFile
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.serving import UPLOAD_RESPONSES, get_runtime, upload_slot
 
@@ -20,11 +21,18 @@ log = logging.getLogger(__name__)
 
 
 class PredictResponse(BaseModel):
-    """A calibrated prediction at the artifact's operating threshold."""
+    """A calibrated prediction: at the artifact's operating threshold (binary) or by argmax."""
 
     label: str
     probabilities: dict[str, float]
-    threshold: float | None
+    threshold: float | None = Field(
+        description="The threshold on the positive class's probability; null when the label is "
+        "the argmax (multi-class)"
+    )
+    decision_rule: Literal["threshold", "argmax"] = Field(
+        description="How `label` was chosen: the positive class's probability against "
+        "`threshold`, or the most probable class"
+    )
     calibrated: bool
     low_confidence: bool
 

@@ -11,15 +11,16 @@ import numpy as np
 import torch
 from torch.utils.data import WeightedRandomSampler
 
-from medical_imaging.calibration import TEMPERATURE_BOUNDS, choose_threshold
+from medical_imaging.calibration import choose_temperature, choose_threshold, warn_if_small
 from medical_imaging.config import MedicalImagingConfig
 from medical_imaging.datasets import ImageSource, load_images, read_source, split_source
-from medical_imaging.metrics import decide, heldout_metrics, predict_logits
+from medical_imaging.labels import label_semantics, resolve_labels
+from medical_imaging.metrics import decide, heldout_metrics, predict_logits, split_metrics
 from medical_imaging.model import ImagingTask, balanced_class_weights, build_task
 from medical_imaging.timm_format import TIMM_USAGE, save_timm, timm_summary
 from medical_imaging.transforms import build_augment
 from shared.artifacts import save_json, write_artifact
-from shared.calibration import fit_temperature, softmax
+from shared.calibration import softmax
 from shared.devices import seed_everything
 from shared.errors import DataError
 from shared.evaluation import plot_confusion_matrix
@@ -27,33 +28,25 @@ from shared.training import MetricsEvaluator, TrainResult, fit
 
 log = logging.getLogger(__name__)
 
-NEGATIVE_NAMES = {
-    "normal",
-    "negative",
-    "healthy",
-    "benign",
-    "no_finding",
-    "no finding",
-    "none",
-    "absent",
-    "0",
-    "false",
-    "no",
-}
-
 
 def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path) -> Path:
     """Trains on `data_path` (manifest, class folders or npz) and writes `out_dir/artifact`.
 
     Early stopping and the best epoch use validation AUC (accuracy when a class is missing from
-    validation: AUC is then undefined); the metric used is recorded as `training.monitor` in the manifest. The
-    temperature and the threshold are fitted on validation; the reported metrics are on the test
-    split (when there is one).
+    validation: AUC is then undefined); the metric used is recorded as `training.monitor` in the
+    manifest. The temperature (kept only when it helps under cross-validation) and the threshold
+    are fitted on validation; the reported metrics are on the test split (when there is one).
+
+    Raises:
+        DataError: before any training step, when the data cannot be read or a binary task's
+            positive class is not certain (`medical_imaging.labels.resolve_labels`).
     """
     seed_everything(cfg.trainer.seed)  # the new head is initialised before fit() runs
     out_dir = Path(out_dir)
-    source = read_source(data_path)
-    names, ids, positive = _labels(source, cfg.positive_label)
+    source = read_source(data_path, class_names=cfg.class_names)
+    names, ids, positive = resolve_labels(
+        source.labels, cfg.positive_label, source.origin, cfg.class_names
+    )
     splits = _splits(cfg, source, ids)
     pixels = {
         k: load_images(source, idx, cfg.image_size, cfg.in_chans)
@@ -79,10 +72,9 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
     calibration = _calibrate(cfg, val_logits, ids[splits["val"]], names, positive)
     scored = "test" if "test" in pixels else "val"
     scored_logits = val_logits if scored == "val" else predict(pixels[scored])
-    metrics = {
-        f"{scored}_{k}": v
-        for k, v in _metrics(scored_logits, ids[splits[scored]], calibration).items()
-    }
+    metrics, metric_classes = split_metrics(
+        scored_logits, ids[splits[scored]], calibration, names, scored
+    )
     metrics.update(
         {
             f"val_{k}": v
@@ -97,7 +89,10 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
         }
     )
     scored_set = (scored_logits, ids[splits[scored]], scored)
-    return _write(cfg, out_dir, task, names, calibration, metrics, source, scored_set, result)
+    semantics = label_semantics(names, calibration, metric_classes)
+    return _write(
+        cfg, out_dir, task, names, calibration, metrics, semantics, source, scored_set, result
+    )
 
 
 def _splits(
@@ -147,26 +142,6 @@ def _fit(
         evaluator=validation_evaluator(pixels["val"], labels["val"], n_classes),
         sampler=sampler,
     )
-
-
-def _labels(
-    source: ImageSource, positive_label: str | None
-) -> tuple[list[str], np.ndarray, int | None]:
-    names = sorted(set(source.labels))
-    if len(names) < 2:
-        raise DataError(f"{source.origin}: needs at least two labels, found {names}")
-    index = {name: i for i, name in enumerate(names)}
-    ids = np.asarray([index[label] for label in source.labels])
-    if positive_label is not None and positive_label not in index:
-        raise DataError(f"positive_label {positive_label!r} is not one of the labels {names}")
-    positive = index[positive_label or default_positive(names)] if len(names) == 2 else None
-    return names, ids, positive
-
-
-def default_positive(names: list[str]) -> str:
-    """The finding of a binary task: the label that is not a "normal" name, else the last one."""
-    others = [name for name in names if name.strip().lower() not in NEGATIVE_NAMES]
-    return others[0] if len(others) == 1 else names[-1]
 
 
 def _cap(indices: np.ndarray, ids: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
@@ -237,11 +212,12 @@ def _calibrate(
     names: list[str],
     positive: int | None,
 ) -> dict:
-    temperature = (
-        fit_temperature(logits, y, bounds=TEMPERATURE_BOUNDS)
-        if cfg.calibration.temperature
-        else 1.0
-    )
+    small = warn_if_small(y, names)
+    if cfg.calibration.temperature:
+        decision = choose_temperature(logits, y, seed=cfg.trainer.seed)
+    else:
+        decision = {"temperature": 1.0, "kept": False, "reason": "calibration.temperature=false"}
+    temperature = decision["temperature"]
     threshold = None
     if positive is not None:
         scores = softmax(logits, temperature)[:, positive]
@@ -251,7 +227,12 @@ def _calibrate(
             cfg.calibration.threshold_method,
             cfg.calibration.target_sensitivity,
         )
-    log.info("calibration: temperature %.3f, threshold %s", temperature, threshold)
+    log.info(
+        "calibration: temperature %.3f (%s), threshold %s",
+        temperature,
+        decision["reason"],
+        threshold,
+    )
     return {
         "temperature": temperature,
         "threshold": threshold,
@@ -261,6 +242,8 @@ def _calibrate(
         "target_sensitivity": cfg.calibration.target_sensitivity,
         "low_confidence_margin": cfg.calibration.low_confidence_margin,
         "fitted_on": "validation",
+        "temperature_decision": decision,
+        "small_validation_warning": small,
     }
 
 
@@ -281,6 +264,7 @@ def _write(
     names: list[str],
     calibration: dict,
     metrics: dict,
+    semantics: dict,
     source: ImageSource,
     scored: tuple[np.ndarray, np.ndarray, str],
     training: TrainResult,
@@ -301,6 +285,7 @@ def _write(
             "metrics_split": split,
             "timm": timm_summary(task, cfg.image_size),
             "formats": [TIMM_USAGE],
+            **semantics,
         },
     ) as tmp:
         save_timm(task, tmp, names, cfg.image_size)  # model.safetensors, config.json

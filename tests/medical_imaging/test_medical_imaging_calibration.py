@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medical_imaging.calibration import choose_threshold, operating_point
+from medical_imaging.calibration import (
+    choose_temperature,
+    choose_threshold,
+    operating_point,
+    warn_if_small,
+)
 from medical_imaging.metrics import heldout_metrics
 from shared.calibration import fit_temperature, softmax
 
@@ -53,3 +58,45 @@ def test_threshold_reaches_the_target_sensitivity():
 
 def test_threshold_falls_back_when_validation_has_one_class():
     assert choose_threshold(np.array([0.2, 0.8]), np.array([1, 1])) == 0.5
+
+
+def test_a_temperature_that_overfits_a_tiny_validation_set_is_not_kept():
+    # 12 images, right with margin 3 except one confidently wrong: the folds without it are
+    # separable and drive T to its lower bound, which the wrong image then pays for out of fold
+    labels = np.array([0, 1] * 6)
+    margin = np.where(labels == 1, 3.0, -3.0)
+    margin[0] = 3.0
+    logits = np.stack([np.zeros(12), margin], axis=1)
+    decision = choose_temperature(logits, labels)
+    assert decision["kept"] is False and decision["temperature"] == 1.0
+    assert decision["cv_nll_fitted"] > decision["cv_nll_uncalibrated"]
+    assert decision["cv_folds"] == 5 and decision["n_val"] == 12
+    assert decision["fitted_temperature"] != 1.0 and "not kept" in decision["reason"]
+
+
+def test_a_temperature_that_helps_out_of_fold_is_fitted_on_all_validation_and_kept():
+    logits, labels = overconfident(n=400, temperature=3.0)
+    decision = choose_temperature(logits, labels)
+    assert decision["kept"] is True
+    assert decision["temperature"] == decision["fitted_temperature"]
+    assert decision["temperature"] == pytest.approx(fit_temperature(logits, labels), rel=1e-3)
+    assert decision["temperature"] == pytest.approx(3.0, rel=0.3)
+    assert decision["cv_nll_fitted"] < decision["cv_nll_uncalibrated"]
+
+
+def test_too_few_validation_images_keep_temperature_one():
+    decision = choose_temperature(
+        np.array([[2.0, 0.0], [0.0, 2.0], [1.0, 0.0]]), np.array([0, 1, 1])
+    )
+    assert decision["kept"] is False and decision["temperature"] == 1.0
+    assert decision["cv_nll_fitted"] is None and "too few" in decision["reason"]
+
+
+def test_a_small_validation_set_is_named_in_a_warning(caplog):
+    labels = np.array([0] * 66 + [1] * 12)
+    with caplog.at_level("WARNING", logger="medical_imaging.calibration"):
+        message = warn_if_small(labels, ["benign", "malignant"])
+    assert "78 images" in message and "12 of 'malignant'" in message
+    assert message in caplog.text
+    assert warn_if_small(np.array([0] * 60 + [1] * 40), ["a", "b"]) is None
+    assert "29 of 'b'" in warn_if_small(np.array([0] * 200 + [1] * 29), ["a", "b"])

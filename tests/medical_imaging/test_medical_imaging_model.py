@@ -12,7 +12,7 @@ from PIL import Image
 
 from medical_imaging.explain import COLORBAR_PX, TITLE_PX, cam_target_layer, gradcam, overlay_png
 from medical_imaging.model import balanced_class_weights, build_task
-from medical_imaging.training import balanced_sampler, collate_indices, default_positive
+from medical_imaging.training import balanced_sampler, collate_indices
 from shared.config import TrainerConfig
 from shared.training import fit
 
@@ -53,13 +53,6 @@ def test_frozen_epochs_leave_the_backbone_untouched(tmp_path):
     cfg = cfg.model_copy(update={"freeze_backbone_epochs": 0})
     fit(task, list(range(16)), collate, cfg, tmp_path / "unfrozen")
     assert any(not torch.equal(before[k], v) for k, v in task.backbone.named_parameters())
-
-
-def test_default_positive_label_is_the_finding():
-    assert default_positive(["lesion", "normal"]) == "lesion"
-    assert default_positive(["0", "1"]) == "1"
-    assert default_positive(["Benign", "malignant"]) == "malignant"
-    assert default_positive(["cat", "dog"]) == "dog"
 
 
 @pytest.mark.parametrize(

@@ -71,8 +71,16 @@ def test_predict_returns_calibrated_label_at_the_stored_threshold(trained):
         response = client.post(f"{URL}/predict", files={"file": ("scan.png", png(), "image/png")})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"label", "probabilities", "threshold", "calibrated", "low_confidence"}
+    assert set(body) == {
+        "label",
+        "probabilities",
+        "threshold",
+        "decision_rule",
+        "calibrated",
+        "low_confidence",
+    }
     assert body["calibrated"] is True and body["threshold"] == calibration["threshold"]
+    assert body["decision_rule"] == "threshold"
     assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     expected = "lesion" if body["probabilities"]["lesion"] >= body["threshold"] else "normal"
     assert body["label"] == expected
