@@ -20,6 +20,7 @@ from customer_service.retrieval import BotTask
 from customer_service.schemas import Dataset
 from shared.artifacts import save_weights, write_artifact
 from shared.data import fingerprint
+from shared.data_report import MANIFEST_KEY
 from shared.training import TrainResult
 
 
@@ -35,11 +36,13 @@ def write_bot_artifact(
     data_path: Path,
     result: TrainResult,
     acts: ActClassifier | None = None,
+    data_report: dict[str, Any] | None = None,
 ) -> Path:
     """Writes encoder, head, act classifier, KB version and calibration into `out_dir/"artifact"`
     atomically (the act weights in `acts.safetensors`, their labels and replies in `bot.json`).
 
-    The manifest also records `training`: which metric chose the kept weights and at which epoch.
+    The manifest also records `training`: which metric chose the kept weights and at which
+    epoch, and `data_report` (`shared.data_report`): rows read, dropped and why, per split.
     """
     bot = {
         "intents": intents,
@@ -62,7 +65,10 @@ def write_bot_artifact(
         label_map=intents or None,
         data_fingerprint=fingerprint(Path(data_path)),
         training=result,
-        extra={"calibration": bot["calibration"]},
+        extra={
+            "calibration": bot["calibration"],
+            **({MANIFEST_KEY: data_report} if data_report is not None else {}),
+        },
     ) as tmp:
         task.backbone.save(str(tmp / "encoder"))
         if task.head is not None:

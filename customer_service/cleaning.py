@@ -7,6 +7,9 @@ import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
+
+from shared.data_report import DataReport
 
 # Order matters: e-mails and IBANs first, then card numbers, bare account numbers, then phones.
 _DATE = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$")
@@ -87,3 +90,27 @@ def dedupe(
             if any(key_arr[j] == key_arr[i] and not drop[j] for j in earlier):
                 drop[i] = True
     return kept[~drop]
+
+
+def clean_pairs(pairs: pd.DataFrame, report: DataReport | None = None) -> pd.DataFrame:
+    """Drops exact and near-duplicate questions pointing to the same answer (PII is already masked).
+
+    Rows the user fixed as `val` or `test` are kept as given: a held-out set is measured whole
+    (a benchmark's official test set stays official). The rest, training rows and rows still to be
+    split, are de-duplicated before the split is drawn, so no near-copy lands on both sides of a
+    drawn split (fixed held-out rows are not compared with them). `report` counts the rows
+    dropped as exact and as near duplicates.
+    """
+    held = pairs["split"].isin(["val", "test"]).to_numpy()
+    free = np.flatnonzero(~held)
+    questions, answers = list(pairs["question"].iloc[free]), list(pairs["answer_id"].iloc[free])
+    keep = free[dedupe(questions, keys=answers)]
+    if report is not None:
+        keys = {(a, normalise(q)) for q, a in zip(questions, answers, strict=True)}
+        exact = len(questions) - len(keys)
+        report.drop("repeated question (same normalised text) for the same answer", exact)
+        report.drop(
+            "near-duplicate question for the same answer (char n-gram cosine >= 0.9)",
+            len(free) - len(keep) - exact,
+        )
+    return pairs.iloc[np.sort(np.r_[keep, np.flatnonzero(held)])].reset_index(drop=True)

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from customer_service.dialogue_acts import DEFAULT_ACT_EXAMPLES, DEFAULT_REPLIES
 from shared.config import StrictModel, TrainerConfig
+from shared.data_import import ColumnMap, LabelMap, check_column_map
 from shared.settings import ServeSettings
 
 
@@ -88,11 +89,17 @@ class CustomerServiceConfig(StrictModel):
             validation exactly.
         fallback_handoff_rate: Without out-of-scope validation questions, the share of in-scope
             validation questions allowed to hand off (sets the threshold).
-        val_fraction: Share of pairs held out for calibration and thresholds (without a split column).
-        test_fraction: Share of pairs held out for the reported metrics (without a split column).
+        val_fraction: Share of the pairs without a `split` drawn for calibration and thresholds;
+            none are drawn when some pairs are fixed as `val`.
+        test_fraction: Share of the pairs without a `split` drawn for the reported metrics; none
+            are drawn when some pairs are fixed as `test` (a given test set is measured alone).
         session_ttl_s: Seconds a conversation is remembered after its last message.
         max_sessions: Sessions kept in memory (least recently used are dropped first).
         dialogue: Dialogue acts (greetings, thanks, a request for a person...) and replies.
+        columns: Our column name -> yours, for every table of the data folder that has it
+            (`columns.question=utterance`; empty: the names of the module doc of `schemas`).
+        label_map: Your intent labels -> intent names, applied to the KB and the pairs
+            (`label_map.0=card_lost`); labels not in it are kept.
     """
 
     model: str = "minilm"
@@ -110,7 +117,18 @@ class CustomerServiceConfig(StrictModel):
     max_sessions: int = 10_000
     dialogue: DialogueConfig = DialogueConfig()
     """Dialogue acts (greetings, thanks, goodbyes, yes/no, a request for a person) and replies."""
+    columns: ColumnMap = Field(default_factory=dict)
+    """Our column -> yours, in every table of the folder: {question: utterance, intent: label}."""
+    label_map: LabelMap = Field(default_factory=dict)
+    """Your intent label -> the intent name, in the KB and the pairs, e.g. {"0": card_lost}."""
     trainer: CustomerServiceTrainerConfig = CustomerServiceTrainerConfig()
+
+    @field_validator("columns")
+    @classmethod
+    def _columns_are_data_columns(cls, columns: dict[str, str]) -> dict[str, str]:
+        from customer_service.schemas import SCHEMAS  # imports pandas: only when columns are set
+
+        return check_column_map(columns, SCHEMAS)
 
 
 class CustomerServiceSettings(ServeSettings):

@@ -39,18 +39,21 @@ for _k in KS:
     DESCRIPTIONS[f"recall_at_{_k}"] = f"the right answer among the top {_k} retrieved answers"
 
 
-def _questions(data_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The labelled pairs (`question, answer_id|intent`) and any out-of-scope questions."""
+def _questions(data_path: Path, config: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The labelled pairs (`question, answer_id|intent`) and any out-of-scope questions, read
+    with the artifact's `columns` and `label_map` (the names the bot was trained with)."""
     from customer_service.schemas import OOS_SCHEMA, PAIRS_SCHEMA
     from shared.data import find_table, load_table
 
+    columns = (config or {}).get("columns") or None
+    label_map = (config or {}).get("label_map") or None
     path = Path(data_path)
     oos = pd.DataFrame(columns=["question"])
     if path.is_dir():
         if (oos_path := find_table(path, "out_of_scope", required=False)) is not None:
-            oos = load_table(oos_path, OOS_SCHEMA)
+            oos = load_table(oos_path, OOS_SCHEMA, columns=columns)
         path = find_table(path, "pairs")
-    pairs = load_table(path, PAIRS_SCHEMA)
+    pairs = load_table(path, PAIRS_SCHEMA, columns=columns, label_map=label_map)
     for col in ("answer_id", "intent"):
         pairs[col] = pairs[col].fillna("").astype(str) if col in pairs.columns else ""
     empty = pairs.index[(pairs["answer_id"] == "") & (pairs["intent"] == "")]
@@ -142,7 +145,7 @@ def evaluate_runtime(runtime: Any, data_path: Path) -> EvaluationReport:
     run over the intents (or answer ids) plus a `handoff` class, so the confusion matrix shows
     both wrong answers and handoffs (and out-of-scope questions, whose true class is `handoff`).
     """
-    pairs, oos = _questions(Path(data_path))
+    pairs, oos = _questions(Path(data_path), runtime.manifest.get("config"))
     scored = score_questions(runtime, pairs)
     oos_out = [runtime.chat(f"eval-oos-{i}", str(q)) for i, q in enumerate(oos["question"])]
     oos_handed = [bool(o["handoff"]) for o in oos_out]

@@ -14,6 +14,9 @@ A data folder holds:
   (`greet`, `thank`, `goodbye`, `affirm`, `deny`, `human`, or an act with a configured reply).
 
 Each table may also be `.jsonl`, `.tsv` or `.parquet` (`kb.parquet`, `pairs.jsonl`, ...).
+Other column names are mapped with the config's `columns` (`columns.question=utterance`: every
+table's `question` column is read from `utterance`), and intents given as other labels (`0`, `1`,
+...) with `label_map`. A `split` value matches case-insensitively (`Test` is `test`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from customer_service.cleaning import mask_pii, normalise
-from shared.data import Column, TableSchema, find_table, load_table, read_table, validate_table
+from shared.data import Column, TableSchema, find_table, load_table
 from shared.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -39,6 +42,7 @@ KB_SCHEMA = TableSchema(
         Column("tags", required=False, nonempty=False),
     ),
     unique=("answer_id",),
+    label="intent",
 )
 PAIRS_SCHEMA = TableSchema(
     "training_pairs",
@@ -48,6 +52,7 @@ PAIRS_SCHEMA = TableSchema(
         Column("intent", required=False, nonempty=False),
         Column("split", required=False, nonempty=False, choices=("", *SPLITS)),
     ),
+    label="intent",
 )
 DIALOGUE_SCHEMA = TableSchema(
     "dialogues",
@@ -65,6 +70,8 @@ OOS_SCHEMA = TableSchema(
 )
 
 ACTS_SCHEMA = TableSchema("dialogue_acts", (Column("text"), Column("act")))
+SCHEMAS = (KB_SCHEMA, PAIRS_SCHEMA, DIALOGUE_SCHEMA, OOS_SCHEMA, ACTS_SCHEMA)
+UNMATCHED_REPLIES = "dialogue replies matching no KB answer"
 
 
 @dataclass
@@ -76,32 +83,50 @@ class Dataset:
     out_of_scope: pd.DataFrame  # question, split
     slots: dict[str, list[str]] = field(default_factory=dict)
     acts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["text", "act"]))
+    tables: dict[str, int] = field(default_factory=dict)  # table file -> rows read
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> rows left out when read
 
 
-def load_kb(path: str | Path) -> pd.DataFrame:
+def load_kb(
+    path: str | Path, columns: dict[str, str] | None = None, label_map: dict[str, str] | None = None
+) -> pd.DataFrame:
     """Reads and validates a KB table; fills the optional columns and masks PII in answers."""
-    kb = load_table(path, KB_SCHEMA)
+    kb = load_table(path, KB_SCHEMA, columns=columns, label_map=label_map)
     for col in ("intent", "title", "tags"):
         kb[col] = kb[col].fillna("").astype(str) if col in kb.columns else ""
     kb["answer"] = kb["answer"].map(mask_pii)
     return kb[["answer_id", "answer", "intent", "title", "tags"]]
 
 
-def load_dataset(folder: str | Path) -> Dataset:
+def load_dataset(
+    folder: str | Path,
+    columns: dict[str, str] | None = None,
+    label_map: dict[str, str] | None = None,
+) -> Dataset:
     """Reads a data folder (see the module doc); every error names the file, row and column.
 
+    `columns` (schema column -> the user's column) applies to every table of the folder that
+    has that column; `label_map` maps the intents of the KB and the pairs.
+
     Raises:
-        DataError: when the KB table is missing, a file breaks its schema, or a pair points nowhere.
+        DataError: when the KB table is missing, a file breaks its schema or has no rows, or a
+            pair points nowhere.
     """
     folder = Path(folder)
     if folder.is_file():
         folder = folder.parent
-    kb = load_kb(find_table(folder, "kb"))
+    mapping = {"columns": columns, "label_map": label_map}
+    kb_path = find_table(folder, "kb")
+    kb = load_kb(kb_path, **mapping)
+    tables, dropped = {kb_path.name: len(kb)}, {}
     frames = []
     if (pairs_path := find_table(folder, "pairs", required=False)) is not None:
-        frames.append(_load_pairs(pairs_path, kb))
+        frames.append(_load_pairs(pairs_path, kb, mapping))
+        tables[pairs_path.name] = len(frames[-1])
     if (dialogues_path := find_table(folder, "dialogues", required=False)) is not None:
-        frames.append(dialogue_pairs(dialogues_path, kb))
+        frames.append(dialogue_pairs(dialogues_path, kb, columns=columns))
+        tables[dialogues_path.name] = frames[-1].attrs["turns"]
+        dropped[UNMATCHED_REPLIES] = frames[-1].attrs["unmatched_replies"]
     pairs = (
         pd.concat(frames, ignore_index=True)
         if frames
@@ -109,21 +134,29 @@ def load_dataset(folder: str | Path) -> Dataset:
     )
     oos = pd.DataFrame(columns=["question", "split"])
     if (oos_path := find_table(folder, "out_of_scope", required=False)) is not None:
-        oos = load_table(oos_path, OOS_SCHEMA)
+        oos = load_table(oos_path, OOS_SCHEMA, columns=columns)
         oos["split"] = oos["split"].fillna("") if "split" in oos.columns else ""
         oos["question"] = oos["question"].map(mask_pii)
+        tables[oos_path.name] = len(oos)
     slots = _load_slots(folder / "slots.json")
     acts = pd.DataFrame(columns=["text", "act"])
     if (acts_path := find_table(folder, "dialogue_acts", required=False)) is not None:
-        acts = load_table(acts_path, ACTS_SCHEMA)[["text", "act"]].astype(str)
+        acts = load_table(acts_path, ACTS_SCHEMA, columns=columns)[["text", "act"]].astype(str)
         acts.attrs["source"] = str(acts_path)
+        tables[acts_path.name] = len(acts)
     return Dataset(
-        kb=kb, pairs=pairs, out_of_scope=oos[["question", "split"]], slots=slots, acts=acts
+        kb=kb,
+        pairs=pairs,
+        out_of_scope=oos[["question", "split"]],
+        slots=slots,
+        acts=acts,
+        tables=tables,
+        dropped={k: v for k, v in dropped.items() if v},
     )
 
 
-def _load_pairs(path: Path, kb: pd.DataFrame) -> pd.DataFrame:
-    pairs = load_table(path, PAIRS_SCHEMA)
+def _load_pairs(path: Path, kb: pd.DataFrame, mapping: dict | None = None) -> pd.DataFrame:
+    pairs = load_table(path, PAIRS_SCHEMA, **(mapping or {}))
     if "answer_id" not in pairs.columns and "intent" not in pairs.columns:
         raise DataError(f"{path}: needs an 'answer_id' or an 'intent' column next to 'question'")
     for col in ("answer_id", "intent", "split"):
@@ -150,14 +183,21 @@ def _load_pairs(path: Path, kb: pd.DataFrame) -> pd.DataFrame:
     return pairs[["question", "answer_id", "intent", "split"]]
 
 
-def dialogue_pairs(path: str | Path, kb: pd.DataFrame, min_overlap: float = 0.6) -> pd.DataFrame:
+def dialogue_pairs(
+    path: str | Path,
+    kb: pd.DataFrame,
+    min_overlap: float = 0.6,
+    columns: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """Turns historical dialogues into (user question -> KB answer) pairs.
 
     Each agent reply is matched to the KB answer whose text it shares the most words with
     (template slots ignored); a reply matching none (overlap below `min_overlap`) is skipped.
-    The question is the user turn just before the reply.
+    The question is the user turn just before the reply. The frame's `attrs` count the turns
+    read (`turns`) and the replies skipped (`unmatched_replies`).
     """
-    frame = validate_table(read_table(path), DIALOGUE_SCHEMA, source=path)
+    frame = load_table(path, DIALOGUE_SCHEMA, columns=columns)
+    unmatched = 0
     answer_words = [
         set(normalise(a.replace("{", " ").replace("}", " ")).split()) for a in kb["answer"]
     ]
@@ -183,8 +223,12 @@ def dialogue_pairs(path: str | Path, kb: pd.DataFrame, min_overlap: float = 0.6)
                         "split": "",
                     }
                 )
+            else:
+                unmatched += 1
             last_user = None
-    return pd.DataFrame(rows, columns=["question", "answer_id", "intent", "split"])
+    out = pd.DataFrame(rows, columns=["question", "answer_id", "intent", "split"])
+    out.attrs.update(turns=len(frame), unmatched_replies=unmatched)
+    return out
 
 
 def _load_slots(path: Path) -> dict[str, list[str]]:

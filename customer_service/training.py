@@ -1,10 +1,12 @@
 """`verticals train customer_service`: fine-tune the bi-encoder and intent head, then calibrate.
 
-Steps: read and clean the data folder; split the pairs (stratified, or by their `split` column);
+Steps: read and clean the data folder; split the pairs (by their `split` column, the rest drawn
+stratified: fixed `val` or `test` pairs turn off that drawn split);
 fine-tune with the shared loop; index the answers and the training paraphrases; on validation,
 choose the BM25 weight, fit the temperatures, weigh the intent head against the retrieved
 neighbours' intents and pick the handoff threshold; report held-out
-metrics; write the artifact (encoder, head, KB version, calibration) atomically.
+metrics; write the artifact (encoder, head, KB version, calibration, data report) atomically;
+log the data report (rows read, dropped and why, per split and intent).
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import pandas as pd
 
 from customer_service import evaluation as ev
 from customer_service.bot_artifact import write_bot_artifact
-from customer_service.cleaning import dedupe
+from customer_service.cleaning import clean_pairs
 from customer_service.config import CustomerServiceConfig
 from customer_service.dialogue_acts import fit_bot_acts, merge_examples
 from customer_service.kb_store import KnowledgeBase
 from customer_service.ood import Calibration, choose_threshold
+from customer_service.pair_splits import report_splits, resolve_pair_splits, split_oos
+from customer_service.pair_splits import split_pairs as split_pairs  # re-exported
 from customer_service.retrieval import (
     INTENT_INPUT_SCALE,
     BotTask,
@@ -32,7 +36,7 @@ from customer_service.retrieval import (
     make_frozen_collate,
 )
 from customer_service.schemas import Dataset, load_dataset
-from shared.data import split_indices
+from shared.data_report import DataReport
 from shared.devices import seed_everything
 from shared.errors import DataError
 from shared.models import embed_texts, load_model
@@ -47,62 +51,19 @@ _FROZEN_CACHES: dict[tuple[str, int], dict[str, np.ndarray]] = {}
 PROTOTYPE_LOGIT_SCALE = 20.0
 
 
-def split_pairs(pairs: pd.DataFrame, cfg: CustomerServiceConfig) -> dict[str, pd.DataFrame]:
-    """Train/val/test pairs: the `split` column where given, else a stratified draw."""
-    fixed = pairs["split"].isin(["train", "val", "test"])
-    out = {s: pairs[fixed & (pairs["split"] == s)] for s in ("train", "val", "test")}
-    free = pairs[~fixed].reset_index(drop=True)
-    if len(free):
-        tr, va, te = split_indices(
-            len(free),
-            labels=list(free["answer_id"]),
-            val_fraction=cfg.val_fraction,
-            test_fraction=cfg.test_fraction,
-            seed=cfg.trainer.seed,
-        )
-        for name, idx in (("train", tr), ("val", va), ("test", te)):
-            out[name] = pd.concat([out[name], free.iloc[idx]], ignore_index=True)
-    return {k: v.reset_index(drop=True) for k, v in out.items()}
-
-
-def split_oos(oos: pd.DataFrame, seed: int) -> dict[str, pd.DataFrame]:
-    """Out-of-scope questions: their `split` column, else half to validation and half to test."""
-    fixed = oos["split"].isin(["val", "test"])
-    out = {s: oos[fixed & (oos["split"] == s)] for s in ("val", "test")}
-    free = oos[~fixed].sample(frac=1.0, random_state=seed).reset_index(drop=True)
-    half = len(free) // 2
-    out["val"] = pd.concat([out["val"], free.iloc[:half]], ignore_index=True)
-    out["test"] = pd.concat([out["test"], free.iloc[half:]], ignore_index=True)
-    return out
-
-
-def clean_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Drops exact and near-duplicate questions pointing to the same answer (PII is already masked).
-
-    Rows the user fixed as `val` or `test` are kept as given: a held-out set is measured whole
-    (a benchmark's official test set stays official). The rest, training rows and rows still to be
-    split, are de-duplicated before the split is drawn, so no near-copy lands on both sides of a
-    drawn split (fixed held-out rows are not compared with them).
-    """
-    held = pairs["split"].isin(["val", "test"]).to_numpy()
-    free = np.flatnonzero(~held)
-    keep = free[
-        dedupe(list(pairs["question"].iloc[free]), keys=list(pairs["answer_id"].iloc[free]))
-    ]
-    if len(keep) < len(free):
-        log.info("removed %d duplicate questions of %d", len(free) - len(keep), len(free))
-    return pairs.iloc[np.sort(np.r_[keep, np.flatnonzero(held)])].reset_index(drop=True)
-
-
 def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
     """Trains on the data folder at `data_path`; returns `out_dir/"artifact"`."""
     seed_everything(cfg.trainer.seed)  # new layers are initialised before fit() runs
-    data = load_dataset(data_path)
+    data = load_dataset(data_path, cfg.columns, cfg.label_map)
     merge_examples(cfg.dialogue.act_examples, cfg.dialogue.replies, data.acts)  # fail early
-    pairs = clean_pairs(data.pairs)
+    report = DataReport(str(data_path), len(data.pairs), dict(data.tables), dict(data.dropped))
+    pairs = clean_pairs(data.pairs, report)
     if len(pairs) == 0:
         raise DataError(f"{data_path}: no training questions (add pairs.csv or dialogues.jsonl)")
-    splits, oos = split_pairs(pairs, cfg), split_oos(data.out_of_scope, cfg.trainer.seed)
+    split = resolve_pair_splits(pairs, cfg)
+    splits = {k: pairs.iloc[idx].reset_index(drop=True) for k, idx in split.indices().items()}
+    oos = split_oos(data.out_of_scope, cfg.trainer.seed)
+    report_splits(report, splits, split, oos, len(data.out_of_scope))
     intents = sorted({*data.kb["intent"], *pairs["intent"]} - {""})
     intent_id = {name: i for i, name in enumerate(intents)}
     texts = {r.answer_id: answer_text(r.title, r.answer) for r in data.kb.itertuples()}
@@ -144,9 +105,22 @@ def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
     metrics = test_metrics(task, kb, calibration, splits["test"], oos["test"], intents)
     metrics.update(val_metrics)
     metrics.update({f"n_{k}": float(len(v)) for k, v in splits.items()})
-    return write_bot_artifact(
-        out_dir, cfg, task, kb, calibration, intents, data, metrics, data_path, result, acts
+    artifact = write_bot_artifact(
+        out_dir,
+        cfg,
+        task,
+        kb,
+        calibration,
+        intents,
+        data,
+        metrics,
+        data_path,
+        result,
+        acts,
+        data_report=report.as_dict(),
     )
+    report.log(log)
+    return artifact
 
 
 def init_head_from_prototypes(

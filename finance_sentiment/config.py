@@ -5,8 +5,9 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from shared.config import StrictModel, TrainerConfig
+from shared.data_import import ColumnMap, LabelMap, check_column_map
 
-from .schemas import SENTIMENTS
+from .schemas import LABELLED, SENTIMENTS
 
 DEFAULT_TOPICS = {
     "banking": "banks, lending, loans, deposits, credit, interest rates and central bank policy",
@@ -101,6 +102,12 @@ class FinanceConfig(StrictModel):
     `trainer.lr` is the heads' learning rate, `trainer.backbone_lr` the transformer body's.
     `topics` maps a topic name to a description: used for zero-shot topic assignment (embedding
     similarity) when the training data has no `topic` column.
+
+    Data import: `columns` maps the table's columns onto `text`, `sentiment`, `topic`, `group`
+    and `split` (`columns.text=headline`); `label_map` maps the file's labels onto the
+    sentiments (`label_map.0=negative`; labels also match case-insensitively). A `split` column
+    (`train|val|test`, empty: drawn) fixes rows' splits; fixed `val` or `test` rows turn off the
+    drawn split of that kind, the others are drawn with `val_fraction` and `test_fraction`.
     """
 
     model: str = "minilm"
@@ -111,6 +118,28 @@ class FinanceConfig(StrictModel):
     """Weight of the topic head's loss beside sentiment's (when the data has topics)."""
     topics: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TOPICS))
     """Topic name -> description, for zero-shot topics when the data has no `topic` column."""
+
+    columns: ColumnMap = Field(default_factory=dict)
+    """Schema column -> your column, e.g. {text: headline, sentiment: label} (empty: same names)."""
+    label_map: LabelMap = Field(default_factory=dict)
+    """Your label -> a sentiment, e.g. {"0": negative, "1": neutral, "2": positive}."""
+    val_fraction: float = Field(0.1, ge=0, lt=0.5)
+    """Share of the rows without a `split` drawn for validation (none when val rows are fixed)."""
+    test_fraction: float = Field(0.1, ge=0, lt=0.5)
+    """Share of the rows without a `split` drawn for test (none when test rows are fixed)."""
+
+    @field_validator("columns")
+    @classmethod
+    def _columns_are_schema_columns(cls, columns: dict[str, str]) -> dict[str, str]:
+        return check_column_map(columns, [LABELLED])
+
+    @field_validator("label_map")
+    @classmethod
+    def _labels_map_onto_sentiments(cls, label_map: dict[str, str]) -> dict[str, str]:
+        wrong = sorted({v for v in label_map.values() if v.casefold() not in SENTIMENTS})
+        if wrong:
+            raise ValueError(f"maps onto {wrong}, which are not sentiments {list(SENTIMENTS)}")
+        return {k: v.casefold() for k, v in label_map.items()}
 
     @field_validator("labels")
     @classmethod

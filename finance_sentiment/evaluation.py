@@ -37,7 +37,7 @@ def evaluate(runtime, data_path: Path) -> EvaluationReport:
 
     from .training import load_labelled
 
-    df = load_labelled(Path(data_path)).reset_index(drop=True)
+    df = load_labelled(Path(data_path), runtime.cfg).reset_index(drop=True)  # the user's names
     results = runtime.predict(df.to_dict(orient="records"))
     labels = list(SENTIMENTS)
     probs = np.array([[r["probs"][name] for name in labels] for r in results], dtype=np.float64)

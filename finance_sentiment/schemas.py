@@ -11,13 +11,20 @@ from shared.inputs import Text
 
 SENTIMENTS = ("negative", "neutral", "positive")
 
+SPLITS = ("train", "val", "test")
+
 LABELLED = TableSchema(
     "labelled_text",
     (
         Column("text"),
         Column("sentiment", choices=SENTIMENTS),
         Column("topic", required=False),
+        # rows of one group (an article, a template) never straddle drawn splits
+        Column("group", required=False, nonempty=False),
+        # train|val|test fixes a row's split (empty: drawn); fixed val/test rows turn off that draw
+        Column("split", required=False, nonempty=False, choices=("", *SPLITS)),
     ),
+    label="sentiment",
 )
 
 STREAM = TableSchema(

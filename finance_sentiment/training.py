@@ -12,7 +12,8 @@ import pandas as pd
 import torch
 
 from shared.artifacts import save_json, write_artifact
-from shared.data import fingerprint, load_table, split_indices
+from shared.data import fingerprint, load_table, resolve_splits
+from shared.data_report import MANIFEST_KEY, DataReport
 from shared.devices import resolve_device, seed_everything
 from shared.errors import DataError
 from shared.evaluation import classification_metrics
@@ -26,12 +27,38 @@ from .schemas import LABELLED
 log = logging.getLogger(__name__)
 
 
-def load_labelled(path: Path) -> pd.DataFrame:
-    """Reads and validates the labelled table (text, sentiment, optional topic and group)."""
-    df = load_table(path, LABELLED)
-    if "topic" in df.columns:
-        df["topic"] = df["topic"].fillna("").astype(str).str.strip()
+def load_labelled(path: Path, cfg: FinanceConfig | None = None) -> pd.DataFrame:
+    """Reads and validates the labelled table (text, sentiment, optional topic, group, split).
+
+    With `cfg`, its `columns` and `label_map` map the user's column names and labels first.
+    """
+    df = load_table(
+        path,
+        LABELLED,
+        columns=cfg.columns if cfg else None,
+        label_map=cfg.label_map if cfg else None,
+    )
+    for column in ("topic", "split"):
+        if column in df.columns:
+            df[column] = df[column].fillna("").astype(str).str.strip()
     return df
+
+
+def drop_duplicates(df: pd.DataFrame, report: DataReport) -> pd.DataFrame:
+    """Drops repeated (text, sentiment) rows, keeping the first; fixed val/test rows stay whole.
+
+    A copy on both sides of a drawn split would score the model on a text it trained on.
+    """
+    held = df["split"].isin(["val", "test"]) if "split" in df.columns else False
+    key = df["text"].str.strip().str.casefold() + "\x00" + df["sentiment"]
+    repeated = key.duplicated(keep="first") & ~held
+    report.drop("repeated text with the same sentiment", int(repeated.sum()))
+    clashes = int(
+        (key[~repeated].groupby(df["text"].str.strip().str.casefold()).nunique() > 1).sum()
+    )
+    if clashes:
+        report.warn(f"{clashes} texts appear with different sentiments; check their labels")
+    return df[~repeated].reset_index(drop=True)
 
 
 def predict_probs(
@@ -71,18 +98,36 @@ def evaluate_rows(task, collate, rows, labels: list[str]) -> dict[str, float]:
 def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
     """Fine-tunes the sentiment (and topic) model on `data_path`; writes `out_dir/artifact`.
 
-    Split: 80/10/10 stratified by sentiment (by `group` when the table has one, so rows of one
-    group, e.g. one template or article, never straddle splits). The best epoch is the one with
-    the best validation macro-F1 (or `trainer.monitor`), the lowest training loss when the
-    validation split is empty; which one is recorded as `training.monitor` in the manifest. Test metrics go into
-    the manifest.
+    Split: the `split` column where it fixes one, else drawn (`val_fraction`, `test_fraction`;
+    80/10/10 by default) stratified by sentiment and by `group` when the table has one, so rows
+    of one group, e.g. one template or article, never straddle splits. Fixed `val` or `test`
+    rows turn off that drawn split. The best epoch is the one with the best validation macro-F1
+    (or `trainer.monitor`), the lowest training loss when the validation split is empty; which
+    one is recorded as `training.monitor` in the manifest. Test metrics and the data report
+    (`data_report`: rows read, dropped, per split and class) go into the manifest.
     """
     seed_everything(cfg.trainer.seed)  # new layers are initialised before fit() runs
     data_path, out_dir = Path(data_path), Path(out_dir)
-    data = labelled_rows(cfg, load_labelled(data_path), data_path)
-    tr, va, te = split_indices(
-        len(data.rows), labels=data.label_ids, groups=data.groups, seed=cfg.trainer.seed
+    df = load_labelled(data_path, cfg)
+    report = DataReport(str(data_path), rows_read=len(df), tables={data_path.name: len(df)})
+    df = drop_duplicates(df, report)
+    data = labelled_rows(cfg, df, data_path)
+    split = resolve_splits(
+        len(data.rows),
+        fixed=df["split"] if "split" in df.columns else None,
+        labels=data.label_ids,
+        groups=data.groups,
+        val_fraction=cfg.val_fraction,
+        test_fraction=cfg.test_fraction,
+        seed=cfg.trainer.seed,
     )
+    tr, va, te = split.train, split.val, split.test
+    report.add_splits(
+        {k: df["sentiment"].iloc[idx].tolist() for k, idx in split.indices().items()},
+        split.fixed,
+        split.fractions,
+    )
+    report.check_heldout_sizes()
     train_rows, val_rows, test_rows = ([data.rows[i] for i in idx] for idx in (tr, va, te))
     task, tokenizer, collate, result = fit_sentiment(
         cfg, train_rows, val_rows, len(data.topics) if data.has_topics else 0, out_dir / "run"
@@ -99,7 +144,7 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
         }
     )
     log.info("held-out metrics: %s", metrics)
-    return write_finance_artifact(
+    artifact = write_finance_artifact(
         out_dir / "artifact",
         cfg,
         task,
@@ -109,7 +154,10 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
         metrics,
         fingerprint(data_path),
         training=result,
+        data_report=report.as_dict(),
     )
+    report.log(log)
+    return artifact
 
 
 @dataclass
@@ -147,7 +195,11 @@ def labelled_rows(cfg: FinanceConfig, df: pd.DataFrame, data_path: Path) -> Labe
     rows = [
         (str(t), int(y), int(k)) for t, y, k in zip(df["text"], label_ids, topic_ids, strict=True)
     ]
-    groups = df["group"].astype(str).tolist() if "group" in df.columns else None
+    groups = None
+    if "group" in df.columns and df["group"].fillna("").astype(str).ne("").any():
+        # a row without a group is a group of its own, not one group of all such rows
+        named = df["group"].fillna("").astype(str)
+        groups = [g if g else f"\x00row{i}" for i, g in enumerate(named)]
     return LabelledRows(rows, label_ids, topics, has_topics, groups)
 
 
@@ -188,8 +240,12 @@ def write_finance_artifact(
     metrics: dict[str, Any],
     data_fingerprint: str,
     training: TrainResult | None = None,
+    data_report: dict[str, Any] | None = None,
 ) -> Path:
-    """Writes the classifier as one transformers folder (`model/`) and `finance.json`, atomically."""
+    """Writes the classifier as one transformers folder (`model/`) and `finance.json`, atomically.
+
+    `data_report` (see `shared.data_report`) goes into the manifest as `data_report`.
+    """
     topic_mode = "classifier" if has_topics else ("zero-shot" if cfg.topics else "none")
     with write_artifact(
         final,
@@ -200,6 +256,7 @@ def write_finance_artifact(
         label_map=cfg.labels,
         data_fingerprint=data_fingerprint,
         training=training,
+        extra={MANIFEST_KEY: data_report} if data_report is not None else None,
     ) as tmp:
         task.to("cpu")
         export_classifier(  # loads with AutoModelForSequenceClassification (trust_remote_code)

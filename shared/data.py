@@ -1,15 +1,16 @@
 """Reading, validating, splitting and fingerprinting the data a vertical trains on.
 
 Tables (CSV, JSONL, Parquet) are read with pandas and checked against a :class:`TableSchema`;
-an error names the file, the row and the column. Images come from class-subfolder trees or
-MedMNIST-style `.npz` files.
+an error names the file, the row and the column. The user's column names and label values are
+mapped onto the schema's first (`shared.data_import`). Splits (`shared.splits`) and image
+readers (`shared.data_images`: class-subfolder trees, MedMNIST-style `.npz` files) are
+re-exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,7 +20,14 @@ import numpy as np
 if TYPE_CHECKING:  # pandas loads lazily so that vertical schemas import in milliseconds
     import pandas as pd
 
+from shared.data_images import IMAGE_SUFFIXES as IMAGE_SUFFIXES
+from shared.data_images import read_image_folder as read_image_folder
+from shared.data_images import read_npz_splits as read_npz_splits
+from shared.data_import import label_hint, map_columns, map_labels
 from shared.errors import DataError
+from shared.splits import ResolvedSplits as ResolvedSplits
+from shared.splits import resolve_splits as resolve_splits
+from shared.splits import split_indices as split_indices
 
 DType = Literal["str", "int", "float", "datetime", "any"]
 TABLE_SUFFIXES = {
@@ -29,7 +37,6 @@ TABLE_SUFFIXES = {
     ".json": "json",
     ".parquet": "parquet",
 }
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm"}
 MAX_REPORTED_PROBLEMS = 20
 
 
@@ -42,7 +49,8 @@ class Column:
         dtype: Expected type; values are coerced and a failed coercion is an error.
         required: Whether the column must be present.
         nonempty: Whether empty strings and missing values are errors.
-        choices: Allowed values, if restricted.
+        choices: Allowed values, if restricted. Text values match them with spaces stripped and
+            case folded (`" Negative"` is `negative`) and are stored as the choice.
     """
 
     name: str
@@ -54,11 +62,19 @@ class Column:
 
 @dataclass(frozen=True)
 class TableSchema:
-    """The columns a vertical expects in one of its input tables."""
+    """The columns a vertical expects in one of its input tables.
+
+    Attributes:
+        name: The table's name in messages.
+        columns: Its columns.
+        unique: Columns whose values may not repeat.
+        label: The column holding the class labels, which a config's `label_map` maps.
+    """
 
     name: str
     columns: tuple[Column, ...]
     unique: tuple[str, ...] = field(default_factory=tuple)
+    label: str | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -95,6 +111,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
         return pd.read_parquet(path)
     except DataError:
         raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: has no rows (the file is empty)") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start}): {exc.reason}") from None
     except Exception as exc:  # pandas raises many types; the message is what matters
@@ -139,15 +157,24 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
 
 
 def validate_table(
-    df: pd.DataFrame, schema: TableSchema, source: str | Path = "<table>"
+    df: pd.DataFrame,
+    schema: TableSchema,
+    source: str | Path = "<table>",
+    *,
+    columns: dict[str, str] | None = None,
+    label_map: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Checks `df` against `schema` and returns a copy with values coerced to the schema's types.
 
-    Rows are reported 1-based, counting data rows (a CSV's header is not a row).
+    `columns` (schema column -> the user's column) and `label_map` (the user's label -> the
+    schema's) are applied first; see :func:`shared.data_import.map_columns` and
+    :func:`~shared.data_import.map_labels`. Rows are reported 1-based, counting data rows (a
+    CSV's header is not a row).
 
     Raises:
         DataError: listing up to 20 problems, each with the file, row and column.
     """
+    df = map_labels(map_columns(df, columns, schema, source), label_map, schema)
     missing = [c.name for c in schema.columns if c.required and c.name not in df.columns]
     if missing:
         raise DataError(
@@ -156,6 +183,10 @@ def validate_table(
         )
     out = df.copy()
     problems: list[str] = []
+    label = next((c for c in schema.columns if c.name == schema.label and c.choices), None)
+    if label is not None and label.name in out.columns:
+        hint = label_hint(out[label.name], label.name, label.choices)
+        problems.extend([f"{source}: {hint}"] if hint else [])
     for col in schema.columns:
         if col.name not in out.columns:
             continue
@@ -212,70 +243,37 @@ def _coerce(series: pd.Series, col: Column) -> tuple[pd.Series, list[tuple[int, 
     else:
         values = raw
     if col.choices is not None:
-        outside = ~empty & ~raw.astype(str).isin([str(c) for c in col.choices])
+        canonical = {str(c).strip().casefold(): c for c in col.choices}
+        folded = raw.astype(str).str.strip().str.casefold()
+        outside = ~empty & ~folded.isin(list(canonical))
         bad.extend(
             (int(i), f"{raw.iloc[i]!r} is not one of {list(col.choices)}")
             for i in np.flatnonzero(outside.to_numpy())
         )
+        if col.dtype == "str":  # `Negative ` is stored as the choice `negative`
+            values = values.where(~(~empty & ~outside), folded.map(canonical))
     return values, sorted(bad)
 
 
-def load_table(path: str | Path, schema: TableSchema) -> pd.DataFrame:
-    """Reads and validates one table; see :func:`read_table` and :func:`validate_table`."""
-    return validate_table(read_table(path), schema, source=path)
-
-
-def split_indices(
-    n: int,
+def load_table(
+    path: str | Path,
+    schema: TableSchema,
     *,
-    labels: Sequence[Any] | None = None,
-    groups: Sequence[Any] | None = None,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Deterministic train/val/test indices: stratified by `labels`, and by `groups` when given.
+    columns: dict[str, str] | None = None,
+    label_map: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """Reads and validates one table; see :func:`read_table` and :func:`validate_table`.
 
-    With `groups`, every group (a user, a patient) falls in exactly one split. Stratification is
-    dropped for a label too rare to appear in every split rather than failing.
+    Raises:
+        DataError: also when the file has no rows (empty, or a header alone).
     """
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
-
-    idx = np.arange(n)
-    if n < 3:
-        return idx, idx[:0], idx[:0]
-
-    def two_way(pool: np.ndarray, fraction: float, salt: int) -> tuple[np.ndarray, np.ndarray]:
-        if fraction <= 0 or len(pool) < 2:
-            return pool, pool[:0]
-        if groups is not None:
-            g = np.asarray(groups, dtype=object)[pool]
-            if labels is not None and len(set(g)) >= 2:
-                y = np.asarray(labels, dtype=object)[pool]
-                k = max(2, min(round(1 / fraction), len(set(g))))
-                cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed + salt)
-                try:
-                    keep, held = next(cv.split(pool, y.astype(str), g.astype(str)))
-                    return pool[keep], pool[held]
-                except ValueError:
-                    pass
-            gss = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed + salt)
-            keep, held = next(gss.split(pool, groups=g.astype(str)))
-            return pool[keep], pool[held]
-        y = None if labels is None else np.asarray(labels, dtype=object)[pool].astype(str)
-        if y is not None:
-            _, counts = np.unique(y, return_counts=True)
-            if counts.min() < 2 or round(len(pool) * fraction) < len(counts):
-                y = None
-        keep, held = train_test_split(
-            pool, test_size=fraction, random_state=seed + salt, stratify=y
+    df = read_table(path)
+    if len(df) == 0:
+        found = f" (only a header: {list(df.columns)})" if len(df.columns) else ""
+        raise DataError(
+            f"{path}: has no rows{found}; {schema.name} needs columns {schema.column_names}"
         )
-        return np.sort(keep), np.sort(held)
-
-    rest, test = two_way(idx, test_fraction, 0)
-    relative_val = val_fraction / max(1e-9, 1 - test_fraction)
-    train, val = two_way(rest, relative_val, 1)
-    return np.sort(train), np.sort(val), np.sort(test)
+    return validate_table(df, schema, source=path, columns=columns, label_map=label_map)
 
 
 def fingerprint(*sources: str | Path | pd.DataFrame | np.ndarray) -> str:
@@ -297,52 +295,3 @@ def fingerprint(*sources: str | Path | pd.DataFrame | np.ndarray) -> str:
                     for chunk in iter(lambda: handle.read(1 << 20), b""):
                         digest.update(chunk)
     return "sha256:" + digest.hexdigest()
-
-
-def read_image_folder(root: str | Path) -> tuple[list[Path], list[str]]:
-    """Lists images under `root/<class>/...`; returns paths and their class names.
-
-    Raises:
-        DataError: when `root` has no class subfolders holding images.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: image folder not found")
-    paths, labels = [], []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for file in sorted(class_dir.rglob("*")):
-            if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
-                paths.append(file)
-                labels.append(class_dir.name)
-    if not paths:
-        raise DataError(
-            f"{root}: no images found in class subfolders (expected root/<class>/<image>)"
-        )
-    return paths, labels
-
-
-def read_npz_splits(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Reads a MedMNIST-style npz (`train_images`, `train_labels`, ...) into split -> (images, labels).
-
-    Images are (N, H, W) or (N, H, W, C) uint8; labels are flattened to (N,).
-    """
-    path = Path(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise DataError(f"{path}: not a readable npz file: {exc}") from None
-    splits = {}
-    for split in ("train", "val", "test"):
-        ik, lk = f"{split}_images", f"{split}_labels"
-        if ik in archive and lk in archive:
-            images, labels = archive[ik], archive[lk].reshape(len(archive[lk]), -1)[:, 0]
-            if images.ndim not in (3, 4) or len(images) != len(labels):
-                raise DataError(
-                    f"{path}: {ik} has shape {images.shape}, expected (N, H, W[, C]) matching {lk}"
-                )
-            splits[split] = (images, labels)
-    if not splits:
-        raise DataError(
-            f"{path}: no <split>_images / <split>_labels arrays (keys: {list(archive.keys())})"
-        )
-    return splits

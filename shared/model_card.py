@@ -30,6 +30,7 @@ def model_card(manifest: dict[str, Any]) -> str:
             f"# Model card: {vertical}",
             "",
             _facts(manifest),
+            *_data_section(manifest.get("data_report")),
             "## Evaluation (held-out split)",
             "",
             _metrics_table(manifest.get("metrics") or {}),
@@ -141,13 +142,48 @@ def _facts(manifest: dict[str, Any]) -> str:
         if training.get("best_epoch")
         else "n/a"
     )
-    return f"""- **Base model:** `{manifest["model_name"]}`
-- **Created:** {manifest["created"]}
-- **Training data fingerprint:** `{manifest.get("data_fingerprint")}`
-- **Labels:** {label_text}
-- **Weights kept from:** {kept}
-- **Libraries:** {versions}
-"""
+    lines = [
+        f"- **Base model:** `{manifest['model_name']}`",
+        f"- **Created:** {manifest['created']}",
+        f"- **Training data fingerprint:** `{manifest.get('data_fingerprint')}`",
+        f"- **Labels:** {label_text}",
+    ]
+    rule = manifest.get("decision_rule")
+    if isinstance(rule, dict) and rule.get("text"):
+        lines.append(f"- **Decision rule:** {rule['text']}")
+    lines += [f"- **Weights kept from:** {kept}", f"- **Libraries:** {versions}"]
+    notes = [str(n) for n in manifest.get("warnings") or []]
+    notes += [str(n) for n in (manifest.get("data_report") or {}).get("warnings") or []]
+    calibration = manifest.get("calibration")
+    if isinstance(calibration, dict):
+        if calibration.get("reason"):
+            lines.append(f"- **Calibration:** {calibration['reason']}")
+        if calibration.get("small_validation_warning"):
+            notes.append(str(calibration["small_validation_warning"]))
+    lines += [f"- **Warning:** {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def _data_section(report: dict[str, Any] | None) -> list[str]:
+    """The training data as `train` read it: rows read, dropped and why, rows per split."""
+    if not isinstance(report, dict):
+        return []
+    lines = ["## Training data", ""]
+    lines.append(
+        f"Read {report.get('rows_read', 'n/a')} rows, used {report.get('rows_used', 'n/a')}."
+    )
+    dropped = report.get("dropped") or {}
+    if dropped:
+        lines += ["", "| dropped because | rows |", "|---|---|"]
+        lines += [f"| {reason} | {n} |" for reason, n in dropped.items()]
+    splits = report.get("splits") or {}
+    if splits:
+        lines += ["", "| split | rows | fixed by the split column | drawn |", "|---|---|---|---|"]
+        lines += [
+            f"| {name} | {info.get('rows', '')} | {info.get('fixed', '')} | {info.get('drawn', '')} |"
+            for name, info in splits.items()
+        ]
+    return lines + [""]
 
 
 def _metrics_table(metrics: dict[str, Any]) -> str:

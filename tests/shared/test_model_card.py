@@ -46,3 +46,49 @@ def test_card_of_a_random_model_names_no_hub_base(tmp_path):
     meta = _front_matter((tmp_path / "a" / "README.md").read_text())
     assert "base_model" not in meta and "pipeline_tag" not in meta
     assert meta["verticals"]["model_name"] == "random:bert-tiny"
+
+
+def test_card_states_the_decision_rule_calibration_and_warnings(tmp_path):
+    with write_artifact(
+        tmp_path / "a",
+        vertical="v",
+        model_name="m",
+        config={},
+        extra={
+            "decision_rule": {"text": "'malignant' when its calibrated probability >= 0.3"},
+            "calibration": {
+                "reason": "kept T=1.4: cv NLL 0.31 < 0.35",
+                "small_validation_warning": "validation has 78 images",
+            },
+            "warnings": ["test has 12 rows"],
+        },
+    ):
+        pass
+    card = (tmp_path / "a" / "README.md").read_text()
+    assert "- **Decision rule:** 'malignant' when its calibrated probability >= 0.3" in card
+    assert "- **Calibration:** kept T=1.4" in card
+    assert (
+        "- **Warning:** test has 12 rows" in card
+        and "- **Warning:** validation has 78 images" in card
+    )
+
+
+def test_card_shows_the_data_report(tmp_path):
+    report = {
+        "rows_read": 339,
+        "rows_used": 338,
+        "dropped": {"near-duplicate question": 1},
+        "splits": {
+            "train": {"rows": 258, "fixed": 0, "drawn": 258},
+            "test": {"rows": 34, "fixed": 34, "drawn": 0},
+        },
+        "warnings": ["validation has 11 rows (fewer than 30)"],
+    }
+    with write_artifact(
+        tmp_path / "a", vertical="v", model_name="m", config={}, extra={"data_report": report}
+    ):
+        pass
+    card = (tmp_path / "a" / "README.md").read_text()
+    assert "Read 339 rows, used 338." in card and "| near-duplicate question | 1 |" in card
+    assert "| test | 34 | 34 | 0 |" in card
+    assert "- **Warning:** validation has 11 rows (fewer than 30)" in card
