@@ -145,7 +145,8 @@ def evaluate_runtime(runtime: Any, data_path: Path) -> EvaluationReport:
     run over the intents (or answer ids) plus a `handoff` class, so the confusion matrix shows
     both wrong answers and handoffs (and out-of-scope questions, whose true class is `handoff`).
     """
-    pairs, oos = _questions(Path(data_path), runtime.manifest.get("config"))
+    manifest = getattr(runtime, "manifest", None) or {}
+    pairs, oos = _questions(Path(data_path), manifest.get("config"))
     scored = score_questions(runtime, pairs)
     oos_out = [runtime.chat(f"eval-oos-{i}", str(q)) for i, q in enumerate(oos["question"])]
     oos_handed = [bool(o["handoff"]) for o in oos_out]

@@ -52,7 +52,8 @@ def imported(tmp_path_factory):
     handler = logging.Handler(logging.INFO)
     handler.emit = records.append
     logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
+    level = logger.level
+    logger.setLevel(logging.INFO)  # setLevel, not `.level =`: it clears the logger's level cache
     try:
         manifest = read_manifest(train(cfg, data, root / "run"))
     finally:
