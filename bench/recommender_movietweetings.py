@@ -28,8 +28,9 @@ import pandas as pd
 from bench.common import DATA, write_result
 from recommender.baselines import run_baselines
 from recommender.data import load_dataset
+from recommender.metrics import COLD_MAX_TRAIN_USERS, cold_rows, held_out_mask
 from recommender.schemas import RecommenderConfig, RecTrainerConfig
-from recommender.training import COLD_MAX_TRAIN_USERS, train_model
+from recommender.training import train_model
 
 KEYS = ("recall_at_10", "ndcg_at_10", "mrr", "coverage")
 
@@ -134,7 +135,7 @@ def main() -> None:
     train_users = history.groupby("item_id")["user_id"].nunique()
     ids = list(ds.items["item_id"])
     n_train = [train_users.get(ids[t], 0) for t in trained.test_set.targets]
-    cold = pd.Series(n_train).le(COLD_MAX_TRAIN_USERS).to_numpy()
+    cold = held_out_mask(trained.test_set.relevant, cold_rows(history, ids))
     baselines = run_baselines(
         history, trained.test_set, trained.row_of, len(ids), seed=args.seed, cold=cold
     )

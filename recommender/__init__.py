@@ -60,7 +60,7 @@ def _smoke_request(client: Any, data_path: Path) -> Any:
 
 
 def _evaluate(runtime: Any, data_path: Path) -> EvaluationReport:
-    """The leave-last-out `EvaluationReport` of a loaded artifact on a dataset."""
+    """The held-out `EvaluationReport` of a loaded artifact on a dataset, under its `split`."""
     from .evaluate import evaluate_runtime
 
     return evaluate_runtime(runtime, data_path)

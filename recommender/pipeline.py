@@ -14,31 +14,55 @@ from .towers import UserTower, pool_users
 
 @dataclass
 class EvalSet:
-    """Held-out users: their training histories (most recent first) and target rows."""
+    """Held-out users: their training histories (most recent first) and held-out rows.
+
+    Attributes:
+        targets: (U,) each user's first held-out row (in time): the one leave-last-out holds.
+        relevant: Per user, every held-out row (first `targets[i]`); one each when not given.
+    """
 
     users: list[str]
     hist_rows: list[np.ndarray]
     hist_weights: list[np.ndarray]
     targets: np.ndarray
+    relevant: list[np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        if self.relevant is None:
+            self.relevant = [np.asarray([t], dtype=np.int64) for t in self.targets]
 
 
 def eval_set(
     history: pd.DataFrame, held: pd.DataFrame, row_of: dict[str, int], max_history: int
 ) -> EvalSet:
-    """Pairs each held-out row with the user's earlier interactions from `history`."""
+    """Groups the held-out rows by user (in time order) beside the user's rows in `history`.
+
+    Users without rows in `history` are left out: there is nothing to recommend from.
+    """
     from .split import histories
 
     seqs = histories(history, row_of)
-    users, rows, weights, targets = [], [], [], []
-    for user, item in zip(held["user_id"].astype(str), held["item_id"], strict=True):
+    held = held.sort_values("ts", kind="stable")
+    users, rows, weights, relevant = [], [], [], []
+    for user, items in held.groupby(held["user_id"].astype(str), sort=False)["item_id"]:
         seq = seqs.get(user)
         if seq is None or not len(seq["items"]):
             continue
         users.append(user)
         rows.append(seq["items"][::-1].copy())
         weights.append(seq["weights"][::-1].copy())
-        targets.append(row_of[item])
-    return EvalSet(users, rows, weights, np.asarray(targets, dtype=np.int64))
+        relevant.append(np.asarray([row_of[i] for i in items], dtype=np.int64))
+    targets = np.asarray([r[0] for r in relevant], dtype=np.int64)
+    return EvalSet(users, rows, weights, targets, relevant)
+
+
+def is_relevant(rows: np.ndarray, relevant: list[np.ndarray]) -> np.ndarray:
+    """(B, C) whether each candidate row is one of its user's held-out rows."""
+    n = int(max(rows.max(initial=0), max((r.max(initial=0) for r in relevant), default=0))) + 1
+    keys = np.concatenate(
+        [i * n + np.asarray(r, dtype=np.int64) for i, r in enumerate(relevant)] or [[]]
+    )
+    return np.isin(np.arange(len(rows))[:, None] * n + rows, keys) & (rows >= 0)
 
 
 def user_vectors(tower: UserTower, emb: np.ndarray, es: EvalSet, max_history: int) -> np.ndarray:
@@ -152,7 +176,7 @@ def ranker_training_data(
     """(N, F) features and 0/1 labels of every user's candidates."""
     rows, scores = candidates_for(user_vecs, emb, es, stats, c, extra)
     x = candidate_features(rows, scores, es.hist_rows, emb, stats)
-    y = (rows == es.targets[:, None]).astype(np.int64)
+    y = is_relevant(rows, es.relevant).astype(np.int64)
     valid = (np.isfinite(scores) & (rows >= 0)).ravel()  # fewer unseen items than candidates
     return x.reshape(-1, x.shape[-1])[valid], y.ravel()[valid]
 
@@ -166,19 +190,23 @@ def evaluate_model(
     c: int,
     cold: np.ndarray | None = None,
     extra: int = 0,
+    ks: tuple[int, ...] = (10,),
 ) -> dict[str, float]:
     """Full-ranking metrics of retrieval alone and (when given) retrieval + ranker.
 
     With the ranker, the candidates (top-`c` retrieved plus `extra` co-interaction and `extra`
     popular items) are reordered and the rest keep their retrieval order behind them, so the
-    ranking still covers every item. `cold` marks users whose held-out item is cold; their
-    metrics are reported with a `cold_` prefix.
+    ranking still covers every item. `cold` ((U, R) as `metrics.held_out_mask`) marks the
+    cold held-out items; their metrics are reported with a `cold_` prefix.
     """
     n = emb.shape[0]
-    base, ranks = evaluate_scorer(lambda pos: user_vecs[pos] @ emb.T, es.targets, es.hist_rows, n)
+    base, ranks = evaluate_scorer(
+        lambda pos: user_vecs[pos] @ emb.T, es.relevant, es.hist_rows, n, ks=ks
+    )
     out = {f"retrieval_{k}": v for k, v in base.items()}
     if cold is not None:
-        out |= {f"cold_retrieval_{k}": v for k, v in subset_metrics(ranks, cold).items()}
+        cold_figures = subset_metrics(ranks, cold, ks=ks)
+        out |= {f"cold_retrieval_{k}": v for k, v in cold_figures.items()}
     if ranker is None or ranker.kind == "none":
         return out
     rows, scores = candidates_for(user_vecs, emb, es, stats, c, extra)
@@ -192,8 +220,9 @@ def evaluate_model(
             full[j, reranked[i][keep]] = np.arange(c_eff, 0, -1, dtype=np.float32)[keep]
         return full
 
-    ranked, ranks2 = evaluate_scorer(score_fn, es.targets, es.hist_rows, n)
+    ranked, ranks2 = evaluate_scorer(score_fn, es.relevant, es.hist_rows, n, ks=ks)
     out |= {f"ranked_{k}": v for k, v in ranked.items()}
     if cold is not None:
-        out |= {f"cold_ranked_{k}": v for k, v in subset_metrics(ranks2, cold).items()}
+        cold_figures = subset_metrics(ranks2, cold, ks=ks)
+        out |= {f"cold_ranked_{k}": v for k, v in cold_figures.items()}
     return out

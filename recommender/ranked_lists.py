@@ -23,7 +23,8 @@ class RankedLists:
     """One stage's ranking of every evaluation user.
 
     Attributes:
-        ranks: (U,) 1-based rank of the held-out item among all unseen items (ties against it).
+        ranks: (U, R) 1-based rank of each held-out item (`es.relevant[i][j]` at `[i, j]`,
+            `inf`-padded) among all unseen items, ties against it.
         top_rows: (U, TOP) rows of the best-ranked items (-1 where fewer exist).
         top_scores: (U, TOP) their scores: cosine for retrieval, the ranker's logit after it.
         coverage: Share of the catalogue in some user's top 10.
@@ -52,7 +53,7 @@ def rank_lists(
     """
     n = emb.shape[0]
     metrics, ranks = evaluate_scorer(
-        lambda pos: user_vecs[pos] @ emb.T, es.targets, es.hist_rows, n
+        lambda pos: user_vecs[pos] @ emb.T, es.relevant, es.hist_rows, n
     )
     rows, scores = top_candidates(user_vecs @ emb.T, es.hist_rows, TOP)
     out = {"retrieval": RankedLists(ranks, rows, scores, metrics["coverage"])}
@@ -69,7 +70,7 @@ def rank_lists(
             full[j, reranked[i][keep]] = order[keep]
         return full
 
-    metrics, ranks = evaluate_scorer(score_fn, es.targets, es.hist_rows, n)
+    metrics, ranks = evaluate_scorer(score_fn, es.relevant, es.hist_rows, n)
     out["ranked"] = RankedLists(
         ranks, reranked[:, :TOP], ranked_scores[:, :TOP], metrics["coverage"]
     )

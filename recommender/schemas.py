@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, create_model
+import pandas as pd
+from pydantic import Field, create_model, field_validator
 
 from shared.config import StrictModel, TrainerConfig
 from shared.data import Column, TableSchema
+from shared.errors import InputError
+from shared.inputs import parse_timestamp
 
 DEFAULT_EVENT_WEIGHTS = {
     "view": 0.5,
@@ -86,11 +89,15 @@ class RecTrainerConfig(TrainerConfig):
 
     The monitor is left unset: the evaluator's primary metric, validation Recall@10 of the two
     towers (`val_retrieval_recall_at_10`), or the training loss without validation users.
+    `max_steps` unset is bounded by the data (see `step_budget`); set it to run longer.
     """
 
     epochs: int = 1
     batch_size: int = 32
     lr: float = 3e-5
+    step_budget: int = Field(300, ge=1)
+    """Most optimizer steps when `max_steps` is unset: min(one pass over the data, this).
+    The value used is written into the artifact's config as `max_steps`."""
 
 
 class RecommenderConfig(StrictModel):
@@ -106,9 +113,37 @@ class RecommenderConfig(StrictModel):
     extra_candidates: int = 50
     cooccurrence_refresh_events: int = Field(1000, ge=1)
     ranker: Literal["logistic", "none"] = "logistic"
+    split: Literal["leave_last_out", "time_cutoff", "random_holdout"] = "leave_last_out"
+    """Evaluation protocol of `train` and `evaluate`: each user's last item, every item after a
+    time cutoff, or a random share of each user's items (the Microsoft Recommenders tables)."""
+    holdout_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+    """Share of each user's items held out as test (and of the rest as validation) under
+    random_holdout; under time_cutoff without `cutoff`, the share of interactions after it."""
+    split_seed: int = 0
+    """Seed of the random_holdout draw."""
+    cutoff: str | None = None
+    """time_cutoff: the first test time (ISO 8601 or epoch seconds/ms; None: by
+    `holdout_fraction`)."""
     trending_days: float = 7.0
     on_unknown_items: Literal["report", "error"] = "report"
     event_weights: EventWeights = EventWeights()
     index: IndexConfig = IndexConfig()
     rules: RulesConfig = RulesConfig()
     trainer: RecTrainerConfig = RecTrainerConfig()
+
+    @field_validator("cutoff", mode="before")
+    @classmethod
+    def _cutoff_is_a_time(cls, value: Any) -> str | None:
+        """Keeps `cutoff` as text; YAML reads `2026-01-01` as a date and `1700000000` as an int."""
+        if value is None:
+            return None
+        text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+        try:
+            parse_timestamp(text, "cutoff")
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        return text
+
+    def cutoff_time(self) -> pd.Timestamp | None:
+        """`cutoff` as a UTC timestamp (None when unset)."""
+        return None if self.cutoff is None else parse_timestamp(self.cutoff, "cutoff")

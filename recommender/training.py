@@ -25,14 +25,14 @@ from shared.training import MetricsEvaluator, TrainResult, TrainState, fit
 
 from .data import Dataset, collapse, load_dataset
 from .index import ItemIndex
+from .metrics import cold_rows, held_out_mask
 from .pipeline import EvalSet, eval_set, evaluate_model, ranker_training_data, user_vectors
 from .ranker import ItemStats, Ranker
-from .schemas import RecommenderConfig
-from .split import Split, histories, leave_last_out
+from .schemas import RecommenderConfig, RecTrainerConfig
+from .split import Split, histories, make_split
 from .towers import TwoTowerTask, UserTower, build_collate, make_examples
 
 log = logging.getLogger(__name__)
-COLD_MAX_TRAIN_USERS = 3
 PRIMARY_METRIC = "retrieval_recall_at_10"
 
 
@@ -49,6 +49,7 @@ class Trained:
     test_set: EvalSet
     row_of: dict[str, int]
     result: TrainResult | None = None  # the loop's record: which metric kept which epoch
+    trainer: RecTrainerConfig | None = None  # the loop's settings as run (max_steps resolved)
 
 
 def load_encoder(name: str, max_seq_length: int, device: str = "auto"):
@@ -124,6 +125,30 @@ class Towers:
     tower: UserTower
     emb: np.ndarray
     result: TrainResult
+    trainer: RecTrainerConfig
+
+
+def bounded_trainer(trainer: RecTrainerConfig, n_examples: int) -> RecTrainerConfig:
+    """The loop's settings with `max_steps` set: as given, else min(all epochs, `step_budget`).
+
+    A full epoch over every next-item example of a large log is thousands of steps (hours on
+    a CPU); a few hundred already reach most of what the towers learn. Setting
+    `trainer.max_steps` runs exactly that many.
+    """
+    if trainer.max_steps is not None:
+        return trainer
+    batches = max(1, -(-n_examples // trainer.batch_size))
+    total = max(1, -(-batches // trainer.grad_accum)) * trainer.epochs
+    steps = min(total, trainer.step_budget)
+    log.info(
+        "training budget: %d step(s) of %d (%d epoch(s) over %d examples); "
+        "set trainer.max_steps to change it",
+        steps,
+        total,
+        trainer.epochs,
+        n_examples,
+    )
+    return trainer.model_copy(update={"max_steps": steps})
 
 
 def fit_towers(
@@ -153,26 +178,32 @@ def fit_towers(
         cfg.hard_negatives,
         cfg.trainer.seed,
     )
-    log.info("training two towers on %d next-item examples", len(examples))
+    trainer = bounded_trainer(cfg.trainer, len(examples))
+    log.info(
+        "training two towers on %d next-item examples, %d step(s)",
+        len(examples),
+        trainer.max_steps,
+    )
     result = fit(
         task,
         examples,
         collate,
-        cfg.trainer,
+        trainer,
         run_dir,
         evaluator=retrieval_evaluator(cache, tower, val, cfg.max_history),
         callbacks=[cache],
     )
     task.eval()
-    return Towers(encoder, tower, cache.emb, result)
+    return Towers(encoder, tower, cache.emb, result, trainer)
 
 
 def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
-    """Splits leave-last-out, trains the towers, learns the ranker on validation, scores test."""
+    """Splits by `cfg.split`, trains the towers, learns the ranker on validation, scores test."""
     seed_everything(cfg.trainer.seed)  # new layers are initialised before fit() runs
     items = ds.items
     row_of = {item: row for row, item in enumerate(items["item_id"])}
-    split = leave_last_out(collapse(ds.interactions))
+    split = make_split(cfg, collapse(ds.interactions))
+    log.info("split: %s", split.protocol)
     towers = fit_towers(cfg, items, split, row_of, run_dir)
     encoder, tower, emb = towers.encoder, towers.tower, towers.emb
     val = eval_set(split.train, split.val, row_of, cfg.max_history)
@@ -190,18 +221,14 @@ def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
         )
         ranker.fit(x, y, seed=cfg.trainer.seed)
         # the share of validation targets the candidate sources find: the ranker's ceiling
-        metrics["val_candidate_recall"] = float(y.sum() / len(val.targets))
+        metrics["val_candidate_recall"] = float(y.sum() / sum(map(len, val.relevant)))
     history = pd.concat([split.train, split.val], ignore_index=True)
     test = eval_set(history, split.test, row_of, cfg.max_history)
+    metrics["split"] = split.protocol
     metrics["test_users"] = len(test.targets)
+    metrics["test_items_held_out"] = int(sum(map(len, test.relevant)))
     if len(test.targets):
-        train_users = history.groupby("item_id")["user_id"].nunique()
-        cold = np.asarray(
-            [
-                train_users.get(items["item_id"].iloc[t], 0) <= COLD_MAX_TRAIN_USERS
-                for t in test.targets
-            ]
-        )
+        cold = held_out_mask(test.relevant, cold_rows(history, items["item_id"]))
         stats_test = stats_at(items, history, cfg.trending_days)
         metrics |= evaluate_model(
             user_vectors(tower, emb, test, cfg.max_history),
@@ -213,7 +240,9 @@ def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
             cold=cold,
             extra=cfg.extra_candidates,
         )
-    return Trained(encoder, tower, emb, ranker, metrics, split, test, row_of, towers.result)
+    return Trained(
+        encoder, tower, emb, ranker, metrics, split, test, row_of, towers.result, towers.trainer
+    )
 
 
 def train(cfg: RecommenderConfig, data_path: Path, out_dir: Path) -> Path:
@@ -227,6 +256,8 @@ def train(cfg: RecommenderConfig, data_path: Path, out_dir: Path) -> Path:
 def write_model(cfg: RecommenderConfig, ds: Dataset, trained: Trained, final: Path) -> Path:
     """Writes the artifact folder atomically, with the held-out metrics and the training record."""
     metrics = {k: v for k, v in trained.metrics.items() if isinstance(v, int | float | str)}
+    if trained.trainer is not None:  # the steps the loop ran under, not "unset"
+        cfg = cfg.model_copy(update={"trainer": trained.trainer})
     with write_artifact(
         final,
         vertical="recommender",

@@ -194,6 +194,8 @@ def _train_epoch(run: _Run, state: TrainState) -> dict[str, float]:
     bar = tqdm(
         run.loader,
         desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
+        # a step budget (`max_steps`) ends the epoch early: the bar shows the batches it will run
+        total=min(len(run.loader), (state.total_steps - result.steps) * cfg.grad_accum),
         disable=not cfg.progress,
         leave=False,
     )

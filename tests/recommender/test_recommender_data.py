@@ -105,3 +105,27 @@ def test_time_cutoff_split(tmp_path):
     split = time_cutoff(c, cutoff)
     assert (split.train["ts"] < cutoff).all() and (split.test["ts"] >= cutoff).all()
     assert set(split.test["user_id"]) <= set(split.train["user_id"])
+
+
+def test_interaction_times_load_as_epoch_seconds_milliseconds_or_iso_at_any_precision(tmp_path):
+    """One timestamp rule (shared.inputs): each form below is the same instant, or its day."""
+    instant = pd.Timestamp("2026-01-05T10:20:30Z")
+    forms = [
+        int(instant.timestamp()),  # epoch seconds
+        str(int(instant.timestamp() * 1000)),  # epoch milliseconds, as text
+        "2026-01-05T10:20:30Z",
+        "2026-01-05 10:20:30.000000000",  # naive, nanoseconds: UTC
+        "2026-01-05T15:50:30+05:30",
+        "2026-01-05",  # a day
+    ]
+    folder = _write(
+        tmp_path / "d",
+        *[
+            {"user_id": f"u{n}", "item_id": "a", "event": "view", "ts": t}
+            for n, t in enumerate(forms)
+        ],
+    )
+    ds = load_dataset(folder, EventWeights())
+    times = ds.interactions.set_index("user_id")["ts"]
+    assert (times.drop("u5") == instant).all() and len(times) == len(forms)
+    assert times["u5"] == pd.Timestamp("2026-01-05", tz="UTC")

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from recommender.baselines import ItemKNN, MostPopular, interaction_matrix
-from recommender.metrics import ranks_full
+from recommender.metrics import relevant_ranks
 from recommender.ranker import FEATURES, Ranker
 from recommender.rules import allowed, diversify, fresh_slot
 from recommender.schemas import RulesConfig
@@ -88,7 +88,7 @@ def test_baselines_and_full_ranking():
     knn = ItemKNN(train).scores([np.asarray([0])])[0]
     assert knn.argmax() == 1  # co-occurs with item 0
     scores = np.asarray([[0.9, 0.8, 0.1, 0.5]])
-    assert ranks_full(scores, np.asarray([3]), [np.asarray([0])]).tolist() == [2]
+    assert relevant_ranks(scores, [np.asarray([3])], [np.asarray([0])]).tolist() == [[2]]
 
 
 def test_item_similarity_and_behavioural_candidate_sources():
