@@ -83,6 +83,7 @@ VERTICAL = Vertical(
     example_inputs=example_inputs,
     smoke_overrides={
         "model": "random:bert-tiny",
+        "recipe": "finetune",
         "trainer": {"max_steps": 2, "epochs": 1, "batch_size": 8, "progress": False},
     },
     smoke_request=smoke_request,

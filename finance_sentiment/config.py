@@ -6,6 +6,7 @@ from pydantic import Field, field_validator
 
 from shared.config import StrictModel, TrainerConfig
 from shared.data_import import ColumnMap, LabelMap, check_column_map
+from shared.recipes import FewShotConfig, Recipe
 
 from .schemas import LABELLED, SENTIMENTS
 
@@ -108,7 +109,20 @@ class FinanceConfig(StrictModel):
     sentiments (`label_map.0=negative`; labels also match case-insensitively). A `split` column
     (`train|val|test`, empty: drawn) fixes rows' splits; fixed `val` or `test` rows turn off the
     drawn split of that kind, the others are drawn with `val_fraction` and `test_fraction`.
+
+    `recipe` chooses how the model is trained (see `shared.recipes`): `finetune` trains body and
+    heads with the shared loop; `frozen` keeps the body and fits logistic-regression heads on its
+    mean-pooled vectors; `fewshot` first tunes the body contrastively on label pairs (`fewshot`);
+    `auto` scores those on validation, or by `recipe_folds`-fold CV on the training rows when
+    validation is small, and records the choice in the manifest under `recipe`.
     """
+
+    recipe: Recipe = "auto"
+    """auto (chosen by the data), frozen (body kept, logistic heads), fewshot, or finetune."""
+    recipe_folds: int = Field(5, ge=2)
+    """k of the stratified k-fold CV that `auto` uses when validation is small."""
+    fewshot: FewShotConfig = FewShotConfig()
+    """Pairs, epochs and learning rate of the `fewshot` recipe's contrastive tuning."""
 
     model: str = "minilm"
     """Pretrained body: minilm (packaged, offline), a hub id, or a local transformers folder."""

@@ -1,4 +1,4 @@
-"""Fine-tuning through the shared loop, held-out evaluation, and the artifact."""
+"""Training by recipe (fine-tuning through the shared loop), held-out evaluation, the artifact."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from shared.devices import resolve_device, seed_everything
 from shared.errors import DataError
 from shared.evaluation import classification_metrics
 from shared.hf_modeling import export_classifier
+from shared.recipes import MANIFEST_KEY as RECIPE_KEY
 from shared.training import MetricsEvaluator, TrainResult, fit
 
 from .config import FinanceConfig
@@ -104,7 +105,9 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
     rows turn off that drawn split. The best epoch is the one with the best validation macro-F1
     (or `trainer.monitor`), the lowest training loss when the validation split is empty; which
     one is recorded as `training.monitor` in the manifest. Test metrics and the data report
-    (`data_report`: rows read, dropped, per split and class) go into the manifest.
+    (`data_report`: rows read, dropped, per split and class) go into the manifest. `cfg.recipe`
+    says how the model is fitted (`finetune`, `frozen`, `fewshot`, or `auto`'s choice, see
+    `recipes.fit_by_recipe`); the choice and every candidate's score go in as `recipe`.
     """
     seed_everything(cfg.trainer.seed)  # new layers are initialised before fit() runs
     data_path, out_dir = Path(data_path), Path(out_dir)
@@ -129,7 +132,9 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
     )
     report.check_heldout_sizes()
     train_rows, val_rows, test_rows = ([data.rows[i] for i in idx] for idx in (tr, va, te))
-    task, tokenizer, collate, result = fit_sentiment(
+    from .recipes import fit_by_recipe  # it builds on this module's fit_sentiment
+
+    task, tokenizer, collate, result, choice = fit_by_recipe(
         cfg, train_rows, val_rows, len(data.topics) if data.has_topics else 0, out_dir / "run"
     )
     metrics: dict[str, Any] = {}
@@ -155,6 +160,7 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
         fingerprint(data_path),
         training=result,
         data_report=report.as_dict(),
+        recipe=choice.as_dict(),
     )
     report.log(log)
     return artifact
@@ -241,11 +247,16 @@ def write_finance_artifact(
     data_fingerprint: str,
     training: TrainResult | None = None,
     data_report: dict[str, Any] | None = None,
+    recipe: dict[str, Any] | None = None,
 ) -> Path:
     """Writes the classifier as one transformers folder (`model/`) and `finance.json`, atomically.
 
-    `data_report` (see `shared.data_report`) goes into the manifest as `data_report`.
+    `data_report` (see `shared.data_report`) goes into the manifest as `data_report`, and
+    `recipe` (`shared.recipes.RecipeChoice.as_dict()`) as `recipe`.
     """
+    extra = {MANIFEST_KEY: data_report} if data_report is not None else {}
+    if recipe is not None:
+        extra[RECIPE_KEY] = recipe
     topic_mode = "classifier" if has_topics else ("zero-shot" if cfg.topics else "none")
     with write_artifact(
         final,
@@ -256,7 +267,7 @@ def write_finance_artifact(
         label_map=cfg.labels,
         data_fingerprint=data_fingerprint,
         training=training,
-        extra={MANIFEST_KEY: data_report} if data_report is not None else None,
+        extra=extra or None,
     ) as tmp:
         task.to("cpu")
         export_classifier(  # loads with AutoModelForSequenceClassification (trust_remote_code)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from medical_imaging.schemas import MANIFEST_SCHEMA
 from shared.config import StrictModel, TrainerConfig
+from shared.data_import import ColumnMap, LabelMap, check_column_map
 
 
 class AugmentConfig(StrictModel):
@@ -63,9 +65,12 @@ class MedicalImagingConfig(StrictModel):
         in_chans: 1 folds the pretrained RGB stem for grayscale input; 3 repeats gray to RGB.
         positive_label: Class the threshold and sensitivity are for (binary tasks only).
         class_names: Names of integer labels (a MedMNIST npz), in label order.
+        columns: Manifest column -> your column (`columns.label=finding`).
+        label_map: Your label -> a class name, for every kind of source (`label_map.0=normal`).
         class_balance: Weighted cross-entropy, a weighted sampler, or nothing.
         tta: Average predictions over small shifts (and flips when `augment.hflip` allows them).
-        val_fraction, test_fraction: Held-out shares when the data has no split of its own.
+        val_fraction, test_fraction: Held-out shares of the images without a split of their
+            own; fixed `val` (or `test`) rows in a `split` column turn that drawn split off.
         max_images: Optional cap on training images (quick experiments; val/test untouched).
     """
 
@@ -82,10 +87,21 @@ class MedicalImagingConfig(StrictModel):
     """Names of integer labels (a MedMNIST npz holds 0, 1, ...), in label order: label i is
     called `class_names[i]` everywhere (label map, metrics, predictions), e.g.
     `[normal, pneumonia]`. Must give one name per class."""
+    columns: ColumnMap = Field(default_factory=dict)
+    """Manifest column -> your column, e.g. {path: file, label: finding, patient_id: subject,
+    split: fold} (empty: the manifest uses `path`, `label`, `patient_id`, `split`)."""
+    label_map: LabelMap = Field(default_factory=dict)
+    """Your label -> a class name, e.g. {"0": normal, "1": pneumonia}, matched as text without
+    case. It applies to every source (manifest, class folders, npz); the classes are ordered as
+    its names are listed, then any label it leaves alone. `class_names` is the list form for
+    integer labels 0..K-1; give one of the two, not both."""
     class_balance: Literal["weighted_loss", "sampler", "none"] = "weighted_loss"
     tta: bool = False
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    """Share of the images without a `split` drawn for validation (none when val rows are
+    fixed; an npz or manifest with train and test only draws it from its training images)."""
     test_fraction: float = Field(0.15, ge=0, lt=0.5)
+    """Share of the images without a `split` drawn for test (none when test rows are fixed)."""
     max_images: int | None = Field(None, ge=4)
     augment: AugmentConfig = AugmentConfig()
     calibration: CalibrationConfig = CalibrationConfig()
@@ -106,3 +122,18 @@ class MedicalImagingConfig(StrictModel):
                 for v in value
             ]
         return value
+
+    @field_validator("columns")
+    @classmethod
+    def _columns_are_manifest_columns(cls, columns: dict[str, str]) -> dict[str, str]:
+        return check_column_map(columns, [MANIFEST_SCHEMA])
+
+    @model_validator(mode="after")
+    def _one_way_to_name_classes(self) -> MedicalImagingConfig:
+        if self.class_names and self.label_map:
+            raise ValueError(
+                "class_names and label_map both name the classes; give one of them "
+                f"(class_names={self.class_names} says the same as label_map="
+                f"{ {str(i): n for i, n in enumerate(self.class_names)} })"
+            )
+        return self

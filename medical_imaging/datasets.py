@@ -18,15 +18,18 @@ from medical_imaging.io import read_image_file
 from medical_imaging.labels import apply_class_names
 from medical_imaging.schemas import MANIFEST_SCHEMA
 from medical_imaging.transforms import to_model_input
-from shared.data import fingerprint, load_table, read_image_folder, read_npz_splits, split_indices
+from shared.data import fingerprint, load_table, read_image_folder, read_npz_splits
+from shared.data_import import map_labels
 from shared.errors import DataError, InputError
+from shared.splits import ResolvedSplits, normalise_splits, resolve_splits
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ImageSource:
-    """Images with labels; `groups` are patient ids, `splits` a predefined train/val/test per item."""
+    """Images with labels; `groups` are patient ids, `splits` a predefined train/val/test per item
+    ("" where the data leave an item's split to be drawn; None when no item has one)."""
 
     origin: Path
     labels: list[str]
@@ -48,25 +51,35 @@ class ImageSource:
         return fingerprint(self.origin)
 
 
-def read_source(path: str | Path, class_names: list[str] | None = None) -> ImageSource:
+def read_source(
+    path: str | Path,
+    class_names: list[str] | None = None,
+    *,
+    columns: dict[str, str] | None = None,
+    label_map: dict[str, str] | None = None,
+) -> ImageSource:
     """Reads a manifest CSV (`path, label[, patient_id, split]`), a class-folder tree or an npz.
 
     Args:
         class_names: Names of integer labels (an npz's `0`, `1`, ...), in label order: label i
             becomes `class_names[i]`.
+        columns: Manifest column -> the user's column (see `shared.data_import.map_columns`).
+        label_map: The user's label -> a class name, for every kind of source (matched as text,
+            without case; labels it does not name are kept).
 
     Raises:
-        DataError: naming the file (and row) when the source is missing or malformed, or when
-            `class_names` does not give one name per integer class.
+        DataError: naming the file (and row) when the source is missing, empty or malformed, or
+            when `class_names` does not give one name per integer class.
     """
     path = Path(path)
     if path.is_dir():
         paths, labels = read_image_folder(path)
-        source = ImageSource(origin=path, labels=labels, paths=paths)
+        source = ImageSource(origin=path, labels=relabel(labels, label_map), paths=paths)
     elif path.suffix.lower() == ".npz":
         source = _read_npz(path)
+        source.labels = relabel(source.labels, label_map)
     elif path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".parquet"):
-        source = _read_manifest(path)
+        source = _read_manifest(path, columns, label_map)
     else:
         raise DataError(
             f"{path}: expected a manifest CSV, a folder of class subfolders, or a MedMNIST .npz"
@@ -76,8 +89,20 @@ def read_source(path: str | Path, class_names: list[str] | None = None) -> Image
     return source
 
 
-def _read_manifest(path: Path) -> ImageSource:
-    df = load_table(path, MANIFEST_SCHEMA)
+def relabel(labels: list[str], label_map: dict[str, str] | None) -> list[str]:
+    """`labels` through `label_map`, by the rule a manifest's labels follow (`map_labels`)."""
+    if not label_map:
+        return labels
+    import pandas as pd
+
+    frame = map_labels(pd.DataFrame({"label": labels}), label_map, MANIFEST_SCHEMA)
+    return frame["label"].astype(str).tolist()
+
+
+def _read_manifest(
+    path: Path, columns: dict[str, str] | None, label_map: dict[str, str] | None
+) -> ImageSource:
+    df = load_table(path, MANIFEST_SCHEMA, columns=columns, label_map=label_map)
     paths = [
         (path.parent / p).resolve() if not Path(p).is_absolute() else Path(p) for p in df["path"]
     ]
@@ -92,8 +117,9 @@ def _read_manifest(path: Path) -> ImageSource:
     if "patient_id" in df.columns and df["patient_id"].astype(str).str.strip().ne("").all():
         groups = df["patient_id"].astype(str).tolist()
     splits = None
-    if "split" in df.columns and df["split"].astype(str).str.strip().ne("").all():
-        splits = df["split"].astype(str).tolist()
+    if "split" in df.columns:
+        marks = normalise_splits(df["split"].tolist(), path)
+        splits = marks.tolist() if (marks != "").any() else None
     return ImageSource(
         origin=path,
         labels=df["label"].astype(str).tolist(),
@@ -111,40 +137,39 @@ def _read_npz(path: Path) -> ImageSource:
     return ImageSource(origin=path, labels=labels, arrays=arrays, splits=splits)
 
 
-def split_source(
+def resolve_source_splits(
     source: ImageSource, val_fraction: float, test_fraction: float, seed: int
-) -> dict[str, np.ndarray]:
-    """Train/val/test indices: the source's own split if it has one, else stratified and by patient.
+) -> ResolvedSplits:
+    """Train/val/test indices by the shared rule (`shared.splits.resolve_splits`).
 
-    With patient ids, no patient appears in two splits.
+    Items the source puts in a split stay there; the others are drawn stratified by label and
+    by patient (no patient in two drawn splits). Fixed `val` items turn the drawn validation
+    split off, fixed `test` items the drawn test split. A source that fixes every item but has
+    no `val` (an npz or manifest of train and test only) draws validation from its training
+    items, and no test.
     """
+    marks = None
     if source.splits is not None:
-        splits = np.asarray(source.splits)
-        out = {name: np.flatnonzero(splits == name) for name in ("train", "val", "test")}
-        if len(out["val"]) == 0:  # a source with train/test only: carve val out of train
-            tr, va, _ = split_indices(
-                len(out["train"]),
-                labels=np.asarray(source.labels)[out["train"]],
-                groups=_subset(source.groups, out["train"]),
-                val_fraction=val_fraction,
-                test_fraction=0.0,
-                seed=seed,
-            )
-            out["train"], out["val"] = out["train"][tr], out["train"][va]
-        return out
-    tr, va, te = split_indices(
+        marks = np.asarray(source.splits, dtype=object)
+        if not (marks == "").any() and not (marks == "val").any():
+            marks = np.where(marks == "train", "", marks)
+            test_fraction = 0.0
+    return resolve_splits(
         len(source),
+        fixed=marks,
         labels=source.labels,
         groups=source.groups,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         seed=seed,
     )
-    return {"train": tr, "val": va, "test": te}
 
 
-def _subset(values: list[str] | None, idx: np.ndarray) -> list[str] | None:
-    return None if values is None else [values[i] for i in idx]
+def split_source(
+    source: ImageSource, val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Split name -> indices; see :func:`resolve_source_splits`."""
+    return resolve_source_splits(source, val_fraction, test_fraction, seed).indices()
 
 
 def load_images(source: ImageSource, indices: np.ndarray, size: int, in_chans: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medical_imaging.datasets import ImageSource, load_images, read_source
+from medical_imaging.datasets import ImageSource, load_images, read_source, resolve_source_splits
 from medical_imaging.metrics import (
     brier_score,
     decide,
@@ -29,21 +29,30 @@ from shared.reports import EvaluationReport, plot_reliability
 def evaluate(runtime, data_path: str | Path, split: str = "test") -> EvaluationReport:
     """The report of `runtime` on `data_path` (its `split` rows when it has splits, else every image).
 
+    A `split` column that fixes only some items is resolved as `train` resolved it (the
+    artifact's fractions and seed), so the drawn test items are the ones training held out.
+
     Uses the artifact's own temperature, threshold (binary) or argmax (multi-class), exactly as
     the service does.
 
     Raises:
         DataError: when the data hold labels the model does not know, or no `split` rows.
     """
-    source = read_source(data_path, class_names=runtime.cfg.class_names)
+    cfg = runtime.cfg
+    source = read_source(
+        data_path, class_names=cfg.class_names, columns=cfg.columns, label_map=cfg.label_map
+    )
     unknown = sorted(set(source.labels) - set(runtime.labels))
     if unknown:
         raise DataError(
             f"{data_path}: labels {unknown} are not known to the model ({runtime.labels})"
         )
     indices = np.arange(len(source))
-    if source.splits is not None:
-        indices = np.flatnonzero(np.asarray(source.splits) == split)
+    if source.splits is not None:  # the split as `train` resolved it (drawn the same way)
+        resolved = resolve_source_splits(
+            source, cfg.val_fraction, cfg.test_fraction, cfg.trainer.seed
+        )
+        indices = resolved.indices()[split]
         if len(indices) == 0:
             raise DataError(f"{data_path}: has no {split!r} split")
     pixels = load_images(source, indices, runtime.cfg.image_size, runtime.cfg.in_chans)

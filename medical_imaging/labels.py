@@ -79,7 +79,8 @@ def resolve_labels(
 ) -> tuple[list[str], np.ndarray, int | None]:
     """The class names (the label map), each item's class id, and the positive class id.
 
-    The label map follows `class_names` when given (so id i is still `class_names[i]`), else
+    The label map follows `class_names` when given (so id i is still `class_names[i]`; the
+    names of a config's `label_map`, in its order, serve the same way), then any other label by
     `sorted_labels`. The positive class is None for a multi-class task (decided by argmax).
 
     Raises:
@@ -87,7 +88,8 @@ def resolve_labels(
             task; or a binary task whose positive class the names do not make certain.
     """
     present = set(labels)
-    names = [n for n in class_names if n in present] if class_names else sorted_labels(labels)
+    names = [n for n in dict.fromkeys(class_names or []) if n in present]
+    names += sorted_labels([label for label in present if label not in names])
     if len(names) < 2:
         raise DataError(f"{origin}: needs at least two labels, found {names}")
     index = {name: i for i, name in enumerate(names)}

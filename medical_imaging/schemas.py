@@ -14,6 +14,7 @@ MANIFEST_SCHEMA = TableSchema(
         Column("patient_id", "str", required=False, nonempty=False),
         Column("split", "str", required=False, nonempty=False, choices=SPLITS),
     ),
+    label="label",
 )
 
 PREDICT_SCHEMA = TableSchema(

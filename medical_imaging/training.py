@@ -13,7 +13,8 @@ from torch.utils.data import WeightedRandomSampler
 
 from medical_imaging.calibration import choose_temperature, choose_threshold, warn_if_small
 from medical_imaging.config import MedicalImagingConfig
-from medical_imaging.datasets import ImageSource, load_images, read_source, split_source
+from medical_imaging.data_import import prepare_splits
+from medical_imaging.datasets import ImageSource, load_images, read_source
 from medical_imaging.labels import label_semantics, resolve_labels
 from medical_imaging.metrics import decide, heldout_metrics, predict_logits, split_metrics
 from medical_imaging.model import ImagingTask, balanced_class_weights, build_task
@@ -21,8 +22,8 @@ from medical_imaging.timm_format import TIMM_USAGE, save_timm, timm_summary
 from medical_imaging.transforms import build_augment
 from shared.artifacts import save_json, write_artifact
 from shared.calibration import softmax
+from shared.data_report import MANIFEST_KEY
 from shared.devices import seed_everything
-from shared.errors import DataError
 from shared.evaluation import plot_confusion_matrix
 from shared.training import MetricsEvaluator, TrainResult, fit
 
@@ -37,17 +38,24 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
     manifest. The temperature (kept only when it helps under cross-validation) and the threshold
     are fitted on validation; the reported metrics are on the test split (when there is one).
 
+    Data import: `cfg.columns` maps a manifest's columns, `cfg.label_map` (or `class_names`)
+    names the labels. A `split` column fixes items' splits; fixed `val` or `test` items turn
+    that drawn split off (`medical_imaging.datasets.resolve_source_splits`). The data report
+    (rows read, dropped, per split and class, small-split warnings) is logged at the end and
+    stored in the manifest as `data_report`.
+
     Raises:
         DataError: before any training step, when the data cannot be read or a binary task's
             positive class is not certain (`medical_imaging.labels.resolve_labels`).
     """
     seed_everything(cfg.trainer.seed)  # the new head is initialised before fit() runs
     out_dir = Path(out_dir)
-    source = read_source(data_path, class_names=cfg.class_names)
-    names, ids, positive = resolve_labels(
-        source.labels, cfg.positive_label, source.origin, cfg.class_names
+    source = read_source(
+        data_path, class_names=cfg.class_names, columns=cfg.columns, label_map=cfg.label_map
     )
-    splits = _splits(cfg, source, ids)
+    order = cfg.class_names or list(cfg.label_map.values())
+    names, ids, positive = resolve_labels(source.labels, cfg.positive_label, source.origin, order)
+    splits, report = prepare_splits(cfg, source, names, ids)
     pixels = {
         k: load_images(source, idx, cfg.image_size, cfg.in_chans)
         for k, idx in splits.items()
@@ -89,28 +97,15 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
         }
     )
     scored_set = (scored_logits, ids[splits[scored]], scored)
-    semantics = label_semantics(names, calibration, metric_classes)
-    return _write(
-        cfg, out_dir, task, names, calibration, metrics, semantics, source, scored_set, result
+    manifest = {
+        **label_semantics(names, calibration, metric_classes),
+        MANIFEST_KEY: report.as_dict(),
+    }
+    artifact = _write(
+        cfg, out_dir, task, names, calibration, metrics, manifest, source, scored_set, result
     )
-
-
-def _splits(
-    cfg: MedicalImagingConfig, source: ImageSource, ids: np.ndarray
-) -> dict[str, np.ndarray]:
-    """Train/val/test indices, the training ones capped at `cfg.max_images`.
-
-    Raises:
-        DataError: when the training or the validation split is empty (the temperature and
-            the threshold are fitted on validation images).
-    """
-    splits = split_source(source, cfg.val_fraction, cfg.test_fraction, cfg.trainer.seed)
-    if len(splits["val"]) == 0 or len(splits["train"]) == 0:
-        raise DataError(
-            f"{source.origin}: too few images to hold out a validation split ({len(source)} images)"
-        )
-    splits["train"] = _cap(splits["train"], ids, cfg.max_images, cfg.trainer.seed)
-    return splits
+    report.log(log)
+    return artifact
 
 
 def _fit(
@@ -142,16 +137,6 @@ def _fit(
         evaluator=validation_evaluator(pixels["val"], labels["val"], n_classes),
         sampler=sampler,
     )
-
-
-def _cap(indices: np.ndarray, ids: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
-    """At most `limit` training images, drawn stratified by label."""
-    if limit is None or len(indices) <= limit:
-        return indices
-    from sklearn.model_selection import train_test_split
-
-    kept, _ = train_test_split(indices, train_size=limit, random_state=seed, stratify=ids[indices])
-    return np.sort(kept)
 
 
 def balanced_sampler(labels: torch.Tensor, seed: int) -> WeightedRandomSampler:
@@ -264,11 +249,13 @@ def _write(
     names: list[str],
     calibration: dict,
     metrics: dict,
-    semantics: dict,
+    manifest: dict,
     source: ImageSource,
     scored: tuple[np.ndarray, np.ndarray, str],
     training: TrainResult,
 ) -> Path:
+    """Writes the artifact; `manifest` holds further manifest keys (the label semantics and the
+    data report)."""
     logits, y, split = scored
     probs = softmax(logits, calibration["temperature"])
     predicted = decide(probs, calibration["threshold"], calibration["positive_index"])
@@ -285,7 +272,7 @@ def _write(
             "metrics_split": split,
             "timm": timm_summary(task, cfg.image_size),
             "formats": [TIMM_USAGE],
-            **semantics,
+            **manifest,
         },
     ) as tmp:
         save_timm(task, tmp, names, cfg.image_size)  # model.safetensors, config.json

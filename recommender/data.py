@@ -118,14 +118,29 @@ def prepare_interactions(
     return df, report
 
 
-def load_dataset(path: Path, weights: EventWeights, on_unknown: str = "report") -> Dataset:
-    """Reads `path/items.*` and `path/interactions.*` (a folder), validated against the schemas."""
+def load_dataset(
+    path: Path,
+    weights: EventWeights,
+    on_unknown: str = "report",
+    columns: dict[str, str] | None = None,
+) -> Dataset:
+    """Reads `path/items.*` and `path/interactions.*` (a folder), validated against the schemas.
+
+    Args:
+        columns: Schema column -> the user's column, for both tables (a config's `columns`,
+            e.g. `{"user_id": "visitor", "ts": "timestamp"}`); a key applies to each table that
+            has that column (see `shared.data_import.map_columns`).
+
+    Raises:
+        DataError: naming the file, row and column of what is wrong, also for a table without
+            rows (empty, or a header alone).
+    """
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: expected a folder holding items.csv and interactions.csv")
     items_path, events_path = find_table(path, "items"), find_table(path, "interactions")
-    items = prepare_items(load_table(items_path, ITEMS))
-    raw = load_table(events_path, INTERACTIONS)
+    items = prepare_items(load_table(items_path, ITEMS, columns=columns))
+    raw = load_table(events_path, INTERACTIONS, columns=columns)
     interactions, report = prepare_interactions(
         raw, set(items["item_id"]), weights, str(events_path), on_unknown
     )

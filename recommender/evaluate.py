@@ -51,7 +51,7 @@ def evaluate_runtime(runtime: Any, data_path: Path) -> EvaluationReport:
         DataError: naming the items missing from the index, or when no user can be held out.
     """
     cfg = runtime.cfg
-    ds = load_dataset(Path(data_path), cfg.event_weights, cfg.on_unknown_items)
+    ds = load_dataset(Path(data_path), cfg.event_weights, cfg.on_unknown_items, cfg.columns)
     row_of = runtime.index.row_of
     missing = sorted(set(ds.items["item_id"]) - set(row_of))
     if missing:

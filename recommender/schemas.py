@@ -9,6 +9,7 @@ from pydantic import Field, create_model, field_validator
 
 from shared.config import StrictModel, TrainerConfig
 from shared.data import Column, TableSchema
+from shared.data_import import ColumnMap, check_column_map
 from shared.errors import InputError
 from shared.inputs import parse_timestamp
 
@@ -101,9 +102,17 @@ class RecTrainerConfig(TrainerConfig):
 
 
 class RecommenderConfig(StrictModel):
-    """Training config: model, user tower, ranker, index and rules."""
+    """Training config: model, user tower, ranker, index and rules.
+
+    Data import: `columns` maps the items' and interactions' columns onto the schemas' names
+    (`columns.user_id=visitor`, `columns.ts=timestamp`); a key applies to each table with that
+    column (`item_id` to both).
+    """
 
     model: str = "minilm"
+    columns: ColumnMap = Field(default_factory=dict)
+    """Schema column -> your column, for both tables, e.g. {user_id: visitor, item_id: sku,
+    ts: timestamp, title: name} (empty: the files use the schemas' names)."""
     max_seq_length: int = 48
     max_history: int = 20
     min_history: int = 1
@@ -130,6 +139,11 @@ class RecommenderConfig(StrictModel):
     index: IndexConfig = IndexConfig()
     rules: RulesConfig = RulesConfig()
     trainer: RecTrainerConfig = RecTrainerConfig()
+
+    @field_validator("columns")
+    @classmethod
+    def _columns_are_table_columns(cls, columns: dict[str, str]) -> dict[str, str]:
+        return check_column_map(columns, [ITEMS, INTERACTIONS])
 
     @field_validator("cutoff", mode="before")
     @classmethod

@@ -18,12 +18,14 @@ import torch
 
 from shared.artifacts import save_json, save_weights, write_artifact
 from shared.data import fingerprint
+from shared.data_report import MANIFEST_KEY
 from shared.devices import resolve_device, seed_everything
 from shared.errors import DataError
 from shared.models import embed_texts, load_model, tokenize
 from shared.training import MetricsEvaluator, TrainResult, TrainState, fit
 
 from .data import Dataset, collapse, load_dataset
+from .data_report import build_data_report, report_for_manifest, split_sizes_line
 from .index import ItemIndex
 from .metrics import cold_rows, held_out_mask
 from .pipeline import EvalSet, eval_set, evaluate_model, ranker_training_data, user_vectors
@@ -246,16 +248,23 @@ def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
 
 
 def train(cfg: RecommenderConfig, data_path: Path, out_dir: Path) -> Path:
-    """`verticals train recommender`: writes `out_dir/artifact` (and logs under `out_dir/run`)."""
+    """`verticals train recommender`: writes `out_dir/artifact` (and logs under `out_dir/run`).
+
+    `cfg.columns` maps the tables' columns onto the schemas' names. The data report
+    (interactions read, dropped and why, each split's rows, users and items, warnings for small
+    held-out sets) is logged at the end and stored in the manifest as `data_report`.
+    """
     out_dir = Path(out_dir)
-    ds = load_dataset(Path(data_path), cfg.event_weights, cfg.on_unknown_items)
+    ds = load_dataset(Path(data_path), cfg.event_weights, cfg.on_unknown_items, cfg.columns)
     trained = train_model(cfg, ds, out_dir / "run")
     return write_model(cfg, ds, trained, out_dir / "artifact")
 
 
 def write_model(cfg: RecommenderConfig, ds: Dataset, trained: Trained, final: Path) -> Path:
-    """Writes the artifact folder atomically, with the held-out metrics and the training record."""
+    """Writes the artifact folder atomically, with the held-out metrics, the training record and
+    the data report (`recommender.data_report`), which is logged once the artifact is in place."""
     metrics = {k: v for k, v in trained.metrics.items() if isinstance(v, int | float | str)}
+    report = build_data_report(cfg, ds, trained.split)
     if trained.trainer is not None:  # the steps the loop ran under, not "unset"
         cfg = cfg.model_copy(update={"trainer": trained.trainer})
     with write_artifact(
@@ -266,7 +275,7 @@ def write_model(cfg: RecommenderConfig, ds: Dataset, trained: Trained, final: Pa
         metrics=metrics,
         data_fingerprint=fingerprint(*ds.files),
         training=trained.result,
-        extra={"data_report": ds.report, "dim": int(trained.emb.shape[1])},
+        extra={MANIFEST_KEY: report_for_manifest(report, ds), "dim": int(trained.emb.shape[1])},
     ) as tmp:
         trained.encoder.save(str(tmp / "encoder"))
         save_weights(tmp / "user_tower.safetensors", trained.tower.state_dict())
@@ -282,4 +291,6 @@ def write_model(cfg: RecommenderConfig, ds: Dataset, trained: Trained, final: Pa
         events["ts"] = events["ts"].map(lambda t: t.isoformat())
         events.to_json(tmp / "interactions.jsonl", orient="records", lines=True, force_ascii=False)
         save_json(tmp / "ranker.json", trained.ranker.to_json())
+    report.log(log)
+    log.info("%s", split_sizes_line(report))
     return final

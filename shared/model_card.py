@@ -148,6 +148,16 @@ def _facts(manifest: dict[str, Any]) -> str:
         f"- **Training data fingerprint:** `{manifest.get('data_fingerprint')}`",
         f"- **Labels:** {label_text}",
     ]
+    recipe = manifest.get("recipe")
+    if isinstance(recipe, dict) and recipe.get("recipe"):
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in (recipe.get("scores") or {}).items())
+        how = {"cv": f"{recipe.get('folds')}-fold cross-validation on the training rows"}.get(
+            recipe.get("method"), recipe.get("method")
+        )
+        lines.append(
+            f"- **Recipe:** {recipe['recipe']}, chosen by {how}"
+            + (f" ({recipe.get('metric', 'score')}: {scores})" if scores else "")
+        )
     rule = manifest.get("decision_rule")
     if isinstance(rule, dict) and rule.get("text"):
         lines.append(f"- **Decision rule:** {rule['text']}")

@@ -92,3 +92,22 @@ def test_card_shows_the_data_report(tmp_path):
     assert "Read 339 rows, used 338." in card and "| near-duplicate question | 1 |" in card
     assert "| test | 34 | 34 | 0 |" in card
     assert "- **Warning:** validation has 11 rows (fewer than 30)" in card
+
+
+def test_card_states_the_recipe_and_how_it_was_chosen(tmp_path):
+    recipe = {
+        "recipe": "frozen",
+        "method": "cv",
+        "folds": 5,
+        "scores": {"frozen": 1.0, "fewshot": 0.5},
+        "metric": "macro_f1",
+    }
+    with write_artifact(
+        tmp_path / "a", vertical="v", model_name="m", config={}, extra={"recipe": recipe}
+    ):
+        pass
+    card = (tmp_path / "a" / "README.md").read_text()
+    assert (
+        "- **Recipe:** frozen, chosen by 5-fold cross-validation on the training rows (macro_f1: frozen 1.000, fewshot 0.500)"
+        in card
+    )
