@@ -66,15 +66,7 @@ def evaluate_runtime(runtime: Any, data_path: Path) -> EvaluationReport:
             f"{data_path}: no user has both history and held-out items under {split.protocol}"
         )
     emb = runtime.index.emb
-    records = runtime.catalogue.records
-    stats = ItemStats.compute(
-        [r["item_id"] for r in records],
-        [r.get("category") or "" for r in records],
-        pd.Series([r.get("created_at") for r in records]),
-        history,
-        history["ts"].max(),
-        cfg.trending_days,
-    )
+    stats = catalogue_stats(runtime, history)
     lists = rank_lists(
         user_vectors(runtime.tower, emb, es, cfg.max_history),
         emb,
@@ -217,3 +209,17 @@ def _descriptions(
             f"{COLD_MAX_TRAIN_USERS} users in the history), in the same {stage} order"
         )
     return out
+
+
+def catalogue_stats(runtime: Any, history: pd.DataFrame) -> ItemStats:
+    """The ranker's item features (popularity, trend, age) over the runtime's catalogue, as of
+    the last interaction of `history`."""
+    records = runtime.catalogue.records
+    return ItemStats.compute(
+        [r["item_id"] for r in records],
+        [r.get("category") or "" for r in records],
+        pd.Series([r.get("created_at") for r in records]),
+        history,
+        history["ts"].max(),
+        runtime.cfg.trending_days,
+    )

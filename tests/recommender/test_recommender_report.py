@@ -106,8 +106,8 @@ def test_cli_evaluate_writes_the_ranking_report_folder(evaluated):
 def test_report_figures_are_those_of_the_training_time_evaluation(evaluated):
     artifact, data, out, _ = evaluated
     from recommender.data import collapse, load_dataset
+    from recommender.evaluate import catalogue_stats
     from recommender.pipeline import eval_set, user_vectors
-    from recommender.ranker import ItemStats
     from recommender.split import leave_last_out
 
     runtime = load_runtime(VERTICAL, artifact, ServeSettings(device="cpu"))
@@ -116,15 +116,7 @@ def test_report_figures_are_those_of_the_training_time_evaluation(evaluated):
     split = leave_last_out(collapse(ds.interactions))
     history = pd.concat([split.train, split.val], ignore_index=True)
     es = eval_set(history, split.test, runtime.index.row_of, cfg.max_history)
-    records = runtime.catalogue.records
-    stats = ItemStats.compute(
-        [r["item_id"] for r in records],
-        [r.get("category") or "" for r in records],
-        pd.Series([r.get("created_at") for r in records]),
-        history,
-        history["ts"].max(),
-        cfg.trending_days,
-    )
+    stats = catalogue_stats(runtime, history)
     emb = runtime.index.emb
     expected = evaluate_model(
         user_vectors(runtime.tower, emb, es, cfg.max_history),
