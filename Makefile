@@ -30,4 +30,4 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) demo_output runs .pytest_cache
+	rm -rf $(VENV) demo_output runs reports .pytest_cache
