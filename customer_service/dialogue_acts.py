@@ -87,12 +87,16 @@ class ActClassifier:
         bias: (A,) intercepts.
         threshold: The least probability an act needs to be taken; below it the message is
             read as a question.
+        cv_accuracy: Accuracy on held-out examples under stratified 5-fold cross-validation
+            of the training texts (acts and `none`, each read by the same threshold rule);
+            None when a class has too few examples to fold.
     """
 
     labels: list[str]
     weight: np.ndarray
     bias: np.ndarray
     threshold: float = 0.5
+    cv_accuracy: float | None = None
 
     def probabilities(self, vector: np.ndarray) -> np.ndarray:
         """(A,) class probabilities of one embedding."""
@@ -184,12 +188,29 @@ def train_act_classifier(
     model = LogisticRegression(
         C=regularization, max_iter=2000, class_weight="balanced", random_state=seed
     )
-    model.fit(np.asarray(embed(texts), dtype=np.float64), y)
+    features = np.asarray(embed(texts), dtype=np.float64)
+    cv_accuracy = _cv_accuracy(model, features, y, classes.index(NONE), threshold, seed)
+    model.fit(features, y)
     weight, bias = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
     if len(classes) == 2:  # a binary fit has one row: make it a two-class softmax
         weight = np.stack([-weight[0] / 2, weight[0] / 2])
         bias = np.array([-bias[0] / 2, bias[0] / 2], dtype=np.float32)
-    return ActClassifier(classes, np.ascontiguousarray(weight), bias, threshold)
+    return ActClassifier(classes, np.ascontiguousarray(weight), bias, threshold, cv_accuracy)
+
+
+def _cv_accuracy(model, features, y, none_index: int, threshold: float, seed: int) -> float | None:
+    """Held-out accuracy of the act rule (argmax act if its probability reaches `threshold`,
+    else `none`) under stratified 5-fold CV; None when a class has fewer than 5 examples."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    if np.bincount(y).min() < 5:
+        return None
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    probs = cross_val_predict(clone(model), features, y, cv=folds, method="predict_proba")
+    pred = probs.argmax(1)
+    pred = np.where((pred != none_index) & (probs.max(1) < threshold), none_index, pred)
+    return float((pred == y).mean())
 
 
 def merge_examples(

@@ -105,6 +105,8 @@ def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
     metrics = test_metrics(task, kb, calibration, splits["test"], oos["test"], intents)
     metrics.update(val_metrics)
     metrics.update({f"n_{k}": float(len(v)) for k, v in splits.items()})
+    if acts is not None and acts.cv_accuracy is not None:
+        metrics["act_cv_accuracy"] = acts.cv_accuracy  # held-out act phrases, 5-fold CV
     artifact = write_bot_artifact(
         out_dir,
         cfg,

@@ -166,3 +166,37 @@ def test_a_bad_dialogue_acts_file_fails_before_training_with_file_and_row(tmp_pa
     with pytest.raises(DataError, match=r"dialogue_acts.csv: row 2, column 'act': 'joke'"):
         train(cfg, data, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_act_classifier_reports_its_held_out_accuracy():
+    import numpy as np
+
+    from customer_service.dialogue_acts import train_act_classifier
+
+    rng = np.random.default_rng(0)
+    centres = {
+        "greet": rng.normal(size=16),
+        "thank": rng.normal(size=16),
+        "none": rng.normal(size=16),
+    }
+
+    def embed(texts, noise=0.1):
+        rows = [centres[t.split(":")[0]] + noise * rng.normal(size=16) for t in texts]
+        return np.stack([r / np.linalg.norm(r) for r in rows])
+
+    examples = {
+        "greet": [f"greet:{i}" for i in range(12)],
+        "thank": [f"thank:{i}" for i in range(12)],
+    }
+    negatives = [f"none:{i}" for i in range(12)]
+    clear = train_act_classifier(embed, examples, negatives)
+    assert clear.cv_accuracy is not None and clear.cv_accuracy > 0.95
+
+    def noise_only(texts):  # no signal: held-out accuracy falls to about chance
+        rows = rng.normal(size=(len(texts), 16))
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    blind = train_act_classifier(noise_only, examples, negatives)
+    assert blind.cv_accuracy < 0.7
+    few = train_act_classifier(embed, {"greet": ["greet:0", "greet:1"]}, negatives)
+    assert few.cv_accuracy is None  # two examples cannot be folded five ways
