@@ -42,9 +42,7 @@ def run_demo(
     ds = load_dataset(data, cfg.event_weights)
     trained = train_model(cfg, ds, workdir / "run")
     history = pd.concat([trained.split.train, trained.split.val], ignore_index=True)
-    baselines = run_baselines(
-        history, trained.test_set, trained.row_of, len(ds.items), seed=0, bpr_epochs=30
-    )
+    baselines = run_baselines(history, trained.test_set, trained.row_of, len(ds.items), seed=0)
     m = trained.metrics
     table = {"two_tower": {k: round(m[f"retrieval_{k}"], 4) for k in KEYS}}
     if "ranked_recall_at_10" in m:
