@@ -34,7 +34,8 @@ from bench.customer_service_common import (
     recipe_text,
     write_intent_folder,
 )
-from customer_service.training import _FROZEN_CACHES, train
+from customer_service.recipes import _FROZEN_CACHES
+from customer_service.training import train
 from shared.artifacts import read_manifest
 
 ANCHORS = {

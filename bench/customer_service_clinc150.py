@@ -35,7 +35,8 @@ from bench.customer_service_common import (
     write_intent_folder,
 )
 from customer_service.ood import choose_threshold
-from customer_service.training import _FROZEN_CACHES, train
+from customer_service.recipes import _FROZEN_CACHES
+from customer_service.training import train
 from shared.artifacts import read_manifest
 
 ANCHORS = {

@@ -13,6 +13,7 @@ from shared.registry import Vertical
 
 SMOKE_OVERRIDES = {
     "model": "random:bert-tiny",
+    "recipe": "finetune",  # one fit: `auto` would also score `frozen`
     "trainer": {"max_steps": 2, "batch_size": 8, "progress": False},
 }
 

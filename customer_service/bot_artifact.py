@@ -21,6 +21,7 @@ from customer_service.schemas import Dataset
 from shared.artifacts import save_weights, write_artifact
 from shared.data import fingerprint
 from shared.data_report import MANIFEST_KEY
+from shared.recipes import MANIFEST_KEY as RECIPE_KEY
 from shared.training import TrainResult
 
 
@@ -34,15 +35,17 @@ def write_bot_artifact(
     data: Dataset,
     metrics: dict[str, Any],
     data_path: Path,
-    result: TrainResult,
+    result: TrainResult | None,
     acts: ActClassifier | None = None,
     data_report: dict[str, Any] | None = None,
+    recipe: dict[str, Any] | None = None,
 ) -> Path:
     """Writes encoder, head, act classifier, KB version and calibration into `out_dir/"artifact"`
     atomically (the act weights in `acts.safetensors`, their labels and replies in `bot.json`).
 
     The manifest also records `training`: which metric chose the kept weights and at which
-    epoch, and `data_report` (`shared.data_report`): rows read, dropped and why, per split.
+    epoch, `data_report` (`shared.data_report`): rows read, dropped and why, per split, and
+    `recipe` (`shared.recipes.RecipeChoice.as_dict()`): which recipe trained it and why.
     """
     bot = {
         "intents": intents,
@@ -68,6 +71,7 @@ def write_bot_artifact(
         extra={
             "calibration": bot["calibration"],
             **({MANIFEST_KEY: data_report} if data_report is not None else {}),
+            **({RECIPE_KEY: recipe} if recipe is not None else {}),
         },
     ) as tmp:
         task.backbone.save(str(tmp / "encoder"))

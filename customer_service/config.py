@@ -77,6 +77,12 @@ class CustomerServiceConfig(StrictModel):
 
     Attributes:
         model: Sentence encoder to fine-tune (`minilm` offline, a folder, or a hub id).
+        recipe: How the model is trained (`customer_service.recipes`): `frozen` keeps the
+            encoder as loaded with a logistic-regression intent head; `finetune` tunes both;
+            `auto` scores both on validation, or by `recipe_folds`-fold CV on the training pairs
+            when validation is small (and training has at most 3,000 pairs), and records the
+            choice and the scores in the manifest under `recipe`.
+        recipe_folds: k of `auto`'s cross-validation.
         max_seq_length: Tokens kept per text; support questions are short.
         mnrl_scale: Inverse temperature of the in-batch-negatives loss.
         intent_loss_weight: Weight of the intent cross-entropy next to the retrieval loss.
@@ -103,6 +109,8 @@ class CustomerServiceConfig(StrictModel):
     """
 
     model: str = "minilm"
+    recipe: Literal["auto", "frozen", "finetune"] = "auto"
+    recipe_folds: int = Field(5, ge=2)
     max_seq_length: int = Field(48, ge=8, le=512)
     mnrl_scale: float = 20.0
     intent_loss_weight: float = 1.0

@@ -27,28 +27,15 @@ from customer_service.kb_store import KnowledgeBase
 from customer_service.ood import Calibration, choose_threshold
 from customer_service.pair_splits import report_splits, resolve_pair_splits, split_oos
 from customer_service.pair_splits import split_pairs as split_pairs  # re-exported
-from customer_service.retrieval import (
-    INTENT_INPUT_SCALE,
-    BotTask,
-    KnowledgeIndex,
-    answer_text,
-    make_collate,
-    make_frozen_collate,
-)
+from customer_service.recipes import BotData, fit_by_recipe
+from customer_service.retrieval import BotTask, KnowledgeIndex, answer_text
 from customer_service.schemas import Dataset, load_dataset
 from shared.data_report import DataReport
 from shared.devices import seed_everything
 from shared.errors import DataError
-from shared.models import embed_texts, load_model
-from shared.training import MetricsEvaluator, fit
+from shared.models import embed_texts
 
 log = logging.getLogger(__name__)
-
-# Frozen-encoder embeddings per (model, max_seq_length), kept for the process: repeated runs
-# (seeds, few-shot draws) on the same texts encode them once.
-_FROZEN_CACHES: dict[tuple[str, int], dict[str, np.ndarray]] = {}
-# The intent head starts at the class prototypes with logits of this many times the cosine.
-PROTOTYPE_LOGIT_SCALE = 20.0
 
 
 def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
@@ -65,31 +52,12 @@ def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
     oos = split_oos(data.out_of_scope, cfg.trainer.seed)
     report_splits(report, splits, split, oos, len(data.out_of_scope))
     intents = sorted({*data.kb["intent"], *pairs["intent"]} - {""})
-    intent_id = {name: i for i, name in enumerate(intents)}
     texts = {r.answer_id: answer_text(r.title, r.answer) for r in data.kb.itertuples()}
 
-    encoder = load_model(cfg.model, "sentence-encoder")
-    encoder.max_seq_length = cfg.max_seq_length
-    task = BotTask(encoder, len(intents), cfg.mnrl_scale, cfg.intent_loss_weight).eval()
-    rows = [
-        (q, texts.get(a, ""), a, intent_id.get(i, -100))
-        for q, a, i in zip(
-            splits["train"]["question"],
-            splits["train"]["answer_id"],
-            splits["train"]["intent"],
-            strict=True,
-        )
-    ]
-    collate = make_collate(encoder)
-    if cfg.trainer.freeze_backbone_epochs >= cfg.trainer.epochs and task.head is not None:
-        # Head-only training: embed every question once and train on the cached vectors.
-        task.frozen_cache = _FROZEN_CACHES.setdefault((cfg.model, cfg.max_seq_length), {})
-        embed_texts(encoder, [r[0] for r in rows], cache=task.frozen_cache)
-        collate = make_frozen_collate(task.frozen_cache)
-    if task.head is not None:
-        init_head_from_prototypes(task, splits["train"], intent_id)
-    evaluator = epoch_evaluator(task, data, splits["val"], intent_id)
-    result = fit(task, rows, collate, cfg.trainer, Path(out_dir) / "run", evaluator=evaluator)
+    bot = BotData(data, intents, texts)
+    task, result, choice = fit_by_recipe(
+        cfg, bot, splits["train"], splits["val"], Path(out_dir) / "run"
+    )
     task.eval()
 
     kb = build_kb(task, data, splits["train"])
@@ -120,67 +88,10 @@ def train(cfg: CustomerServiceConfig, data_path: Path, out_dir: Path) -> Path:
         result,
         acts,
         data_report=report.as_dict(),
+        recipe=choice.as_dict(),
     )
     report.log(log)
     return artifact
-
-
-def init_head_from_prototypes(
-    task: BotTask, train_pairs: pd.DataFrame, intent_id: dict[str, int]
-) -> None:
-    """Starts the intent head at the class means of the training questions (a nearest-centroid classifier).
-
-    With few steps on CPU a randomly initialised head lags far behind retrieval; from the
-    prototypes it starts where retrieval is and the loop only refines it.
-    """
-    import torch
-
-    known = train_pairs[train_pairs["intent"].isin(intent_id)]
-    if known.empty:
-        return
-    vectors = embed_texts(task.backbone, list(known["question"]), cache=task.frozen_cache)
-    ids = np.array([intent_id[i] for i in known["intent"]])
-    weight = task.head.weight.detach().clone()
-    scale = PROTOTYPE_LOGIT_SCALE / INTENT_INPUT_SCALE  # the head reads scaled embeddings
-    for c in np.unique(ids):
-        mean = vectors[ids == c].mean(0)
-        weight[c] = torch.from_numpy(scale * mean / max(1e-6, float(np.linalg.norm(mean))))
-    with torch.no_grad():
-        task.head.weight.copy_(weight)
-        task.head.bias.zero_()
-
-
-def epoch_evaluator(
-    task: BotTask, data: Dataset, val: pd.DataFrame, intent_id: dict[str, int]
-) -> MetricsEvaluator | None:
-    """Validation after each epoch: answer-level top-1 over the answers alone, and intent accuracy.
-
-    The primary metric (which picks the best epoch) is the intent accuracy when there is an
-    intent head and validation questions with a known intent, else the retrieval accuracy.
-    None without validation questions (the loop then keeps the lowest training loss).
-    """
-    if len(val) == 0:
-        return None
-    answer_ids = list(data.kb["answer_id"])
-    answer_texts = [
-        answer_text(t, a) for t, a in zip(data.kb["title"], data.kb["answer"], strict=True)
-    ]
-    targets = np.array([answer_ids.index(a) if a in answer_ids else -1 for a in val["answer_id"]])
-    y = np.array([intent_id.get(i, -1) for i in val["intent"]])
-    with_intents = task.head is not None and bool((y >= 0).any())
-
-    def evaluate(_task) -> dict[str, float]:
-        q = embed_texts(task.backbone, list(val["question"]), cache=task.frozen_cache)
-        a = embed_texts(task.backbone, answer_texts, cache=task.frozen_cache)
-        out = {"retrieval_accuracy": float(((q @ a.T).argmax(1) == targets).mean())}
-        if with_intents:
-            out["intent_accuracy"] = float(
-                (ev.intent_logits(task, q).argmax(1) == y)[y >= 0].mean()
-            )
-        return out
-
-    primary = "intent_accuracy" if with_intents else "retrieval_accuracy"
-    return MetricsEvaluator(evaluate, primary)
 
 
 def build_kb(task: BotTask, data: Dataset, train_pairs: pd.DataFrame) -> KnowledgeBase:

@@ -18,7 +18,14 @@ import torch
 
 from shared.devices import resolve_device, seed_everything
 from shared.fewshot import CosinePairTask, label_pairs, make_pair_collate, mean_pool
-from shared.recipes import CANDIDATES, RecipeChoice, choose_recipe, fit_logistic_head, macro_f1
+from shared.recipes import (
+    CANDIDATES,
+    RecipeChoice,
+    choose_recipe,
+    fit_chosen,
+    fit_logistic_head,
+    macro_f1,
+)
 from shared.training import TrainResult, fit
 
 from .config import FinanceConfig
@@ -116,25 +123,16 @@ def fit_recipe(
 def fit_by_recipe(
     cfg: FinanceConfig, train_rows: Rows, val_rows: Rows, n_topics: int, run_dir: Path
 ) -> tuple[SentimentTask, object, object, TrainResult | None, RecipeChoice]:
-    """`cfg.recipe`'s model, or `auto`'s choice refitted on the training rows, and the record.
-
-    A fixed recipe runs exactly as set (`finetune` is today's training). `auto` scores every
-    candidate (see `shared.recipes.choose_recipe`); when it scored on validation, the winner's
-    model from scoring is kept, after CV the winner is refitted on all the training rows.
-    """
-    if cfg.recipe != "auto":
-        fitted = fit_recipe(cfg.recipe, cfg, train_rows, val_rows, n_topics, run_dir)
-        choice = RecipeChoice(
-            cfg.recipe, "fixed", train_rows=len(train_rows), val_rows=len(val_rows),
-            reason="set in the config",
-        )  # fmt: skip
-        return (*fitted, choice)
-    choice, kept = choose(cfg, train_rows, val_rows, n_topics, run_dir)
-    log.info("%s", choice.summary())
-    if kept is None:
-        seed_everything(cfg.trainer.seed)
-        kept = fit_recipe(choice.recipe, cfg, train_rows, val_rows, n_topics, run_dir)
-    return (*kept, choice)
+    """`cfg.recipe`'s model, or `auto`'s choice, and the record (`shared.recipes.fit_chosen`)."""
+    fitted, choice = fit_chosen(
+        cfg.recipe,
+        lambda recipe: fit_recipe(recipe, cfg, train_rows, val_rows, n_topics, run_dir),
+        lambda: choose(cfg, train_rows, val_rows, n_topics, run_dir),
+        train_rows=len(train_rows),
+        val_rows=len(val_rows),
+        seed=cfg.trainer.seed,
+    )
+    return (*fitted, choice)
 
 
 def choose(cfg: FinanceConfig, train_rows: Rows, val_rows: Rows, n_topics: int, run_dir: Path):

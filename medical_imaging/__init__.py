@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 SMOKE_OVERRIDES: dict[str, Any] = {
     "model": "random:test_efficientnet",
+    "recipe": "finetune",  # one fit: `auto` would also score the linear probe
     "image_size": 32,
     "trainer": {
         "epochs": 1,

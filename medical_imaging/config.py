@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -61,8 +61,13 @@ class MedicalImagingConfig(StrictModel):
     Attributes:
         model: The timm backbone: packaged `efficientnet_lite0`, any timm name (online), or
             `random:<timm name>`.
-        image_size: Side of the square model input; images are resized to it.
+        recipe: `frozen` (a linear probe on the pretrained backbone), `finetune`, or `auto`:
+            both scored by validation AUC, or by `recipe_folds`-fold CV on the training images
+            when validation is small (see `medical_imaging.recipes`); the choice is recorded.
+        image_size: Side of the square model input; images are resized to it. `auto`: the
+            median short side of the images rounded up to 32, within [64, 224].
         in_chans: 1 folds the pretrained RGB stem for grayscale input; 3 repeats gray to RGB.
+            `auto`: 1 when the images are gray, else 3.
         positive_label: Class the threshold and sensitivity are for (binary tasks only).
         class_names: Names of integer labels (a MedMNIST npz), in label order.
         columns: Manifest column -> your column (`columns.label=finding`).
@@ -75,8 +80,10 @@ class MedicalImagingConfig(StrictModel):
     """
 
     model: str = "efficientnet_lite0"
-    image_size: int = Field(64, ge=16, le=1024)
-    in_chans: Literal[1, 3] = 3
+    recipe: Literal["auto", "frozen", "finetune"] = "auto"
+    recipe_folds: int = Field(5, ge=2)
+    image_size: Annotated[int, Field(ge=16, le=1024)] | Literal["auto"] = "auto"
+    in_chans: Literal["auto", 1, 3] = "auto"
     drop_rate: float = Field(0.2, ge=0, lt=1)
     positive_label: str | None = None
     """The finding of a binary task: the class the threshold, sensitivity and specificity are

@@ -16,6 +16,9 @@ from shared.registry import load_runtime
 log = logging.getLogger(__name__)
 
 DEMO_OVERRIDES: dict[str, Any] = {
+    # the fine-tune alone: `auto` would cross-validate both recipes on the ~50 validation scans
+    # (six fits), several minutes of a demo that should take one
+    "recipe": "finetune",
     # 64 px: at 48 px the lesions are a few pixels wide and runs differed a lot from one another
     "image_size": 64,
     # ~17 positive validation scans: a 95% target would be set by the single faintest lesion and

@@ -18,6 +18,7 @@ from medical_imaging.datasets import ImageSource, load_images, read_source
 from medical_imaging.labels import label_semantics, resolve_labels
 from medical_imaging.metrics import decide, heldout_metrics, predict_logits, split_metrics
 from medical_imaging.model import ImagingTask, balanced_class_weights, build_task
+from medical_imaging.recipes import fit_by_recipe, resolve_input
 from medical_imaging.timm_format import TIMM_USAGE, save_timm, timm_summary
 from medical_imaging.transforms import build_augment
 from shared.artifacts import save_json, write_artifact
@@ -25,6 +26,7 @@ from shared.calibration import softmax
 from shared.data_report import MANIFEST_KEY
 from shared.devices import seed_everything
 from shared.evaluation import plot_confusion_matrix
+from shared.recipes import MANIFEST_KEY as RECIPE_KEY
 from shared.training import MetricsEvaluator, TrainResult, fit
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
     )
     order = cfg.class_names or list(cfg.label_map.values())
     names, ids, positive = resolve_labels(source.labels, cfg.positive_label, source.origin, order)
+    cfg, input_choice = resolve_input(cfg, source)
     splits, report = prepare_splits(cfg, source, names, ids)
     pixels = {
         k: load_images(source, idx, cfg.image_size, cfg.in_chans)
@@ -68,11 +71,23 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
         if cfg.class_balance == "weighted_loss"
         else None
     )
-    task = build_task(
-        cfg.model, len(names), cfg.in_chans, drop_rate=cfg.drop_rate, class_weights=weights
-    )
     started = time.perf_counter()
-    result = _fit(cfg, task, pixels, labels, len(names), out_dir / "run")
+    (task, result), choice = fit_by_recipe(
+        cfg,
+        partial(
+            build_task,
+            cfg.model,
+            len(names),
+            cfg.in_chans,
+            drop_rate=cfg.drop_rate,
+            class_weights=weights,
+        ),
+        partial(_fit, cfg, n_classes=len(names)),
+        pixels,
+        labels,
+        len(names),
+        out_dir / "run",
+    )
     train_seconds = time.perf_counter() - started
 
     predict = partial(predict_logits, task, tta=cfg.tta, hflip=cfg.augment.hflip)
@@ -100,6 +115,8 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
     manifest = {
         **label_semantics(names, calibration, metric_classes),
         MANIFEST_KEY: report.as_dict(),
+        RECIPE_KEY: choice.as_dict(),
+        **({"input": input_choice.as_dict()} if input_choice is not None else {}),
     }
     artifact = _write(
         cfg, out_dir, task, names, calibration, metrics, manifest, source, scored_set, result
@@ -113,8 +130,9 @@ def _fit(
     task: ImagingTask,
     pixels: dict[str, torch.Tensor],
     labels: dict[str, torch.Tensor],
-    n_classes: int,
     run_dir: Path,
+    *,
+    n_classes: int,
 ) -> TrainResult:
     """Fits `task` on the training pixels with the shared loop, scored on validation each epoch."""
     sampler = (
@@ -252,7 +270,7 @@ def _write(
     manifest: dict,
     source: ImageSource,
     scored: tuple[np.ndarray, np.ndarray, str],
-    training: TrainResult,
+    training: TrainResult | None,
 ) -> Path:
     """Writes the artifact; `manifest` holds further manifest keys (the label semantics and the
     data report)."""

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import Field
@@ -29,6 +29,7 @@ CANDIDATES: tuple[str, ...] = ("frozen", "fewshot", "finetune")
 """The recipes `auto` weighs, cheapest first (a tie goes to the cheaper one)."""
 MANIFEST_KEY = "recipe"
 """The manifest key of `RecipeChoice.as_dict()`."""
+T = TypeVar("T")
 Candidate = Callable[[np.ndarray, np.ndarray], float]
 """`score(train_idx, eval_idx)`: fits on the pool rows `train_idx`, returns macro-F1 on `eval_idx`."""
 MISSING_CLASS_BIAS = -30.0
@@ -111,6 +112,8 @@ def choose_recipe(
     seed: int = 0,
     skipped: Mapping[str, str] | None = None,
     ceiling: float = 1.0,
+    max_cv_rows: int | None = None,
+    metric: str = "macro_f1",
 ) -> RecipeChoice:
     """Scores each candidate and returns the best, by validation or by k-fold CV.
 
@@ -130,6 +133,9 @@ def choose_recipe(
         seed: Seed of the fold assignment.
         skipped: Recipes left out before scoring, name -> why (recorded as given).
         ceiling: The best score the metric can reach.
+        max_cv_rows: Above this many training rows validation decides even when small (k
+            fits of every candidate would cost more than the choice is worth); None: no cap.
+        metric: Name of what the candidates return (recorded).
     """
     labels = np.asarray(labels)
     train_idx, val_idx = np.asarray(train_idx, dtype=int), np.asarray(val_idx, dtype=int)
@@ -139,8 +145,9 @@ def choose_recipe(
         train_rows=len(train_idx),
         val_rows=len(val_idx),
         skipped=dict(skipped or {}),
+        metric=metric,
     )
-    splits = _plan(choice, labels, train_idx, val_idx, n_classes, folds, seed)
+    splits = _plan(choice, labels, train_idx, val_idx, n_classes, folds, seed, max_cv_rows)
     if not splits:
         log.warning("recipe: %s; using %s", choice.reason, choice.recipe)
         return choice
@@ -168,6 +175,7 @@ def _plan(
     n_classes: int,
     folds: int,
     seed: int,
+    max_cv_rows: int | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """The (fit, eval) index pairs to score on; sets `choice.method`, `folds` and `reason`."""
     from sklearn.model_selection import StratifiedKFold
@@ -176,11 +184,17 @@ def _plan(
     train_counts = np.bincount(labels[train_idx]) if len(train_idx) else np.zeros(0, int)
     present = train_counts[train_counts > 0]
     k = int(min(folds, present.min())) if len(present) > 1 else 0
-    if small_validation(val_counts) and k >= 2:
+    too_many = max_cv_rows is not None and len(train_idx) > max_cv_rows
+    if small_validation(val_counts) and k >= 2 and not (too_many and len(val_idx)):
         choice.method, choice.folds = "cv", k
+        per_class = (
+            f"per class {list(map(int, val_counts))}"
+            if len(val_counts) <= 10
+            else f"{len(val_counts)} classes, fewest {int(val_counts.min())}"
+        )
         choice.reason = (
-            f"validation has {len(val_idx)} rows (per class {list(map(int, val_counts))}), "
-            f"under 30 per class or 200 in all, so {k}-fold CV on {len(train_idx)} training rows"
+            f"validation has {len(val_idx)} rows ({per_class}), under 30 per class or 200 "
+            f"in all, so {k}-fold CV on {len(train_idx)} training rows"
         )
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         return [
@@ -190,10 +204,53 @@ def _plan(
         choice.method = "validation"
         choice.reason = f"scored on the {len(val_idx)} validation rows"
         if small_validation(val_counts):
-            choice.reason += " (small, but the training rows are too few to cross-validate)"
+            why = (
+                f"over {max_cv_rows} training rows, too many to cross-validate every recipe"
+                if too_many
+                else "the training rows are too few to cross-validate"
+            )
+            choice.reason += f" (small, but {why})"
         return [(train_idx, val_idx)]
     choice.reason = "no validation rows and too few training rows per class to cross-validate"
     return []
+
+
+def fit_chosen(
+    recipe: str,
+    fit: Callable[[str], T],
+    choose: Callable[[], tuple[RecipeChoice, T | None]],
+    *,
+    train_rows: int,
+    val_rows: int,
+    seed: int = 0,
+) -> tuple[T, RecipeChoice]:
+    """The model of `recipe`, or of `auto`'s choice, and the record of how it was chosen.
+
+    A fixed recipe is fitted as set. For `auto`, `choose()` scores the candidates and returns
+    the choice with the winner's model when scoring left one fit on all the training rows
+    (scored on validation); otherwise (after CV) the winner is refitted on them.
+
+    Args:
+        recipe: `auto` or a candidate name (the config's `recipe`).
+        fit: Fits one recipe on all the training rows.
+        choose: `auto`'s scoring, e.g. a closure over `choose_recipe`.
+        train_rows: Training rows (recorded for a fixed recipe).
+        val_rows: Validation rows (recorded for a fixed recipe).
+        seed: Reseeds before a refit, so it matches a fixed run of that recipe.
+    """
+    from shared.devices import seed_everything
+
+    if recipe != "auto":
+        choice = RecipeChoice(
+            recipe, "fixed", train_rows=train_rows, val_rows=val_rows, reason="set in the config"
+        )
+        return fit(recipe), choice
+    choice, kept = choose()
+    log.info("%s", choice.summary())
+    if kept is None:
+        seed_everything(seed)
+        kept = fit(choice.recipe)
+    return kept, choice
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -52,6 +52,7 @@ def cs_minilm(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("cs_minilm")
     data = write_demo_data(root / "data")
     cfg = CustomerServiceConfig(
+        recipe="finetune",  # the loop, head only (the frozen epochs cover the run): one fit
         max_seq_length=32,
         trainer=CustomerServiceTrainerConfig(epochs=1, freeze_backbone_epochs=1, progress=False),
     )

@@ -36,8 +36,8 @@ def demo_parts(tmp_path_factory):
 def test_evaluator_monitors_intent_accuracy_else_retrieval_accuracy_and_renames_nothing(
     demo_parts,
 ):
+    from customer_service.recipes import epoch_evaluator
     from customer_service.retrieval import BotTask
-    from customer_service.training import epoch_evaluator
 
     task, data, val, intent_id = demo_parts
     assert (val["intent"] != "").all()

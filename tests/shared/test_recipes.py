@@ -10,6 +10,7 @@ from shared.recipes import (
     MISSING_CLASS_BIAS,
     RecipeChoice,
     choose_recipe,
+    fit_chosen,
     fit_logistic_head,
     small_validation,
 )
@@ -122,3 +123,33 @@ def test_label_pairs_alternate_positive_and_negative_pairs():
         assert (labels[i] == labels[j]) == (target == 1.0)
     singles = label_pairs(np.array([0, 1]), 4)  # one row per class: negatives only
     assert len(singles) == 4 and all(t == 0.0 for _, _, t in singles)
+
+
+def test_over_max_cv_rows_a_small_validation_still_decides():
+    labels = np.array([0, 1, 2] * 100 + [0, 1, 2] * 3)  # 300 training rows, 9 validation rows
+    train_idx, val_idx = np.arange(300), np.arange(300, 309)
+    candidates, calls = _recording({"frozen": 0.7, "finetune": 0.8})
+    choice = choose_recipe(
+        candidates, labels, train_idx, val_idx, n_classes=3, max_cv_rows=200, metric="accuracy"
+    )
+    assert (choice.recipe, choice.method, choice.metric) == ("finetune", "validation", "accuracy")
+    assert "too many to cross-validate" in choice.reason and len(calls["frozen"]) == 1
+    capped = choose_recipe(candidates, labels, train_idx, val_idx, n_classes=3, max_cv_rows=300)
+    assert capped.method == "cv"  # at the cap, CV still runs
+
+
+def test_fit_chosen_refits_after_cv_and_keeps_a_validation_fit():
+    fits: list[str] = []
+
+    def fit(recipe):
+        fits.append(recipe)
+        return f"model-{recipe}"
+
+    after_cv = RecipeChoice("finetune", "cv")
+    model, choice = fit_chosen("auto", fit, lambda: (after_cv, None), train_rows=9, val_rows=1)
+    assert (model, choice, fits) == ("model-finetune", after_cv, ["finetune"])
+    on_val = RecipeChoice("frozen", "validation")
+    model, _ = fit_chosen("auto", fit, lambda: (on_val, "kept"), train_rows=9, val_rows=1)
+    assert model == "kept" and fits == ["finetune"]  # no second fit
+    model, choice = fit_chosen("frozen", fit, lambda: 1 / 0, train_rows=9, val_rows=1)
+    assert (model, choice.method, choice.train_rows) == ("model-frozen", "fixed", 9)
