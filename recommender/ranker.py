@@ -32,6 +32,8 @@ FEATURES = (
     "last_item_cooccurrence",
     "log_last_item_cooccurrence_rank",
 )
+TEXT_FEATURES = ("model_score", "log_rank", "max_history_similarity")
+"""The features that come from the item text (the towers' embeddings); the rest are behaviour."""
 NEIGHBOURS = 100
 RECENCY_DECAY = 0.8
 
@@ -236,14 +238,32 @@ def _log_rank(values: np.ndarray) -> np.ndarray:
 
 
 class Ranker:
-    """Standardise, then a logistic layer; `kind="none"` ranks by the model score alone."""
+    """Standardise, then a logistic layer; `kind="none"` ranks by the model score alone.
 
-    def __init__(self, kind: str = "logistic", params: dict[str, Any] | None = None) -> None:
+    `masked` features are set to zero before fitting and scoring: `masked=TEXT_FEATURES` is the
+    same ranker on behaviour alone, the ablation that measures what the item text adds.
+    """
+
+    def __init__(
+        self,
+        kind: str = "logistic",
+        params: dict[str, Any] | None = None,
+        masked: tuple[str, ...] = (),
+    ) -> None:
         self.kind = kind
         self.params = params
+        self.masked = tuple(masked)
+
+    def _mask(self, x: np.ndarray) -> np.ndarray:
+        if not self.masked:
+            return x
+        x = np.array(x, copy=True)
+        x[..., [FEATURES.index(name) for name in self.masked]] = 0.0
+        return x
 
     def fit(self, x: np.ndarray, y: np.ndarray, seed: int = 0) -> Ranker:
         """Learns from (N, F) features and 0/1 labels."""
+        x = self._mask(x)
         if self.kind == "none" or y.sum() == 0 or y.sum() == len(y):
             self.kind = "none"
             return self
@@ -273,6 +293,7 @@ class Ranker:
                 f"ranker.json has {len(p['coef'])} weights for features {p.get('features')}; this "
                 f"version computes {list(FEATURES)}: retrain the artifact"
             )
+        x = self._mask(x)
         z = (x - np.asarray(p["mean"], np.float32)) / np.asarray(p["scale"], np.float32)
         return z @ np.asarray(p["coef"], np.float32) + p["intercept"]
 

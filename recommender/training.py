@@ -29,7 +29,7 @@ from .data_report import build_data_report, report_for_manifest, split_sizes_lin
 from .index import ItemIndex
 from .metrics import cold_rows, held_out_mask
 from .pipeline import EvalSet, eval_set, evaluate_model, ranker_training_data, user_vectors
-from .ranker import ItemStats, Ranker
+from .ranker import TEXT_FEATURES, ItemStats, Ranker
 from .schemas import RecommenderConfig, RecTrainerConfig
 from .split import Split, histories, make_split
 from .towers import TwoTowerTask, UserTower, build_collate, make_examples
@@ -210,6 +210,7 @@ def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
     encoder, tower, emb = towers.encoder, towers.tower, towers.emb
     val = eval_set(split.train, split.val, row_of, cfg.max_history)
     ranker = Ranker(cfg.ranker)
+    behaviour_only = Ranker(cfg.ranker, masked=TEXT_FEATURES)  # what the text adds: ablation
     metrics: dict[str, float | int | str] = {}
     if len(val.targets):
         stats_val = stats_at(items, split.train, cfg.trending_days)
@@ -222,6 +223,7 @@ def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
             cfg.extra_candidates,
         )
         ranker.fit(x, y, seed=cfg.trainer.seed)
+        behaviour_only.fit(x, y, seed=cfg.trainer.seed)
         # the share of validation targets the candidate sources find: the ranker's ceiling
         metrics["val_candidate_recall"] = float(y.sum() / sum(map(len, val.relevant)))
     history = pd.concat([split.train, split.val], ignore_index=True)
@@ -232,16 +234,18 @@ def train_model(cfg: RecommenderConfig, ds: Dataset, run_dir: Path) -> Trained:
     if len(test.targets):
         cold = held_out_mask(test.relevant, cold_rows(history, items["item_id"]))
         stats_test = stats_at(items, history, cfg.trending_days)
+        test_vecs = user_vectors(tower, emb, test, cfg.max_history)
+        args = (stats_test, cfg.candidates)
         metrics |= evaluate_model(
-            user_vectors(tower, emb, test, cfg.max_history),
-            emb,
-            test,
-            ranker,
-            stats_test,
-            cfg.candidates,
-            cold=cold,
-            extra=cfg.extra_candidates,
+            test_vecs, emb, test, ranker, *args, cold=cold, extra=cfg.extra_candidates
         )
+        if ranker.kind != "none" and behaviour_only.kind != "none":
+            ablated = evaluate_model(
+                test_vecs, emb, test, behaviour_only, *args, cold=cold, extra=cfg.extra_candidates
+            )
+            metrics |= {
+                f"no_text_{k}": v for k, v in ablated.items() if "ranked_" in k
+            }  # the same candidates, ranked without the text features
     return Trained(
         encoder, tower, emb, ranker, metrics, split, test, row_of, towers.result, towers.trainer
     )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -223,3 +224,27 @@ def test_index_and_catalogue_are_persisted_together(served, tmp_path, monkeypatc
         ]
     finally:
         again.close()
+
+
+def test_training_reports_the_ranker_without_the_text_features(served):
+    _, artifact = served
+    metrics = read_manifest(artifact)["metrics"]
+    if "ranked_ndcg_at_10" not in metrics:
+        pytest.skip("the ranker fell back to the retrieval order (one class on validation)")
+    assert 0.0 <= metrics["no_text_ranked_ndcg_at_10"] <= 1.0
+    assert {"no_text_ranked_recall_at_10", "ranked_recall_at_10"} <= set(metrics)
+
+
+def test_a_masked_ranker_ignores_the_text_features():
+    from recommender.ranker import FEATURES, TEXT_FEATURES, Ranker
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, len(FEATURES))).astype(np.float32)
+    y = (x[:, FEATURES.index("model_score")] + x[:, FEATURES.index("cooccurrence")] > 0).astype(int)
+    full = Ranker().fit(x, y)
+    ablated = Ranker(masked=TEXT_FEATURES).fit(x, y)
+    shuffled = x.copy()
+    for name in TEXT_FEATURES:
+        shuffled[:, FEATURES.index(name)] = rng.normal(size=len(x))
+    np.testing.assert_allclose(ablated.score(x), ablated.score(shuffled))  # text has no say
+    assert not np.allclose(full.score(x), full.score(shuffled))  # but it has in the full one
