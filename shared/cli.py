@@ -168,6 +168,48 @@ def train(
     typer.echo(f"artifact written to {artifact}")
 
 
+@app.command()
+def pretrain(
+    vertical: Annotated[str, typer.Argument(help="Vertical whose text encoder to pretrain.")],
+    data: Annotated[
+        Path, typer.Option(help="Unlabelled domain text: .txt (one per line) or a table.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output model folder (give it as model=OUT).")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Settings such as objective=mlm trainer.epochs=2 max_texts=20000."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT.")] = False,
+    verbose: bool = False,
+) -> None:
+    """Continue pretraining a vertical's text encoder on your unlabelled text (SimCSE or MLM).
+
+    Use only texts you may train on (for a fair test: the training split, never the test
+    texts). Example: verticals pretrain finance_sentiment --data news.txt --out runs/tapt,
+    then verticals train finance_sentiment --data labelled.csv model=runs/tapt
+    """
+    from shared.config import load_config
+    from shared.errors import VerticalsError
+    from shared.models import is_text_model
+    from shared.pretrain import PretrainConfig
+    from shared.pretrain import pretrain as run_pretrain
+    from shared.training.checkpoint import check_out_dir, prune_checkpoints
+
+    _setup_logging(verbose)
+    v = _vertical(vertical)
+    base = v.config_cls.model_fields.get("model")
+    if base is None or not isinstance(base.default, str) or not is_text_model(base.default):
+        _fail(ValueError(f"{vertical}'s model is not a text encoder: nothing to pretrain"))
+    try:
+        cfg = load_config(PretrainConfig, None, [f"model={base.default}", *(overrides or [])])
+        check_out_dir(out, resume=False, overwrite=overwrite)
+        folder = run_pretrain(cfg, data, out)
+    except VerticalsError as exc:
+        _fail(exc)
+    prune_checkpoints(out)
+    typer.echo(f"pretrained encoder written to {folder}; train with model={folder}")
+
+
 @app.command("config")
 def show_config(
     vertical: Annotated[str, typer.Argument(help="Vertical name.")],
@@ -307,6 +349,64 @@ def predict(
 def _input_key(index: int, row: dict) -> dict:
     """What ties an output line to its input: the row's number, and its `id` or else the row."""
     return {"row": index, **({"id": row["id"]} if "id" in row else {"input": row})}
+
+
+@app.command()
+def compress(
+    vertical: Annotated[str, typer.Argument(help="Vertical name (one with a compress hook).")],
+    artifact: Annotated[Path, typer.Option(help="Artifact folder to compress; never modified.")],
+    method: Annotated[
+        str,
+        typer.Option(
+            help="int8 | onnx | onnx-int8 | interpolate | fp16 | bf16 (those the vertical supports)."
+        ),
+    ],
+    data: Annotated[
+        Path,
+        typer.Option(help="Labelled data; its validation split measures (and picks alpha)."),
+    ],
+    out: Annotated[Path, typer.Option(help="New artifact folder; must not exist.")],
+    alphas: Annotated[
+        str, typer.Option(help="interpolate: the alphas to try, comma-separated.")
+    ] = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1",
+    rounds: Annotated[int, typer.Option(help="Timing rounds, interleaved original/new.")] = 3,
+    device: str = "cpu",
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the compression record as JSON.")
+    ] = False,
+    verbose: bool = False,
+) -> None:
+    """Write a compressed copy of an artifact, and print its size, p50 latency, throughput and
+    metric change against the original, measured side by side on the validation split.
+
+    Example: verticals compress finance_sentiment --artifact runs/model/artifact --method int8
+    --data labelled.csv --out runs/model/artifact-int8
+    """
+    from shared.compression import compress_artifact, format_table, parse_alphas
+    from shared.errors import VerticalsError
+
+    _setup_logging(verbose)
+    v = _vertical(vertical)
+    try:
+        section = compress_artifact(
+            v,
+            artifact,
+            out,
+            method,
+            data,
+            alphas=parse_alphas(alphas),
+            device=device,
+            rounds=rounds,
+        )
+    except (VerticalsError, ValueError) as exc:
+        _fail(exc)
+    if json_output:
+        typer.echo(json.dumps(section, indent=2, default=str))
+        return
+    measured = section["measured"]
+    typer.echo(f"{method}: measured on {measured['split']}, {measured['threads']} thread(s)")
+    typer.echo(format_table(measured["rows"], measured["metric"]))
+    typer.echo(f"compressed artifact written to {out}")
 
 
 @app.command()

