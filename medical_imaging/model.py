@@ -19,6 +19,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def pooled_width(backbone: nn.Module) -> int:
+    """Width of what a timm backbone built with `num_classes=0` returns: `head_hidden_size`
+    where a head convolution follows the pooling (MobileNetV3), else `num_features`."""
+    return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
+
+
 class ImagingTask(nn.Module):
     """Backbone + head; `forward(batch)` returns logits and, with labels, the class-weighted loss.
 
@@ -41,7 +47,7 @@ class ImagingTask(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = nn.Sequential(
-            nn.Dropout(drop_rate), nn.Linear(backbone.num_features, n_classes)
+            nn.Dropout(drop_rate), nn.Linear(pooled_width(backbone), n_classes)
         )
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         if in_chans == 1:  # the folded stem sums the RGB filters, so gray pixels see one mean/std

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,9 +33,24 @@ from shared.training import MetricsEvaluator, TrainResult, fit
 
 log = logging.getLogger(__name__)
 
+FitModel = Callable[..., tuple[tuple[ImagingTask, TrainResult | None], dict[str, Any]]]
+"""`fit_model(cfg, build, finetune, pixels, labels, n_classes, run_dir)` -> ((task, training
+result or None), manifest keys to add); `build()` is a fresh task of `cfg.model`, `finetune(task,
+pixels, labels, run_dir)` the shared loop with validation-AUC early stopping."""
 
-def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path) -> Path:
+
+def train(
+    cfg: MedicalImagingConfig,
+    data_path: str | Path,
+    out_dir: str | Path,
+    *,
+    fit_model: FitModel | None = None,
+) -> Path:
     """Trains on `data_path` (manifest, class folders or npz) and writes `out_dir/artifact`.
+
+    `fit_model` replaces how the model is fitted (default: by `cfg.recipe`, see
+    `medical_imaging.recipes`); everything around it (data, splits, calibration, test metrics,
+    the artifact) stays the same, which is how `medical_imaging.distill` trains a student.
 
     Early stopping and the best epoch use validation AUC (accuracy when a class is missing from
     validation: AUC is then undefined); the metric used is recorded as `training.monitor` in the
@@ -72,7 +89,7 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
         else None
     )
     started = time.perf_counter()
-    (task, result), choice = fit_by_recipe(
+    (task, result), record = (fit_model or _fit_by_recipe)(
         cfg,
         partial(
             build_task,
@@ -115,7 +132,7 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
     manifest = {
         **label_semantics(names, calibration, metric_classes),
         MANIFEST_KEY: report.as_dict(),
-        RECIPE_KEY: choice.as_dict(),
+        **record,
         **({"input": input_choice.as_dict()} if input_choice is not None else {}),
     }
     artifact = _write(
@@ -123,6 +140,12 @@ def train(cfg: MedicalImagingConfig, data_path: str | Path, out_dir: str | Path)
     )
     report.log(log)
     return artifact
+
+
+def _fit_by_recipe(cfg, build, finetune, pixels, labels, n_classes, run_dir):
+    """The default `FitModel`: `cfg.recipe` (`auto` chooses), recorded as the manifest's `recipe`."""
+    fitted, choice = fit_by_recipe(cfg, build, finetune, pixels, labels, n_classes, run_dir)
+    return fitted, {RECIPE_KEY: choice.as_dict()}
 
 
 def _fit(

@@ -60,6 +60,10 @@ class DistillationTask(nn.Module):
         self.teacher.eval()  # no dropout in the targets
         return self
 
+    def logits(self, *args, **kwargs) -> torch.Tensor:
+        """The student's own `logits(...)`, for evaluators written for the student task."""
+        return self.student.logits(*args, **kwargs)
+
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = self.student(batch)
         with torch.no_grad():
