@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from shared.registry import Vertical
+from shared.registry import Compressor, Vertical
 
 from .config import FinanceConfig
 from .schemas import LABELLED, STREAM
@@ -65,6 +65,20 @@ def evaluate(runtime, data_path: Path):
     return _evaluate(runtime, Path(data_path))
 
 
+def compress_apply(job) -> dict[str, Any]:
+    """`Compressor.apply`: writes the compressed model into `job.out` (see `compress.py`)."""
+    from .compress import apply
+
+    return apply(job)
+
+
+def compress_validation(artifact_dir: Path, data_path: Path):
+    """`Compressor.validation`: the validation split of `data_path` and its macro-F1."""
+    from .compress import validation
+
+    return validation(Path(artifact_dir), Path(data_path))
+
+
 def smoke_request(client, data_path: Path):
     return client.post(
         "/v1/finance_sentiment/score", json={"texts": ["Halcrest Financial cuts outlook", ""]}
@@ -90,4 +104,9 @@ VERTICAL = Vertical(
     evaluate=evaluate,
     schemas={"labelled_text": LABELLED, "stream_items": STREAM},
     settings_cls=FinanceSettings,
+    compress=Compressor(
+        methods=("int8", "onnx", "onnx-int8", "interpolate", "fp16", "bf16"),
+        apply=compress_apply,
+        validation=compress_validation,
+    ),
 )

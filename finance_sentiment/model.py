@@ -177,36 +177,87 @@ class Scorer:
         return results
 
 
-def load_scorer(artifact: Path, device: torch.device, text_cfg, base_model: str) -> Scorer:
+INT8_WEIGHTS = "model/int8.safetensors"
+"""The int8 task (`shared.compression.int8_state_dict`) of an artifact compressed by `int8`."""
+ONNX_METHODS = ("onnx", "onnx-int8")
+
+
+def load_scorer(
+    artifact: Path, device: torch.device, text_cfg, base_model: str, method: str | None = None
+) -> Scorer:
     """Loads the scorer from an artifact's `model/` folder and `finance.json`.
 
-    `model/` is a `shared.hf_modeling` classifier (body and heads in one folder); artifacts of
-    earlier versions kept the heads apart in `heads.safetensors`, and still load.
+    `method` is the manifest's `compression.method` (None for a trained artifact): `int8` and
+    `onnx`/`onnx-int8` artifacts hold their task in `model/int8.safetensors` or `model.onnx`
+    beside `model/`'s config and tokenizer; the others hold it in `model/` (see `load_task`).
+    An int8 task runs on the CPU whatever `device` says.
     """
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    from shared.artifacts import load_json, load_weights
-    from shared.hf_modeling import MeanPooledForSequenceClassification
+    from shared.artifacts import load_json
 
     meta = load_json(artifact / "finance.json")
     tokenizer = AutoTokenizer.from_pretrained(str(artifact / "model"))
-    topics = meta["topics"]
-    n_topics = len(topics) if meta["topic_mode"] == "classifier" else 0
+    if method == "int8" and device.type != "cpu":
+        log.info("int8 artifacts run on the CPU, not %s", device)
+        device = torch.device("cpu")
+    task = load_task(artifact, meta, method, device)
+    zero_shot = None
+    if meta["topic_mode"] == "zero-shot":
+        from .topics import ZeroShotTopics
+
+        zero_shot = ZeroShotTopics(base_model, meta["topic_descriptions"], device=str(device))
+    return Scorer(tokenizer, task, meta["labels"], meta["topics"], text_cfg, device, zero_shot)
+
+
+def load_task(
+    artifact: Path, meta: dict[str, Any], method: str | None, device: torch.device
+) -> nn.Module:
+    """The artifact's task on `device`: a `SentimentTask` (fp32, interpolated or half), its
+    int8 version, or an ONNX Runtime session that takes and returns the same dicts."""
+    from shared.artifacts import load_weights
+    from shared.compression import ONNX_FILE, OnnxModule, cast_for_device, load_int8_state_dict
+
+    if method in ONNX_METHODS:
+        return OnnxModule(artifact / ONNX_FILE, device)
+    if method == "int8":
+        tensors = load_weights(artifact / INT8_WEIGHTS)
+        return load_int8_state_dict(task_skeleton(artifact, meta), tensors).eval()
+    return cast_for_device(float_task(artifact, meta), method, device).eval()
+
+
+def _n_topics(meta: dict[str, Any]) -> int:
+    return len(meta["topics"]) if meta["topic_mode"] == "classifier" else 0
+
+
+def task_skeleton(artifact: Path, meta: dict[str, Any]) -> SentimentTask:
+    """The artifact's task architecture (from `model/config.json`) with fresh weights."""
+    from transformers import AutoConfig, AutoModel
+
+    body = AutoModel.from_config(AutoConfig.from_pretrained(str(artifact / "model")))
+    return SentimentTask(body, len(meta["labels"]), _n_topics(meta))
+
+
+def float_task(artifact: Path, meta: dict[str, Any]) -> SentimentTask:
+    """The task saved in `model/`: a `shared.hf_modeling` classifier (body and heads in one
+    folder); artifacts of earlier versions kept the heads apart in `heads.safetensors`, and
+    still load."""
+    from transformers import AutoModel
+
+    from shared.artifacts import load_weights
+    from shared.hf_modeling import MeanPooledForSequenceClassification
+
+    n_topics = _n_topics(meta)
     legacy = artifact / "heads.safetensors"
     if legacy.exists():
         task = SentimentTask(
             AutoModel.from_pretrained(str(artifact / "model")), len(meta["labels"]), n_topics
         )
         task.load_state_dict(load_weights(legacy), strict=False)
-    else:
-        exported = MeanPooledForSequenceClassification.from_config_path(str(artifact / "model"))
-        task = SentimentTask(exported.backbone, len(meta["labels"]), n_topics)
-        task.head.load_state_dict(exported.classifier.state_dict())
-        if n_topics:
-            task.topic_head.load_state_dict(exported.topic_classifier.state_dict())
-    zero_shot = None
-    if meta["topic_mode"] == "zero-shot":
-        from .topics import ZeroShotTopics
-
-        zero_shot = ZeroShotTopics(base_model, meta["topic_descriptions"], device=str(device))
-    return Scorer(tokenizer, task.to(device), meta["labels"], topics, text_cfg, device, zero_shot)
+        return task
+    exported = MeanPooledForSequenceClassification.from_config_path(str(artifact / "model"))
+    task = SentimentTask(exported.backbone, len(meta["labels"]), n_topics)
+    task.head.load_state_dict(exported.classifier.state_dict())
+    if n_topics:
+        task.topic_head.load_state_dict(exported.topic_classifier.state_dict())
+    return task

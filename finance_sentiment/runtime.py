@@ -52,7 +52,10 @@ class FinanceRuntime:
         self.cfg = FinanceConfig.model_validate(self.manifest["config"])
         self.settings = settings
         self.device = resolve_device(settings.device)
-        self.scorer = load_scorer(artifact, self.device, self.cfg.text, self.cfg.model)
+        self.compression = (self.manifest.get("compression") or {}).get("method")
+        self.scorer = load_scorer(
+            artifact, self.device, self.cfg.text, self.cfg.model, self.compression
+        )
         self.engine = InferenceEngine.from_settings(
             lambda texts: self.scorer.score(list(texts)),
             settings,
@@ -93,6 +96,7 @@ class FinanceRuntime:
     def info(self) -> dict[str, Any]:
         return {
             "model": self.manifest["model_name"],
+            "compression": self.compression,
             "metrics": self.manifest["metrics"],
             "labels": self.cfg.labels,
             "topics": self.scorer.topics,

@@ -19,6 +19,7 @@ from shared.errors import DataError
 from shared.evaluation import classification_metrics
 from shared.hf_modeling import export_classifier
 from shared.recipes import MANIFEST_KEY as RECIPE_KEY
+from shared.splits import ResolvedSplits
 from shared.training import MetricsEvaluator, TrainResult, fit
 
 from .config import FinanceConfig
@@ -111,27 +112,11 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
     """
     seed_everything(cfg.trainer.seed)  # new layers are initialised before fit() runs
     data_path, out_dir = Path(data_path), Path(out_dir)
-    df = load_labelled(data_path, cfg)
-    report = DataReport(str(data_path), rows_read=len(df), tables={data_path.name: len(df)})
-    df = drop_duplicates(df, report)
-    data = labelled_rows(cfg, df, data_path)
-    split = resolve_splits(
-        len(data.rows),
-        fixed=df["split"] if "split" in df.columns else None,
-        labels=data.label_ids,
-        groups=data.groups,
-        val_fraction=cfg.val_fraction,
-        test_fraction=cfg.test_fraction,
-        seed=cfg.trainer.seed,
-    )
+    prepared = prepare_data(cfg, data_path)
+    data, split, report = prepared.data, prepared.split, prepared.report
     tr, va, te = split.train, split.val, split.test
-    report.add_splits(
-        {k: df["sentiment"].iloc[idx].tolist() for k, idx in split.indices().items()},
-        split.fixed,
-        split.fractions,
-    )
     report.check_heldout_sizes()
-    train_rows, val_rows, test_rows = ([data.rows[i] for i in idx] for idx in (tr, va, te))
+    train_rows, val_rows, test_rows = (prepared.rows(name) for name in ("train", "val", "test"))
     from .recipes import fit_by_recipe  # it builds on this module's fit_sentiment
 
     task, tokenizer, collate, result, choice = fit_by_recipe(
@@ -164,6 +149,43 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
     )
     report.log(log)
     return artifact
+
+
+@dataclass
+class PreparedData:
+    """The labelled table read, deduplicated, mapped to rows and split (see `prepare_data`)."""
+
+    data: LabelledRows
+    split: ResolvedSplits
+    report: DataReport
+
+    def rows(self, split: str) -> list[tuple[str, int, int]]:
+        """The rows `(text, label_id, topic_id)` of `train`, `val` or `test`."""
+        return [self.data.rows[i] for i in self.split.indices()[split]]
+
+
+def prepare_data(cfg: FinanceConfig, data_path: Path) -> PreparedData:
+    """Reads `data_path` and splits it as `train` does, so the same config and table give the
+    same validation rows again (how `verticals compress` measures on them)."""
+    df = load_labelled(data_path, cfg)
+    report = DataReport(str(data_path), rows_read=len(df), tables={data_path.name: len(df)})
+    df = drop_duplicates(df, report)
+    data = labelled_rows(cfg, df, data_path)
+    split = resolve_splits(
+        len(data.rows),
+        fixed=df["split"] if "split" in df.columns else None,
+        labels=data.label_ids,
+        groups=data.groups,
+        val_fraction=cfg.val_fraction,
+        test_fraction=cfg.test_fraction,
+        seed=cfg.trainer.seed,
+    )
+    report.add_splits(
+        {k: df["sentiment"].iloc[idx].tolist() for k, idx in split.indices().items()},
+        split.fixed,
+        split.fractions,
+    )
+    return PreparedData(data, split, report)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from medical_imaging.config import MedicalImagingConfig
 from medical_imaging.schemas import MANIFEST_SCHEMA, PREDICT_SCHEMA
-from shared.registry import Vertical
+from shared.registry import Compressor, Vertical
 from shared.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -88,6 +88,18 @@ def evaluate(runtime, data_path: Path) -> EvaluationReport:
     return _evaluate(runtime, data_path)
 
 
+def _compress_apply(job) -> dict[str, Any]:
+    from medical_imaging.distill import compress_apply
+
+    return compress_apply(job)
+
+
+def _compress_validation(artifact: Path, data: Path):
+    from medical_imaging.distill import compress_validation
+
+    return compress_validation(artifact, data)
+
+
 VERTICAL = Vertical(
     name="medical_imaging",
     summary="Calibrated, explainable image classifier (X-ray, ultrasound, dermoscopy) with a sensitivity threshold.",
@@ -102,4 +114,7 @@ VERTICAL = Vertical(
     smoke_request=smoke_request,
     evaluate=evaluate,
     schemas={"manifest": MANIFEST_SCHEMA, "predict": PREDICT_SCHEMA},
+    compress=Compressor(
+        methods=("distill",), apply=_compress_apply, validation=_compress_validation
+    ),
 )

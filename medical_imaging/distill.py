@@ -89,3 +89,83 @@ def distill(
         "distilling %s into %s (T=%s, alpha=%s)", teacher_cfg.model, student, temperature, alpha
     )
     return train(cfg, data_path, out_dir, fit_model=fit_model)
+
+
+# --- `verticals compress medical_imaging --method distill` -----------------------------------
+
+MODEL_FILES = ("model.safetensors", "config.json", "calibration.json")
+"""The files of an imaging artifact that describe its network (replaced by the student's)."""
+KEPT_FROM_TEACHER = ("files", "created", "compression")
+
+
+def compress_apply(job) -> dict[str, Any]:
+    """`Compressor.apply`: distils the artifact into `DEFAULT_STUDENT` on `job.data` and puts
+    the student's network, calibration and manifest where the teacher's were."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        student_dir = distill(job.source, job.data, Path(tmp))
+        manifest = read_manifest(student_dir)
+        for old in [*MODEL_FILES, *(p.name for p in job.out.glob("confusion_*.png"))]:
+            (job.out / old).unlink(missing_ok=True)
+        for new in [*MODEL_FILES, *(p.name for p in student_dir.glob("confusion_*.png"))]:
+            shutil.copy2(student_dir / new, job.out / new)
+    update = {k: v for k, v in manifest.items() if k not in KEPT_FROM_TEACHER}
+    return {
+        "student": DEFAULT_STUDENT,
+        "teacher": manifest["distilled_from"]["model"],
+        "student_test_metrics": {
+            k: v for k, v in manifest["metrics"].items() if k.startswith("test_")
+        },
+        "manifest": update,
+    }
+
+
+def compress_validation(artifact: Path, data: Path):
+    """`Compressor.validation`: the validation images of `data` (under the artifact's split),
+    written as PNG files for `Runtime.predict`, and the AUC (macro one-vs-rest) of the
+    predictions. The files live in a temporary folder for the life of the process."""
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    from shared.compression import Validation
+    from shared.evaluation import roc_auc
+
+    from .datasets import read_source, resolve_source_splits
+
+    manifest = read_manifest(artifact, vertical="medical_imaging")
+    cfg = MedicalImagingConfig.model_validate(manifest["config"])
+    labels = list(manifest["label_map"])
+    source = read_source(
+        data, class_names=cfg.class_names, columns=cfg.columns, label_map=cfg.label_map
+    )
+    split = resolve_source_splits(source, cfg.val_fraction, cfg.test_fraction, cfg.trainer.seed)
+    indices = split.indices()["val"]
+    folder = Path(tempfile.mkdtemp(prefix="verticals-val-"))
+    inputs = []
+    for i in indices:
+        if source.paths is not None:
+            inputs.append({"path": str(source.paths[i])})
+            continue
+        image = source.arrays[i]
+        path = folder / f"{i}.png"
+        Image.fromarray(image.squeeze() if image.ndim == 3 and image.shape[2] == 1 else image).save(
+            path
+        )
+        inputs.append({"path": str(path)})
+    truth = np.array([labels.index(source.labels[i]) for i in indices])
+
+    def score(predictions: list[dict[str, Any]]) -> float:
+        probs = np.array([[p["probabilities"][n] for n in labels] for p in predictions])
+        auc = roc_auc(truth, probs)
+        return float(auc) if auc is not None else float((probs.argmax(1) == truth).mean())
+
+    return Validation(
+        inputs=inputs,
+        score=score,
+        metric="val_auc",
+        description=f"the val split of {data} ({len(inputs)} images, seed {cfg.trainer.seed})",
+    )

@@ -376,29 +376,27 @@ def compress(
     ] = False,
     verbose: bool = False,
 ) -> None:
-    """Write a compressed copy of an artifact, and print its size, p50 latency, throughput and
-    metric change against the original, measured side by side on the validation split.
+    """Write a compressed copy of an artifact (int8, ONNX, WiSE-FT...) and measure it.
 
-    Example: verticals compress finance_sentiment --artifact runs/model/artifact --method int8
-    --data labelled.csv --out runs/model/artifact-int8
+    Prints the size (MB), p50 latency, throughput and metric change against the original,
+    measured side by side on the validation split of --data; the new manifest records them.
+
+    Example: verticals compress finance_sentiment --artifact runs/model/artifact --method int8 --data labelled.csv --out runs/model/int8
     """
-    from shared.compression import compress_artifact, format_table, parse_alphas
+    from shared.compression import compress_artifact, format_table
     from shared.errors import VerticalsError
 
     _setup_logging(verbose)
     v = _vertical(vertical)
     try:
+        grid = _alphas(alphas)
+    except ValueError as exc:
+        _fail(exc)
+    try:
         section = compress_artifact(
-            v,
-            artifact,
-            out,
-            method,
-            data,
-            alphas=parse_alphas(alphas),
-            device=device,
-            rounds=rounds,
+            v, artifact, out, method, data, alphas=grid, device=device, rounds=rounds
         )
-    except (VerticalsError, ValueError) as exc:
+    except VerticalsError as exc:
         _fail(exc)
     if json_output:
         typer.echo(json.dumps(section, indent=2, default=str))
@@ -407,6 +405,19 @@ def compress(
     typer.echo(f"{method}: measured on {measured['split']}, {measured['threads']} thread(s)")
     typer.echo(format_table(measured["rows"], measured["metric"]))
     typer.echo(f"compressed artifact written to {out}")
+
+
+def _alphas(text: str) -> tuple[float, ...]:
+    """`"0,0.5,1"` -> (0.0, 0.5, 1.0); a ValueError names a value that is not in [0, 1]."""
+    values = []
+    for part in text.split(","):
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise ValueError(f"--alphas: {part.strip()!r} is not a number") from None
+        if not 0.0 <= values[-1] <= 1.0:
+            raise ValueError(f"--alphas: {values[-1]} is not in [0, 1]")
+    return tuple(values)
 
 
 @app.command()

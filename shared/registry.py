@@ -38,6 +38,27 @@ class Runtime(Protocol):
 
 
 @dataclass(frozen=True)
+class Compressor:
+    """What a vertical supplies to `verticals compress` (the core's side: `shared.compression`).
+
+    Attributes:
+        methods: The methods it supports, among `shared.compression.METHODS`.
+        apply: `(job: shared.compression.CompressJob) -> dict`: rewrites `job.out`, a copy of
+            the artifact's files, into the compressed artifact, and returns the parameters to
+            record (the alpha sweep, the agreement with the original's logits); under the key
+            `"manifest"`, manifest keys that the new artifact replaces (a distilled student's
+            config and metrics). The vertical's `load` reads the method back from the
+            manifest's `compression` section.
+        validation: `(artifact_dir, data_path) -> shared.compression.Validation`: the inputs of
+            the data's validation split and the primary metric of their predictions.
+    """
+
+    methods: tuple[str, ...]
+    apply: Callable[[Any], dict[str, Any]]
+    validation: Callable[[Path, Path], Any]
+
+
+@dataclass(frozen=True)
 class Vertical:
     """What a vertical supplies to the core. Data, not a base class.
 
@@ -63,6 +84,7 @@ class Vertical:
         chat: Optional `(runtime) -> None`, an interactive shell (`verticals chat VERTICAL`).
         settings_cls: The deployment settings: `ServeSettings` or a subclass adding the
             vertical's own knobs (read from the environment by the core, once).
+        compress: Optional :class:`Compressor` for `verticals compress` (int8, ONNX, ...).
     """
 
     name: str
@@ -81,6 +103,7 @@ class Vertical:
     chat: Callable[[Runtime], None] | None = None
     schemas: Mapping[str, Any] = field(default_factory=dict)
     settings_cls: type[ServeSettings] = ServeSettings
+    compress: Compressor | None = None
 
 
 def build_settings(

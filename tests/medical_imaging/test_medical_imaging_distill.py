@@ -55,3 +55,36 @@ def test_a_distilled_student_is_an_ordinary_artifact(teacher, tmp_path):
         ).task.parameters()
     )
     assert sum(p.numel() for p in runtime.task.parameters()) != teacher_params
+
+
+def test_verticals_compress_distill_writes_a_student_artifact(teacher, tmp_path):
+    from typer.testing import CliRunner
+
+    from shared.cli import app
+
+    artifact, data = teacher
+    out = tmp_path / "small"
+    args = ["compress", "medical_imaging", "--artifact", str(artifact), "--method", "distill"]
+    result = CliRunner().invoke(app, [*args, "--data", str(data), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(out)
+    assert manifest["config"]["model"] == "random:mobilenetv3_small_100"
+    assert manifest["compression"]["method"] == "distill"
+    rows = manifest["compression"]["measured"]["rows"]
+    assert set(rows) == {"original", "distill"} and "val_auc" in result.output
+    unsupported = CliRunner().invoke(
+        app,
+        [
+            "compress",
+            "medical_imaging",
+            "--artifact",
+            str(artifact),
+            "--method",
+            "int8",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "x"),
+        ],
+    )
+    assert unsupported.exit_code != 0 and "distill" in unsupported.output
