@@ -1,0 +1,751 @@
+"""Generalization suite: each vertical's default `verticals train` and `verticals evaluate` on every
+public data set of `../shared/data`, against baselines measured in the same run.
+
+Per data set only the data conversion (`bench.generalization_data`: the vertical's file format,
+column and label mapping such as `columns.text=Title` or `label_map.0=normal`) and the protocol's
+split (fixed `split` rows, an npz's arrays, the recommender's `split=...`) differ; the recipe,
+epochs, learning rates and model are always the vertical's defaults. Both CLI steps run as
+subprocesses, as a user would type them; "ours" is measured by `verticals evaluate` on the test
+split only (a separate test file, or the test items the artifact's protocol holds out).
+
+Baselines, fitted on the same training rows and tuned on the same validation rows:
+- text classification: frozen MiniLM embeddings + logistic regression (C chosen on validation);
+- FAQ retrieval: BM25 (bm25s) over the answers, and over the answers plus training questions;
+- recommending: MostPopular, ItemKNN, and `implicit`'s ALS and BPR (grids tuned on validation);
+- imaging: a linear probe (logistic regression) on the frozen backbone's pooled features.
+
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m bench.generalization
+    .venv/bin/python -m bench.generalization --only snips,retinamnist
+    .venv/bin/python -m bench.generalization --quick --only atis     # smoke test, tiny caps
+    .venv/bin/python -m bench.generalization --list
+
+Writes `bench/results/generalization.json` one row per data set, rewritten after every data set
+(a crash in one keeps the others; its error is in its row). With `--only`, the rows of the other
+data sets already in the file are kept. `--quick` writes to `runs/generalization/quick/` only.
+Every gap is ours minus the reference, positive when ours is better (for MSE, the reverse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import RESULTS, ROOT, bench_parser, git_commit, hardware
+from bench.generalization_data import CONVERTERS, SEED, SPLITS, Prepared, caps_for
+
+RESULT_PATH = RESULTS / "generalization.json"
+WORK = ROOT / "runs" / "generalization"
+LOWER_IS_BETTER = frozenset({"mse"})
+C_GRID = (0.1, 1.0, 10.0, 100.0)
+LOG_TAIL_LINES = 25
+
+Metrics = dict[str, float]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A published figure: who reached it, on which of our metric keys, and its value."""
+
+    name: str
+    metric: str
+    value: float
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one data set is scored: its vertical, the primary metric, ours' metrics from the
+    evaluate report, the same-run baselines, and the published anchors."""
+
+    vertical: str
+    metric: str
+    ours: Callable[[Metrics, Prepared, Path], Metrics]
+    baselines: Callable[[Prepared, dict], dict[str, Metrics]]
+    """`(prepared, manifest)` -> metrics per baseline; `manifest` is the artifact's (`{}` when
+    training failed), for settings the vertical resolved from the data."""
+    anchors: tuple[Anchor, ...] = ()
+
+
+# ---------------------------------------------------------------------------- running the CLI
+
+
+def verticals_cli() -> str:
+    """The `verticals` entry point of this interpreter's environment (else the one on PATH)."""
+    local = Path(sys.executable).parent / "verticals"
+    return str(local) if local.exists() else (shutil.which("verticals") or "verticals")
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last `lines` non-empty lines of a log (progress-bar carriage returns folded away)."""
+    text = path.read_text(encoding="utf-8", errors="replace").replace("\r", "\n")
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+
+def run_cli(args: list[str], log: Path) -> None:
+    """Runs `verticals ARGS`, appending its output to `log`.
+
+    Raises:
+        RuntimeError: with the command and the log's last lines when it exits non-zero.
+    """
+    command = [verticals_cli(), *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("a", encoding="utf-8") as out:
+        out.write("$ " + " ".join(command) + "\n")
+        out.flush()
+        code = subprocess.run(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, check=False
+        ).returncode
+    if code != 0:
+        raise RuntimeError(
+            f"`verticals {' '.join(args[:2])}` exited {code}; log {log}:\n{log_tail(log)}"
+        )
+
+
+def train_and_evaluate(prepared: Prepared, work: Path) -> tuple[Metrics, dict[str, float]]:
+    """`verticals train` then `verticals evaluate --json --out`: the report's metrics and the
+    seconds of each step. What an earlier run left (artifact, report, logs) is removed first."""
+    run, report = work / "run", work / "report"
+    for path in (run, report):
+        shutil.rmtree(path, ignore_errors=True)
+    for log in work.glob("*.log"):
+        log.unlink()
+    started = time.perf_counter()
+    train = ["train", prepared.vertical, "--data", str(prepared.train), "--out", str(run)]
+    run_cli([*train, "--overwrite", *prepared.overrides], work / "train.log")
+    trained = time.perf_counter()
+    artifact = run / "artifact"
+    evaluate = ["evaluate", prepared.vertical, "--artifact", str(artifact)]
+    run_cli(
+        [*evaluate, "--data", str(prepared.test), "--json", "--out", str(report)],
+        work / "evaluate.log",
+    )
+    metrics = json.loads((report / "metrics.json").read_text(encoding="utf-8"))["metrics"]
+    timings = {"train": trained - started, "evaluate": time.perf_counter() - trained}
+    return metrics, timings
+
+
+def numbers(metrics: dict[str, Any]) -> Metrics:
+    """The numeric entries of a metrics dict, as floats."""
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+# ---------------------------------------------------------------------------- ours, per vertical
+
+
+def intent_ours(report: Metrics, prepared: Prepared, work: Path) -> Metrics:
+    """Intent accuracy = the right intent chosen, handoff or not (`decision_accuracy`); also the
+    accuracy with a handoff counted as a miss and the out-of-scope recall."""
+    out = numbers(report)
+    out["intent_accuracy"] = out.get("decision_accuracy", float("nan"))
+    out["accuracy_with_handoff"] = out.get("accuracy", float("nan"))
+    if "oos_handoff_recall" in out:
+        out["oos_recall"] = out["oos_handoff_recall"]
+    return out
+
+
+def plain_ours(report: Metrics, prepared: Prepared, work: Path) -> Metrics:
+    """The evaluate report's numbers as they are."""
+    return numbers(report)
+
+
+def finance_ours(report: Metrics, prepared: Prepared, work: Path) -> Metrics:
+    """The evaluate report, plus (for scored data sets) the score metrics of `verticals predict`'s
+    `score` = P(positive) - P(negative) against the gold score."""
+    out = numbers(report)
+    test = prepared.tables["test"]
+    if "score" not in test.columns:
+        return out
+    predictions = work / "predictions.jsonl"
+    run_cli(
+        [
+            "predict",
+            "finance_sentiment",
+            "--artifact",
+            str(work / "run" / "artifact"),
+            "--input",
+            str(prepared.test),
+            "--output",
+            str(predictions),
+        ],
+        work / "predict.log",
+    )
+    lines = predictions.read_text(encoding="utf-8").splitlines()
+    scores = np.array([json.loads(line)["score"] for line in lines], dtype=np.float64)
+    return out | score_metrics(scores, test["score"].to_numpy(dtype=np.float64))
+
+
+def recommender_ours(report: Metrics, prepared: Prepared, work: Path) -> Metrics:
+    """The served lists' metrics (`ranked_*`) under the baselines' names; `retrieval_*` (the
+    towers alone) and `cold_*` kept as they are."""
+    out = numbers(report)
+    out |= {k.removeprefix("ranked_"): v for k, v in out.items() if k.startswith("ranked_")}
+    return out
+
+
+# ---------------------------------------------------------------------------- baselines
+
+
+def score_metrics(pred: np.ndarray, gold: np.ndarray) -> Metrics:
+    """MSE, R^2 and cosine similarity of predicted against gold scores, and the share of nonzero
+    gold scores whose sign is predicted."""
+    residual = float(np.sum((gold - pred) ** 2))
+    total = float(np.sum((gold - gold.mean()) ** 2)) or 1.0
+    norm = float(np.linalg.norm(pred) * np.linalg.norm(gold)) or 1.0
+    signed = gold != 0
+    return {
+        "mse": float(np.mean((gold - pred) ** 2)),
+        "r2": 1.0 - residual / total,
+        "cosine": float(pred @ gold) / norm,
+        "sign_accuracy": float(np.mean(np.sign(pred[signed]) == np.sign(gold[signed]))),
+    }
+
+
+def frozen_features(texts: list[str], max_seq_length: int) -> dict[str, np.ndarray]:
+    """Text -> frozen default MiniLM embedding (`shared.models.embed_texts`)."""
+    from bench.customer_service_common import frozen_embeddings
+
+    return frozen_embeddings(texts, "minilm", max_seq_length)
+
+
+def fit_logreg(
+    x: dict[str, np.ndarray], y: dict[str, np.ndarray], select: str
+) -> tuple[Any, float]:
+    """Logistic regression with C from `C_GRID` best on validation by `select` (accuracy or
+    macro_f1), fitted on train; the model and the C."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+
+    def score(model) -> float:
+        pred = model.predict(x["val"])
+        if select == "macro_f1":
+            return f1_score(y["val"], pred, average="macro")
+        return accuracy_score(y["val"], pred)
+
+    fits = {c: LogisticRegression(C=c, max_iter=3000).fit(x["train"], y["train"]) for c in C_GRID}
+    best = max(C_GRID, key=lambda c: score(fits[c])) if len(y["val"]) else 10.0
+    return fits[best], best
+
+
+def text_logreg(
+    prepared: Prepared, label: str, max_seq_length: int, select: str = "accuracy"
+) -> tuple[Metrics, Any, np.ndarray]:
+    """Frozen MiniLM + logistic regression on `prepared.tables` (`text`, `label` per split):
+    test accuracy and macro-F1, the model, and its test probabilities."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    tables = prepared.tables
+    cache = frozen_features([t for n in SPLITS for t in tables[n]["text"]], max_seq_length)
+    x = {n: np.stack([cache[t] for t in tables[n]["text"]]) for n in SPLITS}
+    y = {n: tables[n][label].astype(str).to_numpy() for n in SPLITS}
+    model, c = fit_logreg(x, y, select)
+    probs = model.predict_proba(x["test"])
+    pred = model.classes_[probs.argmax(1)]
+    metrics = {
+        "accuracy": float(accuracy_score(y["test"], pred)),
+        "macro_f1": float(f1_score(y["test"], pred, average="macro")),
+        "C": c,
+    }
+    return metrics, model, probs
+
+
+def intent_baselines(prepared: Prepared, manifest: dict) -> dict[str, Metrics]:
+    """Frozen MiniLM + LR on the intents (test intents unseen in training count as errors)."""
+    from customer_service.config import CustomerServiceConfig
+
+    metrics, _, _ = text_logreg(prepared, "intent", CustomerServiceConfig().max_seq_length)
+    return {"frozen_minilm_logreg": metrics | {"intent_accuracy": metrics["accuracy"]}}
+
+
+def finance_baselines(prepared: Prepared, manifest: dict) -> dict[str, Metrics]:
+    """Frozen MiniLM + LR on the sentiments (C by validation macro-F1), with its score metrics
+    (P(positive) - P(negative)) for scored data sets."""
+    from finance_sentiment.config import FinanceConfig
+
+    metrics, model, probs = text_logreg(
+        prepared, "sentiment", FinanceConfig().text.max_length, select="macro_f1"
+    )
+    test = prepared.tables["test"]
+    if "score" in test.columns:
+        classes = list(model.classes_)
+
+        def column(name: str) -> np.ndarray:
+            return probs[:, classes.index(name)] if name in classes else np.zeros(len(probs))
+
+        scores = column("positive") - column("negative")
+        metrics |= score_metrics(scores, test["score"].to_numpy(dtype=np.float64))
+    return {"frozen_minilm_logreg": metrics}
+
+
+def faq_baselines(prepared: Prepared, manifest: dict) -> dict[str, Metrics]:
+    """BM25 over the answers, BM25 over the answers and the training questions (what our index
+    holds), and frozen MiniLM + LR on the thread; R@1, R@5 and MRR by thread."""
+    import pandas as pd
+
+    from bench.customer_service_stackfaq import bm25_ranking, thread_ranks
+    from shared.evaluation import retrieval_metrics
+
+    tables, answers = prepared.tables, prepared.tables["answers"]
+    test = tables["test"]
+    targets = list(test["thread"])
+    seen = tables["train"].reset_index(drop=True)
+    questions = pd.DataFrame(
+        {
+            "answer_id": [f"q{i}" for i in range(len(seen))],
+            "answer": seen["text"],
+            "thread": seen["thread"],
+        }
+    )
+    out = {}
+    for name, entries in (
+        ("bm25", answers),
+        ("bm25_answers_and_train_questions", pd.concat([answers, questions])),
+    ):
+        ranked = bm25_ranking(entries, list(test["text"]))
+        thread_of = dict(zip(entries["answer_id"], entries["thread"], strict=True))
+        figures = retrieval_metrics(thread_ranks(ranked, thread_of, targets), ks=(1, 5))
+        out[name] = {k: v for k, v in figures.items() if not k.startswith("ndcg")}
+    from customer_service.config import CustomerServiceConfig
+
+    metrics, model, probs = text_logreg(prepared, "intent", CustomerServiceConfig().max_seq_length)
+    order = np.argsort(-probs, axis=1)
+    gold = np.array(
+        [list(model.classes_).index(t) if t in model.classes_ else -1 for t in test["intent"]]
+    )
+    ranks = np.array(
+        [
+            np.flatnonzero(row == g)[0] + 1 if g >= 0 else np.inf
+            for row, g in zip(order, gold, strict=True)
+        ]
+    )
+    out["frozen_minilm_logreg"] = {
+        k: v for k, v in retrieval_metrics(ranks, ks=(1, 5)).items() if not k.startswith("ndcg")
+    } | {"C": metrics["C"]}
+    return out
+
+
+def imaging_baselines(prepared: Prepared, manifest: dict) -> dict[str, Metrics]:
+    """Linear probe: logistic regression (C by validation AUC) on the frozen default backbone's
+    pooled features, at the artifact's input size and channels (resolved from the images as
+    `train` resolves them when there is no artifact), on the npz's own splits."""
+    from medical_imaging.config import MedicalImagingConfig
+    from medical_imaging.datasets import read_source
+    from medical_imaging.recipes import resolve_input
+    from shared.config import load_config
+
+    names = list(prepared.tables["label_map"].values())
+    source = read_source(prepared.tables["npz"], label_map=prepared.tables["label_map"])
+    if manifest.get("config"):
+        cfg = MedicalImagingConfig(**manifest["config"])
+    else:
+        cfg, _ = resolve_input(
+            load_config(MedicalImagingConfig, overrides=prepared.overrides), source
+        )
+    x, y = image_features(source, names, cfg)
+    probe = probe_metrics(x, y, len(names))
+    return {"linear_probe": probe | {"image_size": cfg.image_size, "in_chans": cfg.in_chans}}
+
+
+def image_features(
+    source: Any, names: list[str], cfg: Any
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Pooled features of the frozen pretrained backbone and class ids, per split of `source`
+    (an `ImageSource` with its splits fixed)."""
+    import torch
+
+    from medical_imaging.datasets import load_images
+    from medical_imaging.model import build_task
+
+    marks = np.asarray(source.splits)
+    task = build_task(cfg.model, len(names), cfg.in_chans).eval()
+    x, y = {}, {}
+    for split in SPLITS:
+        idx = np.flatnonzero(marks == split)
+        pixels = load_images(source, idx, cfg.image_size, cfg.in_chans)
+        with torch.inference_mode():
+            feats = [
+                task.backbone((pixels[i : i + 256].float() - task.mean) / task.std)
+                for i in range(0, len(pixels), 256)
+            ]
+        x[split] = torch.cat(feats).numpy()
+        y[split] = np.array([names.index(source.labels[i]) for i in idx])
+    return x, y
+
+
+def probe_metrics(x: dict[str, np.ndarray], y: dict[str, np.ndarray], n_classes: int) -> Metrics:
+    """Test AUC (macro one-vs-rest for several classes) and argmax accuracy of the probe."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x["train"])
+    z = {k: scaler.transform(v) for k, v in x.items()}
+
+    def auc(model, split: str) -> float:
+        return roc_auc(y[split], model.predict_proba(z[split]), n_classes)
+
+    fits = {
+        c: LogisticRegression(C=c, max_iter=3000).fit(z["train"], y["train"])
+        for c in (0.001, 0.01, 0.1, 1.0)
+    }
+    best = max(fits, key=lambda c: auc(fits[c], "val"))
+    model = fits[best]
+    return {
+        "auc": auc(model, "test"),
+        "accuracy": float(accuracy_score(y["test"], model.predict(z["test"]))),
+        "C": best,
+    }
+
+
+def roc_auc(y: np.ndarray, probs: np.ndarray, n_classes: int) -> float:
+    """Binary AUC of class 1, or the macro one-vs-rest AUC over `n_classes`."""
+    from sklearn.metrics import roc_auc_score
+
+    if n_classes == 2:
+        return float(roc_auc_score(y, probs[:, 1]))
+    return float(
+        roc_auc_score(y, probs, multi_class="ovr", average="macro", labels=range(n_classes))
+    )
+
+
+def recommender_baselines(prepared: Prepared, manifest: dict) -> dict[str, Metrics]:
+    """MostPopular, ItemKNN, ALS and BPR (`recommender.implicit_mf.split_baselines`: grids
+    tuned on validation, refitted on train + validation) on the split `train` draws, from the
+    same folder read with the same config."""
+    from recommender.data import collapse, load_dataset
+    from recommender.implicit_mf import split_baselines
+    from recommender.schemas import RecommenderConfig
+    from recommender.split import make_split
+    from shared.config import load_config
+
+    cfg = load_config(RecommenderConfig, overrides=prepared.overrides)
+    ds = load_dataset(prepared.train, cfg.event_weights, cfg.on_unknown_items, cfg.columns)
+    split = make_split(cfg, collapse(ds.interactions))
+    row_of = {item: row for row, item in enumerate(ds.items["item_id"])}
+    figures, tuned = split_baselines(split, row_of, len(ds.items), cfg.max_history, seed=SEED)
+    return {
+        name: numbers(values) | ({"params": tuned[name].params} if name in tuned else {})
+        for name, values in figures.items()
+    }
+
+
+# ---------------------------------------------------------------------------- the suite
+
+INTENT = Spec("customer_service", "intent_accuracy", intent_ours, intent_baselines)
+FINANCE = Spec("finance_sentiment", "accuracy", finance_ours, finance_baselines)
+IMAGING = Spec("medical_imaging", "auc", plain_ours, imaging_baselines)
+RECOMMENDER = Spec("recommender", "ndcg_at_10", recommender_ours, recommender_baselines)
+
+
+def with_anchors(spec: Spec, *anchors: Anchor, metric: str | None = None) -> Spec:
+    """`spec` with its anchors (and another primary metric)."""
+    return Spec(spec.vertical, metric or spec.metric, spec.ours, spec.baselines, anchors)
+
+
+SPECS: dict[str, Spec] = {
+    "banking77": with_anchors(
+        INTENT,
+        Anchor("BERT-Large fine-tuned (Casanueva et al. 2020)", "intent_accuracy", 0.9366),
+        Anchor("USE+ConveRT (Casanueva et al. 2020)", "intent_accuracy", 0.9336),
+    ),
+    "clinc150": with_anchors(
+        INTENT,
+        Anchor("BERT in-scope accuracy (Larson et al. 2019)", "intent_accuracy", 0.969),
+        Anchor("BERT + threshold in-scope accuracy", "accuracy_with_handoff", 0.962),
+        Anchor("BERT + threshold OOS recall", "oos_recall", 0.523),
+    ),
+    "snips": with_anchors(
+        INTENT, Anchor("Joint BERT (Chen et al. 2019)", "intent_accuracy", 0.986)
+    ),
+    "atis": with_anchors(INTENT, Anchor("Joint BERT (Chen et al. 2019)", "intent_accuracy", 0.975)),
+    "stackfaq": Spec("customer_service", "recall_at_1", plain_ours, faq_baselines),
+    "financial_phrasebank": with_anchors(
+        FINANCE,
+        Anchor("FinBERT (Araci 2019) accuracy", "accuracy", 0.86),
+        Anchor("FinBERT (Araci 2019) macro-F1", "macro_f1", 0.84),
+    ),
+    "fiqa2018_task1": with_anchors(
+        FINANCE,
+        Anchor("FinBERT (Araci 2019) R^2, 10-fold CV", "r2", 0.55),
+        Anchor("FinBERT (Araci 2019) MSE, 10-fold CV", "mse", 0.07),
+        metric="r2",
+    ),
+    "sentfin": with_anchors(
+        FINANCE, Anchor("RoBERTa/FinBERT entity level (Sinha et al. 2022)", "accuracy", 0.9429)
+    ),
+    "semeval2017_task5_headlines": with_anchors(
+        FINANCE, Anchor("FEUP (Saleiro et al. 2017) cosine", "cosine", 0.68), metric="cosine"
+    ),
+    "pneumoniamnist": with_anchors(
+        IMAGING,
+        Anchor("MedMNIST v2 ResNet-18 (28) AUC", "auc", 0.944),
+        Anchor("MedMNIST v2 ResNet-18 (28) ACC", "accuracy", 0.854),
+    ),
+    "retinamnist": with_anchors(
+        IMAGING,
+        Anchor("MedMNIST v2 ResNet-18 (28) AUC", "auc", 0.717),
+        Anchor("MedMNIST v2 ResNet-18 (28) ACC", "accuracy", 0.524),
+        Anchor("Google AutoML Vision AUC", "auc", 0.750),
+        Anchor("Google AutoML Vision ACC", "accuracy", 0.531),
+    ),
+    "movietweetings_100k": RECOMMENDER,
+    "movietweetings_100k_random": RECOMMENDER,
+    "lastfm_hetrec2011_2k": RECOMMENDER,
+    "amazon_scientific_unisrec": RECOMMENDER,
+}
+assert list(SPECS) == list(CONVERTERS), "every converted data set needs a spec, in order"
+
+
+def gap(metric: str, ours: float | None, reference: float | None) -> float | None:
+    """ours - reference (reference - ours for a lower-is-better metric); None if either is."""
+    if ours is None or reference is None or not np.isfinite(ours):
+        return None
+    return float(reference - ours if metric in LOWER_IS_BETTER else ours - reference)
+
+
+def finish_row(row: dict[str, Any], spec: Spec) -> None:
+    """Adds the best baseline, the gap to it, and the gaps to the anchors, in place."""
+    ours, metric = row["ours"], spec.metric
+    scored = {k: v for k, v in row["baselines"].items() if v is not None}
+    if scored:
+        pick = min if metric in LOWER_IS_BETTER else max
+        best = pick(scored, key=scored.get)
+        row["best_baseline"] = best
+        row["gap_to_best_baseline"] = gap(metric, ours, scored[best])
+    primary = next((a for a in spec.anchors if a.metric == metric), None)
+    row["gap_to_anchor"] = gap(metric, ours, primary.value) if primary else None
+    row["anchor_gaps"] = {
+        a.name: gap(a.metric, row["metrics"].get(a.metric), a.value) for a in spec.anchors
+    }
+
+
+def artifact_manifest(artifact: Path) -> dict:
+    """The artifact's manifest, or `{}` when training left none."""
+    path = artifact / "manifest.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def recipe_of(manifest: dict) -> tuple[str | None, dict | None]:
+    """The recipe the default picked, and how (the manifest's `recipe`), when the vertical says."""
+    choice = manifest.get("recipe")
+    if not isinstance(choice, dict):
+        return None, None
+    how = {k: choice.get(k) for k in ("method", "scores", "folds", "skipped", "reason", "metric")}
+    return choice.get("recipe"), how
+
+
+def new_row(name: str, spec: Spec) -> dict[str, Any]:
+    """A row with every field the result format names, before anything ran."""
+    return {
+        "vertical": spec.vertical,
+        "dataset": name,
+        "protocol": "",
+        "metric": spec.metric,
+        "ours": None,
+        "baselines": {},
+        "anchor": {a.name: a.value for a in spec.anchors},
+        "anchor_metrics": {a.name: a.metric for a in spec.anchors},
+        "seconds": 0.0,
+        "recipe": None,
+        "metrics": {},
+        "baseline_metrics": {},
+        "timings": {},
+        "counts": {},
+        "error": None,
+        "baseline_error": None,
+    }
+
+
+def run_dataset(name: str, work: Path, quick: bool) -> dict[str, Any]:
+    """Converts, trains, evaluates and runs the baselines of one data set; never raises (the
+    failing stage's error goes into the row, and the other stages still run)."""
+    spec, started = SPECS[name], time.perf_counter()
+    row = new_row(name, spec)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        prepared = CONVERTERS[name](work / "data", caps_for(name, quick))
+    except Exception as exc:  # noqa: BLE001 - recorded in the row
+        return fail(row, "error", exc, work, started)
+    row.update(
+        protocol=prepared.protocol,
+        counts=prepared.counts,
+        overrides=prepared.overrides,
+    )
+    row["timings"]["prepare"] = round(time.perf_counter() - started, 1)
+    try:
+        report, timings = train_and_evaluate(prepared, work)
+        row["timings"] |= {k: round(v, 1) for k, v in timings.items()}
+        row["metrics"] = spec.ours(report, prepared, work)
+        row["ours"] = row["metrics"].get(spec.metric)
+    except Exception as exc:  # noqa: BLE001 - recorded in the row
+        fail(row, "error", exc, work, None)
+    manifest = artifact_manifest(work / "run" / "artifact")
+    row["recipe"], row["recipe_choice"] = recipe_of(manifest)
+    baseline_start = time.perf_counter()
+    try:
+        row["baseline_metrics"] = spec.baselines(prepared, manifest)
+        row["baselines"] = {k: v.get(spec.metric) for k, v in row["baseline_metrics"].items()}
+    except Exception as exc:  # noqa: BLE001 - recorded in the row
+        fail(row, "baseline_error", exc, work, None)
+    row["timings"]["baselines"] = round(time.perf_counter() - baseline_start, 1)
+    finish_row(row, spec)
+    row["seconds"] = round(time.perf_counter() - started, 1)
+    return row
+
+
+def fail(
+    row: dict[str, Any], key: str, exc: Exception, work: Path, started: float | None
+) -> dict[str, Any]:
+    """Records `exc` under `key` (its traceback in `work/<key>.txt`) and returns the row."""
+    row[key] = f"{type(exc).__name__}: {exc}"
+    (work / f"{key}.txt").write_text(traceback.format_exc(), encoding="utf-8")
+    print(f"  {row['dataset']}: {key}: {row[key][:500]}", flush=True)
+    if started is not None:
+        row["seconds"] = round(time.perf_counter() - started, 1)
+    return row
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def load_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of an earlier result file at `path` (none when there is no valid one)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return []
+    return data.get("rows", []) if data.get("benchmark") == "generalization" else []
+
+
+def write_results(path: Path, rows: list[dict[str, Any]], quick: bool, seconds: float) -> None:
+    """Writes the result file (rows in the suite's order, plus the fields every bench result
+    carries), atomically."""
+    from shared.artifacts import library_versions
+
+    order = {name: i for i, name in enumerate(SPECS)}
+    rows = sorted(rows, key=lambda r: order.get(r["dataset"], len(order)))
+    result = {
+        "benchmark": "generalization",
+        "dataset": "every data set of ../shared/data, one row each",
+        "protocol": (
+            "each vertical's default `verticals train` + `verticals evaluate` (subprocesses); "
+            "only the data conversion (column/label mapping) and the protocol's split differ per "
+            "data set (see each row's protocol and overrides); ours on the test split only; "
+            "baselines on the same split in the same run"
+        ),
+        "quick": quick,
+        "rows": rows,
+        "metrics": {r["dataset"]: r["ours"] for r in rows},
+        "baselines": {r["dataset"]: r["baselines"] for r in rows},
+        "anchors": {r["dataset"]: r["anchor"] for r in rows},
+        "seconds": round(seconds, 1),
+        "hardware": hardware(),
+        "versions": library_versions(),
+        "commit": git_commit(),
+        "seed": SEED,
+        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "notes": (
+            "gaps are ours minus the reference, positive when ours is better (reversed for "
+            "MSE); gap_to_anchor uses the first anchor on the row's metric; anchor_gaps has all"
+        ),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def fmt(value: float | None, signed: bool = False) -> str:
+    """A number for the table (`-` when missing)."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """One line per row: data set, metric, ours, best baseline and gap, anchor and gap, recipe, s."""
+    head = ("dataset", "metric", "ours", "best baseline", "gap", "anchor", "gap", "recipe", "s")
+    lines = [head]
+    for r in rows:
+        best = r.get("best_baseline")
+        anchor = next(
+            (v for k, v in r["anchor"].items() if r["anchor_metrics"].get(k) == r["metric"]), None
+        )
+        lines.append(
+            (
+                r["dataset"],
+                r["metric"],
+                fmt(r["ours"]) + (" (error)" if r.get("error") else ""),
+                f"{best} {fmt(r['baselines'].get(best))}" if best else "-",
+                fmt(r.get("gap_to_best_baseline"), signed=True),
+                fmt(anchor),
+                fmt(r.get("gap_to_anchor"), signed=True),
+                str(r.get("recipe") or "-"),
+                f"{r['seconds']:.0f}",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines
+    )
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = bench_parser(__doc__)
+    parser.add_argument("--only", default="", help="comma-separated data sets (see --list)")
+    parser.add_argument("--quick", action="store_true", help="tiny caps: a smoke test only")
+    parser.add_argument("--out", type=Path, default=None, help=f"result file ({RESULT_PATH})")
+    parser.add_argument("--work", type=Path, default=WORK, help="work folder (git-ignored)")
+    parser.add_argument("--list", action="store_true", help="print the data sets and exit")
+    args = parser.parse_args(argv)
+    args.names = [n.strip() for n in args.only.split(",") if n.strip()] or list(SPECS)
+    unknown = sorted(set(args.names) - set(SPECS))
+    if unknown:
+        parser.error(f"unknown data set(s) {unknown}; known: {', '.join(SPECS)}")
+    if args.quick:
+        args.work = args.work / "quick"
+        args.out = args.out or args.work / "generalization.json"
+        if args.out.resolve() == RESULT_PATH.resolve():
+            parser.error(f"--quick results must not go to {RESULT_PATH}")
+    args.out = args.out or RESULT_PATH
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.list:
+        print("\n".join(f"{n:30s} {CONVERTERS[n].__doc__.splitlines()[0]}" for n in SPECS))
+        return
+    started = time.perf_counter()
+    keep = [r for r in load_rows(args.out) if r["dataset"] not in args.names] if args.only else []
+    rows = list(keep)
+    for name in args.names:
+        print(f"== {name}", flush=True)
+        row = run_dataset(name, args.work / name, args.quick)
+        rows.append(row)
+        write_results(args.out, rows, args.quick, time.perf_counter() - started)
+        print(table([row]).splitlines()[1], flush=True)
+    print(table(sorted(rows, key=lambda r: list(SPECS).index(r["dataset"]))))
+    print(f"written to {args.out}" + (" (quick mode: smoke figures only)" if args.quick else ""))
+
+
+if __name__ == "__main__":
+    main()
