@@ -311,6 +311,8 @@ def faq_baselines(prepared: Prepared, manifest: dict) -> dict[str, Metrics]:
             "thread": seen["thread"],
         }
     )
+    from customer_service.config import CustomerServiceConfig
+
     out = {}
     for name, entries in (
         ("bm25", answers),
@@ -320,8 +322,6 @@ def faq_baselines(prepared: Prepared, manifest: dict) -> dict[str, Metrics]:
         thread_of = dict(zip(entries["answer_id"], entries["thread"], strict=True))
         figures = retrieval_metrics(thread_ranks(ranked, thread_of, targets), ks=(1, 5))
         out[name] = {k: v for k, v in figures.items() if not k.startswith("ndcg")}
-    from customer_service.config import CustomerServiceConfig
-
     metrics, model, probs = text_logreg(prepared, "intent", CustomerServiceConfig().max_seq_length)
     order = np.argsort(-probs, axis=1)
     gold = np.array(
@@ -576,11 +576,15 @@ def run_dataset(name: str, work: Path, quick: bool) -> dict[str, Any]:
     failing stage's error goes into the row, and the other stages still run)."""
     spec, started = SPECS[name], time.perf_counter()
     row = new_row(name, spec)
+    row["quick"] = quick
+    row["run_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     work.mkdir(parents=True, exist_ok=True)
     try:
         prepared = CONVERTERS[name](work / "data", caps_for(name, quick))
     except Exception as exc:  # noqa: BLE001 - recorded in the row
-        return fail(row, "error", exc, work, started)
+        fail(row, "error", exc, work, started)
+        finish_row(row, spec)
+        return row
     row.update(
         protocol=prepared.protocol,
         counts=prepared.counts,
@@ -596,6 +600,9 @@ def run_dataset(name: str, work: Path, quick: bool) -> dict[str, Any]:
         fail(row, "error", exc, work, None)
     manifest = artifact_manifest(work / "run" / "artifact")
     row["recipe"], row["recipe_choice"] = recipe_of(manifest)
+    row["training"] = manifest.get("training")
+    if "input" in manifest:  # imaging: the channels and size taken from the images
+        row["input"] = manifest["input"]
     baseline_start = time.perf_counter()
     try:
         row["baseline_metrics"] = spec.baselines(prepared, manifest)
@@ -716,6 +723,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=WORK, help="work folder (git-ignored)")
     parser.add_argument("--list", action="store_true", help="print the data sets and exit")
     args = parser.parse_args(argv)
+    args.work = args.work.resolve()  # the CLI runs from the project root
     args.names = [n.strip() for n in args.only.split(",") if n.strip()] or list(SPECS)
     unknown = sorted(set(args.names) - set(SPECS))
     if unknown:
@@ -725,7 +733,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.out = args.out or args.work / "generalization.json"
         if args.out.resolve() == RESULT_PATH.resolve():
             parser.error(f"--quick results must not go to {RESULT_PATH}")
-    args.out = args.out or RESULT_PATH
+    args.out = (args.out or RESULT_PATH).resolve()
     return args
 
 

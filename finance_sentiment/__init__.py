@@ -105,7 +105,7 @@ VERTICAL = Vertical(
     schemas={"labelled_text": LABELLED, "stream_items": STREAM},
     settings_cls=FinanceSettings,
     compress=Compressor(
-        methods=("int8", "onnx", "onnx-int8", "interpolate", "fp16", "bf16"),
+        methods=("int8", "onnx", "onnx-int8", "interpolate", "fp16", "bf16", "lora-merge"),
         apply=compress_apply,
         validation=compress_validation,
     ),

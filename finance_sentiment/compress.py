@@ -1,11 +1,14 @@
-"""The `verticals compress finance_sentiment` hook: int8, ONNX, ONNX int8, WiSE-FT, half precision.
+"""The `verticals compress finance_sentiment` hook: int8, ONNX, ONNX int8, WiSE-FT, half precision,
+LoRA merge.
 
 Every method starts from the original's fp32 task and leaves `model/`'s config and tokenizer:
 
 - `int8`: the body's Linear layers in int8, the heads in fp32, in `model/int8.safetensors`;
 - `onnx` / `onnx-int8`: the whole task as one graph in `model.onnx`;
 - `interpolate`, `fp16`, `bf16`: `model/` as `verticals train` writes it (the transformers
-  format), with interpolated body weights or half-precision weights.
+  format), with interpolated body weights or half-precision weights;
+- `lora-merge`: an adapter artifact's LoRA folded into its base (`lora.merged_task`), written as
+  `model/` like a full fine-tune. Every other method merges an adapter artifact first too.
 
 Weights the new format replaces are removed, so the folder's size is the compressed model's.
 `model.load_task` reads each back by the manifest's `compression.method`.
@@ -27,6 +30,7 @@ from transformers import AutoTokenizer
 from shared.artifacts import load_json, read_manifest, save_weights
 from shared.compression import (
     HALF_DTYPES,
+    MANIFEST_UPDATE,
     ONNX_FILE,
     CompressJob,
     OnnxModule,
@@ -42,11 +46,13 @@ from shared.compression import (
     sweep_interpolation,
 )
 from shared.data import fingerprint
-from shared.errors import DataError
+from shared.errors import ArtifactError, DataError
 from shared.evaluation import classification_metrics
 from shared.hf_modeling import export_classifier
 
 from .config import FinanceConfig
+from .lora import ADAPTER_DIR, is_adapter_artifact, load_adapter_task, merged_task
+from .lora import MANIFEST_KEY as ADAPTER_KEY
 from .model import INT8_WEIGHTS, SentimentTask, float_task, make_collate
 from .training import evaluate_rows, prepare_data
 
@@ -97,28 +103,66 @@ def validation(artifact: Path, data: Path, split: str = "val") -> Validation:
 
 
 def apply(job: CompressJob) -> dict[str, Any]:
-    """Rewrites `job.out` (a copy of the original) by `job.method`; returns what to record."""
-    cfg = FinanceConfig.model_validate(read_manifest(job.source)["config"])
+    """Rewrites `job.out` (a copy of the original) by `job.method`; returns what to record.
+
+    An adapter artifact is first merged (`lora-merge`: that is all), so every method gives a
+    plain artifact; the check compares the result with the adapter on its base.
+    """
+    manifest = read_manifest(job.source)
+    cfg = FinanceConfig.model_validate(manifest["config"])
     meta = load_json(job.source / "finance.json")
-    original = float_task(job.source, meta).eval()
+    original, tokenizer = source_task(job.source, manifest, meta)
     rows = validation_rows(cfg, job.data)
-    tokenizer = AutoTokenizer.from_pretrained(str(job.source / "model"))
     collate = make_collate(tokenizer, cfg.text.max_length)
-    if job.method == "interpolate":
-        task = copy.deepcopy(original)
+    task, update = original, {}
+    if is_adapter_artifact(manifest):
+        task, params = merge_into(job.out, original, tokenizer, meta, manifest[ADAPTER_KEY])
+        update = {MANIFEST_UPDATE: {ADAPTER_KEY: None, "formats": None}}
+    elif job.method == "lora-merge":
+        raise ArtifactError(
+            f"{job.source} is a full model, not an adapter artifact: lora-merge folds the "
+            "adapter of a model trained with adapter.method=lora into its base"
+        )
+    if job.method == "lora-merge":
+        candidate = task
+    elif job.method == "interpolate":
+        task = copy.deepcopy(task)
         params = interpolate(task, cfg, collate, rows, job.alphas)
         candidate = write_float(job.out, task, tokenizer, meta)
     elif job.method in HALF_DTYPES:
         params = {"dtype": str(HALF_DTYPES[job.method]).removeprefix("torch.")}
-        candidate = write_float(job.out, original, tokenizer, meta, job.method)
+        candidate = write_float(job.out, task, tokenizer, meta, job.method)
     else:
         for name in FLOAT_WEIGHTS:
             (job.out / name).unlink(missing_ok=True)
-        params, candidate = write_quantized(job, original, collate, rows)
+        params, candidate = write_quantized(job, task, collate, rows)
     batches = [
         _inputs(collate(rows[i : i + CHECK_BATCH])) for i in range(0, len(rows), CHECK_BATCH)
     ]
-    return {**params, "check": compare_outputs(original, candidate, batches)}
+    return {**params, "check": compare_outputs(original, candidate, batches), **update}
+
+
+def source_task(
+    artifact: Path, manifest: dict[str, Any], meta: dict[str, Any]
+) -> tuple[SentimentTask, Any]:
+    """The original's fp32 task (an adapter artifact's: LoRA on its checked base) and tokenizer."""
+    if is_adapter_artifact(manifest):
+        tokenizer, task = load_adapter_task(artifact, meta, manifest[ADAPTER_KEY])
+        return task.eval(), tokenizer
+    tokenizer = AutoTokenizer.from_pretrained(str(artifact / "model"))
+    return float_task(artifact, meta).eval(), tokenizer
+
+
+def merge_into(
+    out: Path, task: SentimentTask, tokenizer, meta: dict[str, Any], section: dict[str, Any]
+) -> tuple[SentimentTask, dict[str, Any]]:
+    """Replaces `adapter/` in `out` by `model/`: a copy of `task` with its adapter folded into
+    the body, with the base's tokenizer. Returns the merged task and the parameters to record."""
+    merged = merged_task(copy.deepcopy(task)).eval()
+    shutil.rmtree(out / ADAPTER_DIR)
+    write_float(out, merged, tokenizer, meta)
+    keys = ("base_model", "base_sha256", "r", "alpha", "target_modules")
+    return merged, {"merged_adapter": {k: section[k] for k in keys if k in section}}
 
 
 def _inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -173,7 +217,7 @@ def write_float(
 ) -> torch.nn.Module:
     """`model/` in the transformers format of `verticals train`, in half precision for `half`
     (`fp16`, `bf16`); returns the task as the runtime will load it (upcast on the CPU)."""
-    shutil.rmtree(out / "model")
+    shutil.rmtree(out / "model", ignore_errors=True)  # an adapter artifact has none
     (out / "heads.safetensors").unlink(missing_ok=True)  # an earlier layout's separate heads
     topics = meta["topics"] if meta["topic_mode"] == "classifier" else None
     model = export_classifier(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from shared.adapters import AdapterConfig
 from shared.config import StrictModel, TrainerConfig
 from shared.data_import import ColumnMap, LabelMap, check_column_map
 from shared.recipes import FewShotConfig, Recipe
@@ -115,6 +116,13 @@ class FinanceConfig(StrictModel):
     mean-pooled vectors; `fewshot` first tunes the body contrastively on label pairs (`fewshot`);
     `auto` scores those on validation, or by `recipe_folds`-fold CV on the training rows when
     validation is small, and records the choice in the manifest under `recipe`.
+
+    `adapter` (`{method: lora, r: 8, alpha: 16, dropout: 0.1}`) fine-tunes through LoRA: the
+    body stays frozen, a low-rank adapter and the heads train (at `trainer.lr`), and the
+    artifact holds only those plus the base model's name and weights hash (see `lora.py`), so
+    many customers' adapters can share one base in a service. It is the `finetune` recipe
+    with an adapter: `recipe` must be `finetune` or `auto` (which then fine-tunes through the
+    adapter rather than weighing recipes: the adapter is asked for its size, not its score).
     """
 
     recipe: Recipe = "auto"
@@ -123,6 +131,9 @@ class FinanceConfig(StrictModel):
     """k of the stratified k-fold CV that `auto` uses when validation is small."""
     fewshot: FewShotConfig = FewShotConfig()
     """Pairs, epochs and learning rate of the `fewshot` recipe's contrastive tuning."""
+    adapter: AdapterConfig | None = None
+    """Fine-tune through a LoRA adapter ({method: lora, r: 8, alpha: 16, dropout: 0.1,
+    target_modules: null}); null: the whole body trains."""
 
     model: str = "minilm"
     """Pretrained body: minilm (packaged, offline), a hub id, or a local transformers folder."""
@@ -164,6 +175,15 @@ class FinanceConfig(StrictModel):
                 f"head's order; got {labels}"
             )
         return labels
+
+    @model_validator(mode="after")
+    def _adapter_trains_by_finetune(self) -> FinanceConfig:
+        if self.adapter is not None and self.recipe in ("frozen", "fewshot"):
+            raise ValueError(
+                f"adapter (LoRA) fine-tunes the body, which recipe {self.recipe} does not: set "
+                "recipe=finetune (or auto) with an adapter, or drop the adapter"
+            )
+        return self
 
     text: TextConfig = TextConfig()
     alerts: AlertsConfig = AlertsConfig()

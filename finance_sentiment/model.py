@@ -46,15 +46,24 @@ class SentimentTask(nn.Module):
         self.topic_head = nn.Linear(hidden, n_topics) if n_topics else None
         self.topic_loss_weight = topic_loss_weight
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def pool(self, batch: dict[str, torch.Tensor], **body_kwargs: Any) -> torch.Tensor:
+        """(B, H) mean-pooled body states, after dropout; `body_kwargs` go to the body (a peft
+        body takes `adapter_names`, one per row, to run several adapters in one batch)."""
         hidden = self.backbone(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **body_kwargs
         ).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = self.dropout((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+        return self.dropout((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+
+    def heads(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`logits` (B, C) and, with a topic head, `topic_logits` (B, K) of pooled vectors."""
         result = {"logits": self.head(pooled)}
         if self.topic_head is not None:
             result["topic_logits"] = self.topic_head(pooled)
+        return result
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        result = self.heads(self.pool(batch))
         if "labels" in batch:
             loss = nn.functional.cross_entropy(result["logits"].float(), batch["labels"])
             topics = batch.get("topics")
@@ -125,6 +134,23 @@ class Scorer:
         self.text_cfg, self.device, self.zero_shot = text_cfg, device, zero_shot
         self._order = [labels.index(name) for name in ("negative", "neutral", "positive")]
 
+    def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """The tokenised batch of `texts` on the scorer's device, as the task reads it."""
+        enc = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.text_cfg.max_length,
+            return_tensors="pt",
+        ).to(self.device)
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    def probabilities(self, out: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The task's outputs as (N, 3) negative/neutral/positive and (N, K) topic probabilities."""
+        probs = out["logits"].float().softmax(-1)[:, self._order].cpu().numpy()
+        topics = out.get("topic_logits")
+        return probs, None if topics is None else topics.float().softmax(-1).cpu().numpy()
+
     @torch.inference_mode()
     def forward(
         self, texts: list[str], batch_size: int = 64
@@ -132,23 +158,15 @@ class Scorer:
         """(N, 3) probabilities in negative/neutral/positive order and (N, K) topic probabilities."""
         probs, topic_probs = [], []
         for start in range(0, len(texts), batch_size):
-            enc = self.tokenizer(
-                texts[start : start + batch_size],
-                padding=True,
-                truncation=True,
-                max_length=self.text_cfg.max_length,
-                return_tensors="pt",
-            ).to(self.device)
-            out = self.task(
-                {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-            )
-            probs.append(out["logits"].float().softmax(-1)[:, self._order].cpu().numpy())
-            if "topic_logits" in out:
-                topic_probs.append(out["topic_logits"].float().softmax(-1).cpu().numpy())
+            p, t = self.probabilities(self.task(self.encode(texts[start : start + batch_size])))
+            probs.append(p)
+            if t is not None:
+                topic_probs.append(t)
         return np.concatenate(probs), (np.concatenate(topic_probs) if topic_probs else None)
 
-    def score(self, texts: list[str]) -> list[dict[str, Any]]:
-        """One result per text; long texts are split into sentences and aggregated (see `aggregate`)."""
+    def pieces(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        """The pieces scored for `texts` (a long text's sentences, else the text) and, per
+        piece, the index of its text."""
         pieces, owner = [], []
         for i, text in enumerate(texts):
             sentences = [text]
@@ -156,13 +174,26 @@ class Scorer:
                 sentences = split_sentences(text, self.text_cfg.max_sentences)
             pieces.extend(sentences)
             owner.extend([i] * len(sentences))
-        probs, topic_probs = self.forward(pieces)
+        return pieces, np.asarray(owner)
+
+    def score(self, texts: list[str]) -> list[dict[str, Any]]:
+        """One result per text; long texts are split into sentences and aggregated (see `aggregate`)."""
+        pieces, owner = self.pieces(texts)
+        return self.results(pieces, owner, *self.forward(pieces))
+
+    def results(
+        self,
+        pieces: list[str],
+        owner: np.ndarray,
+        probs: np.ndarray,
+        topic_probs: np.ndarray | None,
+    ) -> list[dict[str, Any]]:
+        """One result per text from its pieces' probabilities (see `pieces`)."""
         if topic_probs is None and self.zero_shot is not None:
             topic_probs = self.zero_shot.probabilities(pieces)
-        owner_arr = np.asarray(owner)
         results = []
-        for i in range(len(texts)):
-            rows = np.flatnonzero(owner_arr == i)
+        for i in range(int(owner.max()) + 1 if len(owner) else 0):
+            rows = np.flatnonzero(owner == i)
             p = aggregate(probs[rows]) if len(rows) > 1 else probs[rows[0]]
             item = {
                 "label": ("negative", "neutral", "positive")[int(p.argmax())],
@@ -183,30 +214,53 @@ ONNX_METHODS = ("onnx", "onnx-int8")
 
 
 def load_scorer(
-    artifact: Path, device: torch.device, text_cfg, base_model: str, method: str | None = None
+    artifact: Path,
+    device: torch.device,
+    text_cfg,
+    base_model: str,
+    method: str | None = None,
+    adapter: dict[str, Any] | None = None,
 ) -> Scorer:
-    """Loads the scorer from an artifact's `model/` folder and `finance.json`.
+    """Loads the scorer from an artifact's `model/` folder (or `adapter/`) and `finance.json`.
 
     `method` is the manifest's `compression.method` (None for a trained artifact): `int8` and
     `onnx`/`onnx-int8` artifacts hold their task in `model/int8.safetensors` or `model.onnx`
     beside `model/`'s config and tokenizer; the others hold it in `model/` (see `load_task`).
-    An int8 task runs on the CPU whatever `device` says.
+    An int8 task runs on the CPU whatever `device` says. `adapter` is the manifest's `adapter`
+    section of an adapter artifact: LoRA and heads on the base model named there, whose weights
+    hash is checked (`lora.load_adapter_task`).
     """
     from transformers import AutoTokenizer
 
     from shared.artifacts import load_json
 
     meta = load_json(artifact / "finance.json")
-    tokenizer = AutoTokenizer.from_pretrained(str(artifact / "model"))
-    if method == "int8" and device.type != "cpu":
-        log.info("int8 artifacts run on the CPU, not %s", device)
-        device = torch.device("cpu")
-    task = load_task(artifact, meta, method, device)
+    if adapter is not None:
+        from .lora import load_adapter_task
+
+        tokenizer, task = load_adapter_task(artifact, meta, adapter)
+        task = task.to(device).eval()
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(str(artifact / "model"))
+        if method == "int8" and device.type != "cpu":
+            log.info("int8 artifacts run on the CPU, not %s", device)
+            device = torch.device("cpu")
+        task = load_task(artifact, meta, method, device)
+    return build_scorer(tokenizer, task, meta, text_cfg, device, base_model)
+
+
+def build_scorer(
+    tokenizer, task: nn.Module, meta: dict[str, Any], text_cfg, device, base_model, encoder=None
+) -> Scorer:
+    """The scorer of a loaded task and its `finance.json`; zero-shot topics embed with the
+    sentence encoder `base_model`, or with `encoder` when one is already loaded."""
     zero_shot = None
     if meta["topic_mode"] == "zero-shot":
         from .topics import ZeroShotTopics
 
-        zero_shot = ZeroShotTopics(base_model, meta["topic_descriptions"], device=str(device))
+        zero_shot = ZeroShotTopics(
+            base_model, meta["topic_descriptions"], device=str(device), encoder=encoder
+        )
     return Scorer(tokenizer, task, meta["labels"], meta["topics"], text_cfg, device, zero_shot)
 
 
@@ -226,7 +280,8 @@ def load_task(
     return cast_for_device(float_task(artifact, meta), method, device).eval()
 
 
-def _n_topics(meta: dict[str, Any]) -> int:
+def n_topics(meta: dict[str, Any]) -> int:
+    """Rows of the topic head of an artifact with this `finance.json` (0: no topic head)."""
     return len(meta["topics"]) if meta["topic_mode"] == "classifier" else 0
 
 
@@ -235,7 +290,7 @@ def task_skeleton(artifact: Path, meta: dict[str, Any]) -> SentimentTask:
     from transformers import AutoConfig, AutoModel
 
     body = AutoModel.from_config(AutoConfig.from_pretrained(str(artifact / "model")))
-    return SentimentTask(body, len(meta["labels"]), _n_topics(meta))
+    return SentimentTask(body, len(meta["labels"]), n_topics(meta))
 
 
 def float_task(artifact: Path, meta: dict[str, Any]) -> SentimentTask:
@@ -247,17 +302,17 @@ def float_task(artifact: Path, meta: dict[str, Any]) -> SentimentTask:
     from shared.artifacts import load_weights
     from shared.hf_modeling import MeanPooledForSequenceClassification
 
-    n_topics = _n_topics(meta)
+    topics = n_topics(meta)
     legacy = artifact / "heads.safetensors"
     if legacy.exists():
         task = SentimentTask(
-            AutoModel.from_pretrained(str(artifact / "model")), len(meta["labels"]), n_topics
+            AutoModel.from_pretrained(str(artifact / "model")), len(meta["labels"]), topics
         )
         task.load_state_dict(load_weights(legacy), strict=False)
         return task
     exported = MeanPooledForSequenceClassification.from_config_path(str(artifact / "model"))
-    task = SentimentTask(exported.backbone, len(meta["labels"]), n_topics)
+    task = SentimentTask(exported.backbone, len(meta["labels"]), topics)
     task.head.load_state_dict(exported.classifier.state_dict())
-    if n_topics:
+    if topics:
         task.topic_head.load_state_dict(exported.topic_classifier.state_dict())
     return task

@@ -123,15 +123,22 @@ def fit_recipe(
 def fit_by_recipe(
     cfg: FinanceConfig, train_rows: Rows, val_rows: Rows, n_topics: int, run_dir: Path
 ) -> tuple[SentimentTask, object, object, TrainResult | None, RecipeChoice]:
-    """`cfg.recipe`'s model, or `auto`'s choice, and the record (`shared.recipes.fit_chosen`)."""
+    """`cfg.recipe`'s model, or `auto`'s choice, and the record (`shared.recipes.fit_chosen`).
+
+    With `cfg.adapter` the recipe is `finetune` through LoRA: `auto` weighs no recipe then,
+    since an adapter is asked for its size (one base shared by many), not for its score.
+    """
+    recipe = "finetune" if cfg.adapter is not None else cfg.recipe
     fitted, choice = fit_chosen(
-        cfg.recipe,
+        recipe,
         lambda recipe: fit_recipe(recipe, cfg, train_rows, val_rows, n_topics, run_dir),
         lambda: choose(cfg, train_rows, val_rows, n_topics, run_dir),
         train_rows=len(train_rows),
         val_rows=len(val_rows),
         seed=cfg.trainer.seed,
     )
+    if cfg.adapter is not None:
+        choice.reason = f"adapter.method={cfg.adapter.method}: fine-tuned through the adapter"
     return (*fitted, choice)
 
 

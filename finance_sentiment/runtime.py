@@ -14,7 +14,7 @@ import pandas as pd
 from shared.artifacts import read_manifest
 from shared.devices import resolve_device
 from shared.engine import InferenceEngine
-from shared.errors import InputError
+from shared.errors import ArtifactError, InputError
 
 from .config import FinanceConfig
 from .ingest import (
@@ -24,10 +24,12 @@ from .ingest import (
     validate_file_records,
     validate_rows,
 )
+from .lora import MANIFEST_KEY as ADAPTER_KEY
 from .model import load_scorer
 from .monitor import detect, dispatch, parse_window, trends
 from .settings import FinanceSettings
 from .store import Store
+from .tenants import TenantPool, TenantText
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +55,13 @@ class FinanceRuntime:
         self.settings = settings
         self.device = resolve_device(settings.device)
         self.compression = (self.manifest.get("compression") or {}).get("method")
+        self.adapter = self.manifest.get(ADAPTER_KEY) or None
         self.scorer = load_scorer(
-            artifact, self.device, self.cfg.text, self.cfg.model, self.compression
+            artifact, self.device, self.cfg.text, self.cfg.model, self.compression, self.adapter
         )
+        self.tenants = self._tenants(artifact, settings)
         self.engine = InferenceEngine.from_settings(
-            lambda texts: self.scorer.score(list(texts)),
-            settings,
-            warmup_items=["Shares rose after strong results."],
+            self._score_items, settings, warmup_items=[("Shares rose after strong results.", None)]
         )
         self._store = Store(settings.db_path(artifact))  # no file until first use
         self._recovered = threading.Event()
@@ -71,6 +73,67 @@ class FinanceRuntime:
                 settings.finance_watch_dir, self._store, self.ingest_file, settings.finance_poll_s
             )
             self.watcher.start()
+
+    def _tenants(self, artifact: Path, settings: FinanceSettings) -> TenantPool | None:
+        """The tenants served beside the artifact (`settings.tenants_dir`), or None.
+
+        Raises:
+            ArtifactError: when tenants are asked for but the artifact is not an adapter one.
+        """
+        if settings.tenants_dir is None:
+            return None
+        if self.adapter is None:
+            raise ArtifactError(
+                f"VERTICALS_TENANTS_DIR is set, so {artifact} must be an adapter artifact "
+                "(trained with adapter.method=lora), whose base model serves every tenant; "
+                "it is a full model"
+            )
+        return TenantPool(
+            self.scorer, self.adapter, settings.tenants_dir, settings.tenant_cache_size
+        )
+
+    def _score_items(self, items: list[TenantText]) -> list[dict[str, Any]]:
+        """The engine's batch function: (text, tenant) items, tenants' rows batched together."""
+        if self.tenants is not None:
+            return self.tenants.score(items)
+        named = sorted({tenant for _, tenant in items if tenant is not None})
+        if named:
+            raise self._no_tenants(named[0])
+        return self.scorer.score([text for text, _ in items])
+
+    @staticmethod
+    def _no_tenants(name: str) -> InputError:
+        return InputError(
+            f"tenant {name!r} not found: this service serves no tenants (VERTICALS_TENANTS_DIR "
+            "is unset); send no X-Tenant header",
+            404,
+        )
+
+    def _score(self, texts: list[str]) -> list[dict[str, Any]]:
+        """Scores texts with the served artifact (the CLI, ingest and recovery path)."""
+        return self.engine.run([(text, None) for text in texts])
+
+    def resolve_tenant(self, name: str) -> None:
+        """Loads tenant `name` (if it is not), so that a bad one fails before it is queued.
+
+        Raises:
+            InputError: 404 (no such tenant, or no tenants here), 422 (bad name), 409 (its
+                adapter is not for this base).
+        """
+        if self.tenants is None:
+            raise self._no_tenants(name)
+        self.tenants.resolve(name)
+
+    def tenants_info(self) -> dict[str, Any]:
+        """`/tenants`: the tenants on disk and in memory (404 when this service has none)."""
+        if self.tenants is None:
+            raise InputError("this service serves no tenants (VERTICALS_TENANTS_DIR is unset)", 404)
+        return self.tenants.info()
+
+    def rescan_tenants(self) -> dict[str, Any]:
+        """`/tenants/rescan`: drops loaded tenants removed or changed on disk."""
+        self.tenants_info()
+        return self.tenants.rescan()
 
     @property
     def store(self) -> Store:
@@ -87,7 +150,7 @@ class FinanceRuntime:
         empty = [i for i, t in enumerate(texts) if not t.strip()]
         if empty:
             raise InputError(f"rows {empty} have an empty text", 422)
-        return self.engine.run(texts)
+        return self._score(texts)
 
     def gauges(self) -> dict[str, float]:
         """Live numbers for `/metrics`: stored items."""
@@ -97,6 +160,8 @@ class FinanceRuntime:
         return {
             "model": self.manifest["model_name"],
             "compression": self.compression,
+            "adapter": self.adapter,
+            "tenants": None if self.tenants is None else self.tenants.cache.keys(),
             "metrics": self.manifest["metrics"],
             "labels": self.cfg.labels,
             "topics": self.scorer.topics,
@@ -133,7 +198,7 @@ class FinanceRuntime:
     def ingest(self, records: list[dict[str, Any]], file_rows: bool = False) -> dict[str, Any]:
         """Synchronous ingest (CLI, watcher, demo): accept, score through the engine, record."""
         step = self.accept(records, file_rows)
-        results = self.engine.run([r["text"] for r in step["inserted"]]) if step["inserted"] else []
+        results = self._score([r["text"] for r in step["inserted"]]) if step["inserted"] else []
         alerts = self.record_scores(step["inserted"], results)
         return summary(step, alerts)
 
@@ -142,17 +207,21 @@ class FinanceRuntime:
         return {"file": str(path), **_with_file_rejections(self.ingest(records, True), rejected)}
 
     # The service's routes: one awaitable call each, the engine batching concurrent requests.
-    async def score_async(self, texts: list[str]) -> dict[str, Any]:
-        """`/score`: one result per text, in order, with None (and a rejection) for empty ones.
+    async def score_async(self, texts: list[str], tenant: str | None = None) -> dict[str, Any]:
+        """`/score`: one result per text, in order, with None (and a rejection) for empty ones;
+        scored by `tenant`'s adapter, or by the served artifact for None.
 
         Raises:
-            InputError: 422 when every text is empty.
+            InputError: 422 when every text is empty; 404, 409 or 422 for a tenant that cannot
+                be served (see `resolve_tenant`).
         """
         keep = [i for i, t in enumerate(texts) if t.strip()]
         if not keep:
             raise InputError("every text is empty; send at least one non-empty text", 422)
+        if tenant is not None:
+            await asyncio.to_thread(self.resolve_tenant, tenant)
         results: list[dict[str, Any] | None] = [None] * len(texts)
-        scored = await self.engine.submit_many([texts[i] for i in keep])
+        scored = await self.engine.submit_many([(texts[i], tenant) for i in keep])
         for i, result in zip(keep, scored, strict=True):
             results[i] = result
         rejected = [
@@ -165,8 +234,8 @@ class FinanceRuntime:
     ) -> dict[str, Any]:
         """`/ingest`: like `ingest`, every accepted item committed before the engine scores it."""
         step = await asyncio.to_thread(self.accept, records, file_rows)
-        texts = [r["text"] for r in step["inserted"]]
-        results = await self.engine.submit_many(texts) if texts else []
+        items = [(r["text"], None) for r in step["inserted"]]
+        results = await self.engine.submit_many(items) if items else []
         alerts = await asyncio.to_thread(self.record_scores, step["inserted"], results)
         return summary(step, alerts)
 
@@ -244,7 +313,7 @@ class FinanceRuntime:
             return
         log.info("recovering %d stored but unscored items", len(pending))
         rows = [{**p, "ts": pd.Timestamp(p["ts"])} for p in pending]
-        self._record(store, rows, self.engine.run([r["text"] for r in rows]))
+        self._record(store, rows, self._score([r["text"] for r in rows]))
 
     def close(self) -> None:
         if self.watcher is not None:

@@ -33,8 +33,10 @@ from .schemas import (
     IngestRequest,
     IngestResponse,
     ItemsResponse,
+    RescanResponse,
     ScoreRequest,
     ScoreResponse,
+    TenantsResponse,
     TrendsResponse,
 )
 
@@ -47,13 +49,37 @@ Label = Literal[SENTIMENTS]
 
 
 def build_router() -> APIRouter:
-    """`score`, `ingest`, `ingest/file`, `trends`, `alerts`, `items`, `catalog`, `dashboard`."""
+    """`score`, `tenants`, `ingest`, `ingest/file`, `trends`, `alerts`, `items`, `catalog`,
+    `dashboard`."""
     router = APIRouter()
 
-    @router.post("/score", response_model=ScoreResponse)
-    async def score(req: ScoreRequest, runtime: FinanceRuntime = Depends(get_runtime)) -> dict:
-        """Scores a batch of texts: label, class probabilities, score = P(pos) - P(neg), topic."""
-        return await runtime.score_async(req.texts)
+    @router.post("/score", response_model=ScoreResponse, responses=error_responses(404, 409))
+    async def score(
+        req: ScoreRequest,
+        x_tenant: str | None = Header(
+            None, description="the tenant whose adapter scores the texts (VERTICALS_TENANTS_DIR)"
+        ),
+        runtime: FinanceRuntime = Depends(get_runtime),
+    ) -> dict:
+        """Scores a batch of texts: label, class probabilities, score = P(pos) - P(neg), topic.
+
+        With `X-Tenant`, the tenant's adapter (and heads) on the shared base score them: 404
+        for a tenant that is not there, 409 for one whose adapter is not for this base.
+        """
+        return await runtime.score_async(req.texts, x_tenant)
+
+    @router.get("/tenants", response_model=TenantsResponse, responses=error_responses(404))
+    def get_tenants(runtime: FinanceRuntime = Depends(get_runtime)) -> dict:
+        """The tenants on disk and in memory, the cache's capacity and its counters."""
+        return runtime.tenants_info()
+
+    @router.post("/tenants/rescan", response_model=RescanResponse, responses=error_responses(404))
+    def rescan_tenants(runtime: FinanceRuntime = Depends(get_runtime)) -> dict:
+        """Unloads the tenants removed or replaced on disk (a replaced one reloads when used).
+
+        Needed only to free memory at once: each request checks its tenant's folder anyway.
+        """
+        return runtime.rescan_tenants()
 
     @router.post("/ingest", response_model=IngestResponse)
     async def ingest(req: IngestRequest, runtime: FinanceRuntime = Depends(get_runtime)) -> dict:

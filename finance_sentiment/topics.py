@@ -20,6 +20,7 @@ class ZeroShotTopics:
         model_name: Sentence-encoder name for `shared.models.load_model`.
         descriptions: Topic name -> description.
         temperature: Softmax temperature over cosine similarities (for probabilities).
+        encoder: An encoder of `model_name` already loaded (shared by several scorers).
     """
 
     def __init__(
@@ -28,9 +29,12 @@ class ZeroShotTopics:
         descriptions: dict[str, str],
         device: str = "cpu",
         temperature: float = 0.05,
+        encoder=None,
     ) -> None:
         self.names = list(descriptions)
-        self.encoder = load_model(model_name, "sentence-encoder", device=device)
+        if encoder is None:
+            encoder = load_model(model_name, "sentence-encoder", device=device)
+        self.encoder = encoder
         self.temperature = temperature
         self.topic_vectors = embed_texts(
             self.encoder, [f"{name}: {text}" for name, text in descriptions.items()]

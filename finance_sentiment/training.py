@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from shared.adapters import apply_lora, is_adapted, training_view
 from shared.artifacts import save_json, write_artifact
 from shared.data import fingerprint, load_table, resolve_splits
 from shared.data_report import MANIFEST_KEY, DataReport
@@ -242,11 +243,15 @@ def fit_sentiment(
 
     Rows are `(text, label_id, topic_id or -100)`. The evaluator scores `val_rows` and picks the
     best epoch by macro-F1; with no validation rows there is no evaluator, and the loop keeps
-    the epoch with the lowest training loss. Returns (task, tokenizer, collate, TrainResult).
+    the epoch with the lowest training loss. With `cfg.adapter` the body is wrapped with LoRA
+    (`shared.adapters.apply_lora`) and only the adapter and the heads train. Returns (task,
+    tokenizer, collate, TrainResult).
     """
     from shared.models import load_model
 
     tokenizer, body = load_model(cfg.model, "text-backbone")
+    if cfg.adapter is not None:
+        body = apply_lora(body, cfg.adapter)
     task = SentimentTask(body, len(cfg.labels), n_topics, cfg.topic_loss_weight)
     collate = make_collate(tokenizer, cfg.text.max_length)
     evaluator = None
@@ -254,7 +259,8 @@ def fit_sentiment(
         evaluator = MetricsEvaluator(
             lambda t: evaluate_rows(t, collate, val_rows, cfg.labels), primary_metric="macro_f1"
         )
-    result = fit(task, train_rows, collate, cfg.trainer, run_dir, evaluator=evaluator)
+    trained = training_view(task) if cfg.adapter is not None else task
+    result = fit(trained, train_rows, collate, cfg.trainer, run_dir, evaluator=evaluator)
     return task, tokenizer, collate, result
 
 
@@ -273,12 +279,20 @@ def write_finance_artifact(
 ) -> Path:
     """Writes the classifier as one transformers folder (`model/`) and `finance.json`, atomically.
 
+    A task whose body carries LoRA is written as an adapter artifact instead: the adapter and
+    the heads alone, with the base model's name and hash in the manifest (see `lora.py`).
     `data_report` (see `shared.data_report`) goes into the manifest as `data_report`, and
     `recipe` (`shared.recipes.RecipeChoice.as_dict()`) as `recipe`.
     """
+    from . import lora
+
     extra = {MANIFEST_KEY: data_report} if data_report is not None else {}
     if recipe is not None:
         extra[RECIPE_KEY] = recipe
+    adapted = is_adapted(task.backbone)
+    if adapted:
+        extra[lora.MANIFEST_KEY] = lora.adapter_section(task, cfg.model)
+        extra["formats"] = [lora.peft_format(cfg.model)]
     topic_mode = "classifier" if has_topics else ("zero-shot" if cfg.topics else "none")
     with write_artifact(
         final,
@@ -292,15 +306,18 @@ def write_finance_artifact(
         extra=extra or None,
     ) as tmp:
         task.to("cpu")
-        export_classifier(  # loads with AutoModelForSequenceClassification (trust_remote_code)
-            str(tmp / "model"),
-            task.backbone,
-            task.head,
-            cfg.labels,
-            tokenizer,
-            task.topic_head,
-            topics if topic_mode == "classifier" else None,
-        )
+        if adapted:
+            lora.write_adapter(tmp, task, cfg.model)
+        else:  # loads with AutoModelForSequenceClassification (trust_remote_code)
+            export_classifier(
+                str(tmp / "model"),
+                task.backbone,
+                task.head,
+                cfg.labels,
+                tokenizer,
+                task.topic_head,
+                topics if topic_mode == "classifier" else None,
+            )
         save_json(
             tmp / "finance.json",
             {
