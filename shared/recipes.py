@@ -152,19 +152,31 @@ def choose_recipe(
         log.warning("recipe: %s; using %s", choice.reason, choice.recipe)
         return choice
     for name, score in candidates.items():
-        if choice.scores and max(choice.scores.values()) >= ceiling:
-            best = max(choice.scores, key=choice.scores.get)
-            choice.skipped[name] = f"{best} already scored {ceiling} (the maximum; ties go to it)"
-            continue
-        started = time.perf_counter()
-        fold_scores = [float(score(fit_idx, eval_idx)) for fit_idx, eval_idx in splits]
-        choice.seconds[name] = round(time.perf_counter() - started, 2)
-        choice.fold_scores[name] = fold_scores
-        choice.scores[name] = float(np.mean(fold_scores))
-        log.info("recipe %s: %s %.4f (%s)", name, choice.metric, choice.scores[name], choice.method)
+        _score_candidate(choice, name, score, splits, ceiling)
     best = max(choice.scores.values())
     choice.recipe = next(n for n, s in choice.scores.items() if s == best)
     return choice
+
+
+def _score_candidate(
+    choice: RecipeChoice,
+    name: str,
+    score: Candidate,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    ceiling: float,
+) -> None:
+    """Scores `name` on every split into `choice`, or records it as skipped once a candidate
+    already reached `ceiling` (ties go to the earlier one)."""
+    if choice.scores and max(choice.scores.values()) >= ceiling:
+        best = max(choice.scores, key=choice.scores.get)
+        choice.skipped[name] = f"{best} already scored {ceiling} (the maximum; ties go to it)"
+        return
+    started = time.perf_counter()
+    fold_scores = [float(score(fit_idx, eval_idx)) for fit_idx, eval_idx in splits]
+    choice.seconds[name] = round(time.perf_counter() - started, 2)
+    choice.fold_scores[name] = fold_scores
+    choice.scores[name] = float(np.mean(fold_scores))
+    log.info("recipe %s: %s %.4f (%s)", name, choice.metric, choice.scores[name], choice.method)
 
 
 def _plan(

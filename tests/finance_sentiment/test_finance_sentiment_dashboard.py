@@ -268,6 +268,11 @@ def test_dashboard_charts_filters_alerts_and_texts(fs_artifact, stream_db, monke
         page.wait_for_selector(".card[data-key='energy'] .hoverlayer .hovertext")
         page.mouse.click(x, y)
         page.wait_for_selector("#drill:not([hidden]) tr.item-row", timeout=30_000)
+        # the title is set when the window's texts arrive: wait for them, not the old panel's
+        page.wait_for_function(
+            "document.querySelector('#drill-title').textContent.startsWith('topic energy')",
+            timeout=30_000,
+        )
         assert page.text_content("#drill-title").startswith("topic energy: 2026-10-")
         page.click("#drill-close")
 
