@@ -190,6 +190,7 @@ def test_dashboard_asks_for_the_api_key_and_sends_it(fs_artifact, stream_db, mon
 @needs_chromium
 def test_dashboard_charts_filters_alerts_and_texts(fs_artifact, stream_db, monkeypatch):
     import httpx
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     monkeypatch.setenv("VERTICALS_FINANCE_DB", str(stream_db[0]))
     with (
@@ -258,21 +259,32 @@ def test_dashboard_charts_filters_alerts_and_texts(fs_artifact, stream_db, monke
         )
         assert page.locator("#drill tr.item-row").count() == 25
         page.click("#drill-close")
+        page.wait_for_selector("#drill", state="hidden")
 
-        # a click on a chart point opens that window's texts
+        # a click on a chart point opens that window's texts (plotly hovers on mouse movement;
+        # under load a redraw can move the point, so the hover-and-click is tried again)
         point = page.locator(".card[data-key='energy'] .scatterlayer .trace:first-child .point")
-        point.nth(3).scroll_into_view_if_needed()
-        bounds = point.nth(3).bounding_box()
-        x, y = bounds["x"] + bounds["width"] / 2, bounds["y"] + bounds["height"] / 2
-        page.mouse.move(x, y)
-        page.wait_for_selector(".card[data-key='energy'] .hoverlayer .hovertext")
-        page.mouse.click(x, y)
-        page.wait_for_selector("#drill:not([hidden]) tr.item-row", timeout=30_000)
-        # the title is set when the window's texts arrive: wait for them, not the old panel's
-        page.wait_for_function(
-            "document.querySelector('#drill-title').textContent.startsWith('topic energy')",
-            timeout=30_000,
-        )
+        for attempt in range(4):
+            point.nth(3).scroll_into_view_if_needed()
+            page.wait_for_timeout(300)
+            bounds = point.nth(3).bounding_box()
+            x, y = bounds["x"] + bounds["width"] / 2, bounds["y"] + bounds["height"] / 2
+            page.mouse.move(x - 40, y)
+            page.mouse.move(x, y, steps=5)
+            try:
+                page.wait_for_selector(
+                    ".card[data-key='energy'] .hoverlayer .hovertext", timeout=5_000
+                )
+                page.mouse.click(x, y)
+                page.wait_for_function(
+                    "!document.querySelector('#drill').hidden && document.querySelector"
+                    "('#drill-title').textContent.startsWith('topic energy')",
+                    timeout=10_000,
+                )
+                break
+            except PlaywrightTimeout:
+                if attempt == 3:
+                    raise
         assert page.text_content("#drill-title").startswith("topic energy: 2026-10-")
         page.click("#drill-close")
 
