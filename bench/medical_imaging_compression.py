@@ -53,6 +53,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calibration-images", type=int, default=256)
+    parser.add_argument(
+        "--student",
+        type=Path,
+        default=None,
+        help="a distilled artifact of the same data (`verticals compress --method distill`), "
+        "measured beside the others as `distill`, at its own temperature and threshold",
+    )
     return parser.parse_args()
 
 
@@ -64,10 +71,12 @@ def compressed_models(task, calibration: torch.Tensor) -> dict:
     return models
 
 
-def quality_of(models: dict, cal: dict, test, labels, val, val_labels) -> tuple[dict, dict]:
-    """Test metrics of each model at the artifact's temperature and threshold, and at its own."""
+def quality_of(models: dict, cals: dict, test, labels, val, val_labels) -> tuple[dict, dict]:
+    """Test metrics of each model at its artifact's temperature and threshold (`cals[name]`,
+    the teacher's for a compressed copy of it), and at its own refitted on val."""
     quality, recalibrated = {}, {}
     for name, m in models.items():
+        cal = cals.get(name, cals["fp32"])
         test_logits = logits_of(m, test).numpy()
         quality[name] = heldout_metrics(
             test_logits,
@@ -108,6 +117,7 @@ def summary_row(name: str, m, single, batched, quality, recalibrated) -> dict[st
         "auc": quality[name]["auc"],
         "accuracy": quality[name]["accuracy"],
         "metric_delta": quality[name]["auc"] - quality["fp32"]["auc"],
+        "metric_retained": quality[name]["auc"] / quality["fp32"]["auc"],
         "accuracy_delta": quality[name]["accuracy"] - quality["fp32"]["accuracy"],
         "accuracy_recalibrated": recalibrated[name]["accuracy"],
         "accuracy_delta_recalibrated": recalibrated[name]["accuracy"]
@@ -129,20 +139,31 @@ def main() -> None:
         calibration = load_images(source, val_idx[: args.calibration_images], size, chans)
         labels = np.asarray([runtime.labels.index(source.labels[i]) for i in test_idx])
         models = compressed_models(runtime.task, calibration)
+        cals = {"fp32": runtime.calibration}
+        if args.student is not None:
+            student = load_runtime(VERTICAL, args.student, ServeSettings(device="cpu"))
+            if (student.cfg.image_size, student.labels) != (size, runtime.labels):
+                raise SystemExit(f"{args.student}: not a student of {args.artifact}'s task")
+            models["distill"] = float_model(student.task)
+            cals["distill"] = student.calibration
         val_labels = np.asarray([runtime.labels.index(source.labels[i]) for i in val_idx])
         val = load_images(source, val_idx, size, chans)
-        quality = quality_of(models, runtime.calibration, test, labels, val, val_labels)
+        quality = quality_of(models, cals, test, labels, val, val_labels)
         single, batched = latencies(models, test, args.rounds)
     rows = {name: summary_row(name, m, single, batched, *quality) for name, m in models.items()}
-    metrics = {
-        f"{name}_{k}": v for name, row in rows.items() if name != "fp32" for k, v in row.items()
-    }
+    metrics = {name: row for name, row in rows.items() if name != "fp32"}
     write_result(
         "compression_medical_imaging",
         dataset="medical_imaging/pneumoniamnist (test split)",
         protocol=(
-            f"artifact {args.artifact} ({size}px, {runtime.manifest['model_name']}); int8 calibrated on "
-            f"{len(calibration)} val images; metric_delta = test AUC change vs fp32; accuracy(_delta) at the "
+            f"artifact {args.artifact} ({size}px, {runtime.manifest['model_name']}); "
+            + (
+                f"distill = the student artifact {args.student} at its own calibration; "
+                if args.student
+                else ""
+            )
+            + "int8 calibrated on "
+            f"{len(calibration)} val images; metric_delta = test AUC change vs fp32, metric_retained = test AUC / fp32 test AUC; accuracy(_delta) at the "
             f"artifact's temperature/threshold, *_recalibrated with each model's own temperature and "
             f"threshold refitted on val (how a compressed model is deployed); p50_ms = median single-image latency on CPU, torch threads "
             f"{torch.get_num_threads()}, {args.rounds} interleaved rounds"

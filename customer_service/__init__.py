@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from customer_service.config import CustomerServiceConfig, CustomerServiceSettings
-from shared.registry import Vertical
+from shared.registry import Compressor, Vertical
 
 SMOKE_OVERRIDES = {
     "model": "random:bert-tiny",
@@ -80,6 +80,18 @@ def _chat(runtime: Any) -> None:
     run_shell(runtime)
 
 
+def _compress_apply(job: Any) -> dict[str, Any]:
+    from customer_service.compress import apply
+
+    return apply(job)
+
+
+def _compress_validation(artifact_dir: Path, data_path: Path) -> Any:
+    from customer_service.compress import validation
+
+    return validation(Path(artifact_dir), Path(data_path))
+
+
 def _schemas() -> dict[str, Any]:
     from customer_service.schemas import (
         ACTS_SCHEMA,
@@ -115,4 +127,5 @@ VERTICAL = Vertical(
     chat=_chat,
     schemas=_schemas(),
     settings_cls=CustomerServiceSettings,
+    compress=Compressor(("int8",), _compress_apply, _compress_validation),
 )

@@ -44,6 +44,7 @@ from customer_service.session import (
 )
 from shared.artifacts import load_json, load_weights, read_manifest
 from shared.devices import resolve_device
+from shared.encoder_int8 import is_int8_folder, load_encoder
 from shared.engine import InferenceEngine
 from shared.errors import InputError
 from shared.models import embed_texts, load_model
@@ -77,13 +78,16 @@ class CustomerServiceBot:
         self.manifest = read_manifest(self.artifact_dir, vertical="customer_service")
         bot = load_json(self.artifact_dir / "bot.json")
         self.device = str(resolve_device(settings.device))
-        self.encoder = load_model(
-            str(self.artifact_dir / "encoder"), "sentence-encoder", device=self.device
-        )
-        self.encoder.eval()
-        self.precision = set_precision(
-            self.encoder, settings.customer_service_precision, self.device
-        )
+        encoder_dir = self.artifact_dir / "encoder"
+        if is_int8_folder(encoder_dir):  # `verticals compress --method int8`: CPU only
+            self.device, self.precision = "cpu", "int8"
+            self.encoder = load_encoder(encoder_dir)
+        else:
+            self.encoder = load_model(str(encoder_dir), "sentence-encoder", device=self.device)
+            self.encoder.eval()
+            self.precision = set_precision(
+                self.encoder, settings.customer_service_precision, self.device
+            )
         self.intents: list[str] = bot["intents"]
         self.calibration = Calibration(**bot["calibration"])
         self.slot_values: dict[str, list[str]] = bot.get("slots", {})

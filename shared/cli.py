@@ -358,7 +358,8 @@ def compress(
     method: Annotated[
         str,
         typer.Option(
-            help="int8 | onnx | onnx-int8 | interpolate | fp16 | bf16 (those the vertical supports)."
+            help="int8 | onnx | onnx-int8 | interpolate | fp16 | bf16 | distill | lora-merge (those "
+            "the vertical supports; another is refused with the vertical's list).",
         ),
     ],
     data: Annotated[

@@ -78,11 +78,18 @@ class DataReport:
     def check_heldout_sizes(self, minimum: int = MIN_HELDOUT_ROWS) -> None:
         """Warns for each of validation and test that has fewer than `minimum` rows."""
         for name in ("val", "test"):
-            rows = self.splits.get(name, {}).get("rows")
+            entry = self.splits.get(name, {})
+            rows = entry.get("rows")
             if rows is None or rows >= minimum:
                 continue
             word = _SPLIT_WORDS[name]
             use = "the epoch choice and calibration" if name == "val" else "the test metrics"
+            if rows == 0 and entry.get("drawn_fraction") == 0:  # the split column left none
+                self.warn(
+                    f"{word} is empty: the split column puts every row in another split, so "
+                    f"there are no {use.removeprefix('the ')}; mark some rows `{name}` for them"
+                )
+                continue
             size = "is empty" if rows == 0 else f"has {rows} rows (fewer than {minimum})"
             self.warn(
                 f"{word} {size}: {use} are too noisy to trust; add labelled rows (or raise "

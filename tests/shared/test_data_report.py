@@ -38,6 +38,8 @@ def test_small_validation_and_test_splits_are_warned_about_with_their_size():
     assert warnings[0].startswith("validation has 6 rows (fewer than 30)")
     assert "cross-validation" in warnings[0] and "val_fraction" in warnings[0]
     assert warnings[1].startswith("test is empty")
+    # here the drawn test split was turned off, so raising test_fraction would not help
+    assert "split column" in warnings[1] and "test_fraction" not in warnings[1]
 
 
 def test_the_block_is_logged_at_info_and_each_warning_at_warning(caplog):
