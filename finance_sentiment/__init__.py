@@ -105,7 +105,16 @@ VERTICAL = Vertical(
     schemas={"labelled_text": LABELLED, "stream_items": STREAM},
     settings_cls=FinanceSettings,
     compress=Compressor(
-        methods=("int8", "onnx", "onnx-int8", "interpolate", "fp16", "bf16", "lora-merge"),
+        methods=(
+            "int8",
+            "onnx",
+            "onnx-int8",
+            "interpolate",
+            "fp16",
+            "bf16",
+            "lora-merge",
+            "distill",
+        ),
         apply=compress_apply,
         validation=compress_validation,
     ),

@@ -1,5 +1,5 @@
 """The `verticals compress finance_sentiment` hook: int8, ONNX, ONNX int8, WiSE-FT, half precision,
-LoRA merge.
+LoRA merge, distillation.
 
 Every method starts from the original's fp32 task and leaves `model/`'s config and tokenizer:
 
@@ -8,7 +8,9 @@ Every method starts from the original's fp32 task and leaves `model/`'s config a
 - `interpolate`, `fp16`, `bf16`: `model/` as `verticals train` writes it (the transformers
   format), with interpolated body weights or half-precision weights;
 - `lora-merge`: an adapter artifact's LoRA folded into its base (`lora.merged_task`), written as
-  `model/` like a full fine-tune. Every other method merges an adapter artifact first too.
+  `model/` like a full fine-tune;
+- `distill`: a student with half the layers, trained against the original (`distill.py`) on
+  the training split of `--data`, written as `model/` like a full fine-tune. Every other method merges an adapter artifact first too.
 
 Weights the new format replaces are removed, so the folder's size is the compressed model's.
 `model.load_task` reads each back by the manifest's `compression.method`.
@@ -125,6 +127,9 @@ def apply(job: CompressJob) -> dict[str, Any]:
         )
     if job.method == "lora-merge":
         candidate = task
+    elif job.method == "distill":
+        task, params, update = distilled(job, task, tokenizer, cfg, manifest, update)
+        candidate = write_float(job.out, task, tokenizer, meta)
     elif job.method == "interpolate":
         task = copy.deepcopy(task)
         params = interpolate(task, cfg, collate, rows, job.alphas)
@@ -140,6 +145,23 @@ def apply(job: CompressJob) -> dict[str, Any]:
         _inputs(collate(rows[i : i + CHECK_BATCH])) for i in range(0, len(rows), CHECK_BATCH)
     ]
     return {**params, "check": compare_outputs(original, candidate, batches), **update}
+
+
+def distilled(job: CompressJob, teacher, tokenizer, cfg, manifest, update) -> tuple:
+    """`distill`: the student of `distill.distill`, what to record, and the manifest update
+    (the student's held-out metrics in place of the teacher's, and where it came from)."""
+    from .distill import distill
+
+    with tempfile.TemporaryDirectory(prefix="verticals-distill-") as run_dir:
+        student, params = distill(teacher, tokenizer, cfg, job.data, Path(run_dir))
+    scores = params["metrics"]
+    metrics = {k: v for k, v in manifest.get("metrics", {}).items()}
+    for key in [k for k in metrics if k.startswith(("val_", "test_"))]:
+        metrics[key] = scores.get(f"student_{key}", metrics[key])
+    record = {"artifact": str(job.source), "model": cfg.model, **params["layers"]}
+    manifest_update = {**update.get(MANIFEST_UPDATE, {}), "metrics": metrics}
+    manifest_update["distilled_from"] = record
+    return student, params, {MANIFEST_UPDATE: manifest_update}
 
 
 def source_task(

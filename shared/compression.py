@@ -14,11 +14,14 @@ The methods, each a function over a trained model that a vertical's hook compose
 - `interpolate`: WiSE-FT, theta = alpha * theta_ft + (1 - alpha) * theta_0 over the float tensors
   the fine-tuned model shares with its pretrained base, alpha picked on validation.
 - `fp16` / `bf16`: half-precision weights, run in that precision on CUDA (upcast elsewhere).
+- `distill` (the vertical's own student, trained by `shared.distill`) and `lora-merge` (an
+  adapter folded into its base): ordinary float artifacts, like `interpolate`'s, which another
+  method may compress again (`FLOAT_RESULTS`; the new section keeps the chain under `after`).
 
 A compressed artifact is a new folder: a copy of the original's files, rewritten by the
 vertical's hook (`shared.registry.Compressor`), whose manifest gains a `compression` section:
 the method, its parameters, the checks against the original, and the table measured on the
-validation split. The vertical's `load` reads the method there, so `serve`, `predict` and
+validation split (`shared.compression_measure`). The vertical's `load` reads the method there, so `serve`, `predict` and
 `evaluate` run a compressed artifact unchanged. The original is never modified.
 """
 
@@ -27,7 +30,6 @@ from __future__ import annotations
 import copy
 import logging
 import shutil
-import statistics
 import tempfile
 import time
 import warnings
@@ -43,8 +45,13 @@ with warnings.catch_warnings(action="ignore"):  # torch.ao's deprecation notice
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
 from shared.artifacts import MANIFEST, atomic_folder, library_versions, read_manifest, save_json
+from shared.compression_measure import Validation as Validation  # re-exported
+from shared.compression_measure import _files, measure_artifacts
+from shared.compression_measure import folder_size_mb as folder_size_mb
+from shared.compression_measure import format_table as format_table
+from shared.compression_measure import measure_runtimes as measure_runtimes
 from shared.errors import ArtifactError, DataError, VerticalsError
-from shared.registry import Runtime, Vertical, all_verticals, build_settings, load_runtime
+from shared.registry import Vertical, all_verticals
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,8 @@ ONNX_FILE = "model.onnx"
 DEFAULT_ALPHAS = tuple(round(0.1 * i, 1) for i in range(11))
 INT8_SUFFIXES = (".weight_int8", ".weight_scale", ".weight_zero_point")
 MANIFEST_UPDATE = "manifest"
+FLOAT_RESULTS = ("distill", "interpolate", "lora-merge")
+"""Methods whose artifact is an ordinary float one, which another method may compress further."""
 """Key of `Compressor.apply`'s result whose dict replaces manifest keys of the new artifact
 (a method that changes the model itself, such as `distill`: its config, metrics, ...)."""
 
@@ -74,18 +83,6 @@ class CompressJob:
     method: str
     data: Path
     alphas: tuple[float, ...] = DEFAULT_ALPHAS
-
-
-@dataclass(frozen=True)
-class Validation:
-    """The validation split as `Compressor.validation` builds it: `inputs` (rows for
-    `Runtime.predict`), `score` (their predictions, in order -> the primary metric, higher is
-    better), the `metric`'s name (`val_macro_f1`) and a `description` of the rows."""
-
-    inputs: list[dict[str, Any]]
-    score: Callable[[list[dict[str, Any]]], float]
-    metric: str
-    description: str
 
 
 def _quiet() -> warnings.catch_warnings:
@@ -374,81 +371,6 @@ def sweep_interpolation(
     return InterpolationSweep(best, scores, interpolate_state_dicts(finetuned, base, best))
 
 
-# --- measurement -----------------------------------------------------------------------------
-
-
-def folder_size_mb(folder: str | Path) -> float:
-    """Bytes on disk of every file under `folder`, in MB (10^6 bytes)."""
-    return sum(p.stat().st_size for p in _files(Path(folder))) / 1e6
-
-
-def _seconds(step: Callable[..., Any], *args: Any) -> float:
-    started = time.perf_counter()
-    step(*args)
-    return time.perf_counter() - started
-
-
-def measure_runtimes(
-    runtimes: Mapping[str, Runtime],
-    folders: Mapping[str, Path],
-    validation: Validation,
-    rounds: int = 3,
-    repeats: int = 20,
-    batch_items: int = 64,
-) -> dict[str, dict[str, float]]:
-    """Size, latency, throughput and metric of each runtime, side by side; the first is the
-    baseline that `speedup` and `metric_delta` compare against.
-
-    Each runtime first predicts every validation input (its metric; also its warm-up). Then,
-    in `rounds` rounds that visit every runtime in turn (so a change of machine load hits all
-    alike), it predicts `repeats` single inputs (p50 latency) and one batch of `batch_items`.
-
-    Returns:
-        Per runtime: `size_mb`, `p50_ms` (single input), `throughput` (inputs/s in batches),
-        `speedup` (baseline p50 / p50), `metric` and `metric_delta` (metric - baseline's).
-    """
-    inputs = validation.inputs
-    if not inputs:
-        raise DataError(f"{validation.description} has no rows to measure on")
-    metric = {name: validation.score(rt.predict(inputs)) for name, rt in runtimes.items()}
-    single: dict[str, list[float]] = {name: [] for name in runtimes}
-    batched: dict[str, list[float]] = {name: [] for name in runtimes}
-    batch = (inputs * (1 + batch_items // len(inputs)))[:batch_items]
-    for _ in range(rounds):
-        for name, rt in runtimes.items():
-            for i in range(repeats):
-                single[name].append(_seconds(rt.predict, [inputs[i % len(inputs)]]))
-            batched[name].append(_seconds(rt.predict, batch))
-    base = next(iter(runtimes))
-    p50 = {name: statistics.median(times) * 1000 for name, times in single.items()}
-    return {
-        name: {
-            "size_mb": folder_size_mb(folders[name]),
-            "p50_ms": p50[name],
-            "throughput": len(batch) / statistics.median(batched[name]),
-            "speedup": p50[base] / p50[name],
-            "metric": metric[name],
-            "metric_delta": metric[name] - metric[base],
-        }
-        for name in runtimes
-    }
-
-
-def format_table(rows: Mapping[str, Mapping[str, float]], metric: str) -> str:
-    """The measured rows as an aligned text table, one line per model."""
-    header = (
-        f"{'model':<12} {'size MB':>8} {'p50 ms':>8} {'inputs/s':>9} {'speedup':>8} "
-        f"{metric:>14} {'delta':>8}"
-    )
-    lines = [header, "-" * len(header)]
-    for name, r in rows.items():
-        lines.append(
-            f"{name:<12} {r['size_mb']:>8.1f} {r['p50_ms']:>8.2f} {r['throughput']:>9.1f} "
-            f"{r['speedup']:>7.2f}x {r['metric']:>14.4f} {r['metric_delta']:>+8.4f}"
-        )
-    return "\n".join(lines)
-
-
 # --- the command -----------------------------------------------------------------------------
 
 
@@ -478,7 +400,7 @@ def check_request(
         raise ArtifactError(f"artifact folder {artifact} does not exist")
     manifest = read_manifest(artifact, vertical=vertical.name)
     done = manifest.get("compression")
-    if done:
+    if done and done["method"] not in FLOAT_RESULTS:
         raise ArtifactError(
             f"{artifact} is already compressed ({done['method']}); compress the original "
             f"artifact ({done.get('source', 'the one it came from')}) instead"
@@ -499,10 +421,6 @@ def copy_artifact(source: Path, manifest: dict[str, Any], target: Path) -> None:
     for name in set(names) - {MANIFEST, "README.md"}:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source / name, target / name)
-
-
-def _files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file()]
 
 
 def write_manifest(folder: Path, original: dict[str, Any], section: dict[str, Any]) -> None:
@@ -567,34 +485,11 @@ def compress_artifact(
         params = dict(vertical.compress.apply(job))
         original = {**original, **params.pop(MANIFEST_UPDATE, {})}
         section = {"method": method, "params": params, "source": str(artifact.resolve())}
+        if original.get("compression"):  # a student (say) compressed again: keep the chain
+            section["after"] = {k: v for k, v in original["compression"].items() if k != "measured"}
         write_manifest(tmp, original, section)
         if validation is not None:
             folders = {"original": artifact, method: tmp}
             section["measured"] = measure_artifacts(vertical, folders, validation, device, rounds)
             write_manifest(tmp, original, section)
     return section
-
-
-def measure_artifacts(
-    vertical: Vertical,
-    folders: Mapping[str, Path],
-    validation: Validation,
-    device: str = "cpu",
-    rounds: int = 3,
-) -> dict[str, Any]:
-    """Artifacts loaded together and measured side by side (:func:`measure_runtimes`); the
-    first is the baseline. Returns the rows with the split, metric, threads and device."""
-    settings = build_settings(vertical, device=device)
-    runtimes = {name: load_runtime(vertical, folder, settings) for name, folder in folders.items()}
-    try:
-        rows = measure_runtimes(runtimes, folders, validation, rounds=rounds)
-    finally:
-        for runtime in runtimes.values():
-            getattr(runtime, "close", lambda: None)()
-    return {
-        "split": validation.description,
-        "metric": validation.metric,
-        "threads": torch.get_num_threads(),
-        "device": device,
-        "rows": rows,
-    }
