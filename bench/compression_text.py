@@ -3,16 +3,17 @@
 Protocol: Financial PhraseBank Sentences_50Agree, the FinBERT split of `finance_phrasebank.py`
 (shuffle, random_state=0: 80% train / 10% val / 10% test), written as a table with a `split`
 column to --workdir (outside the project) and fine-tuned with the vertical's own `train` (MiniLM,
-no zero-shot topics, seed 0). The artifact is then compressed by int8, onnx, onnx-int8 and
-interpolate (WiSE-FT, alpha in 0, 0.1 .. 1 chosen on val) through `shared.compression`, and the
-five artifacts are measured side by side in one run on one thread (`measure_runtimes`: rounds
+no zero-shot topics, seed 0). The artifact is then compressed by int8, onnx, onnx-int8,
+interpolate (WiSE-FT, alpha in 0, 0.1 .. 1 chosen on val) and distill (3 of the 6 layers, trained
+on the train split against the fp32 model; then also int8 of that student) through
+`shared.compression`, and the seven artifacts are measured side by side in one run on one thread (`measure_runtimes`: rounds
 that visit every model in turn). p50_ms: median latency of one text through `Runtime.predict`
 (tokenizer and engine included); throughput: texts/s in a batch of 64; metric_delta: change of
 val macro-F1 against fp32 (the split compress measures on; alpha was chosen on it too), with
 test macro-F1 and an out-of-distribution score (the project's generated headlines and posts,
 `finance_sentiment.generate`) beside it.
 
-    OMP_NUM_THREADS=1 python -m bench.compression_text            # about 6 minutes on one thread
+    OMP_NUM_THREADS=1 python -m bench.compression_text            # about 12 minutes on one thread
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from shared.artifacts import load_json, read_manifest
 from shared.compression import DEFAULT_ALPHAS, compress_artifact, format_table, measure_runtimes
 from shared.registry import build_settings, load_runtime
 
-METHODS = ("int8", "onnx", "onnx-int8", "interpolate")
+METHODS = ("int8", "onnx", "onnx-int8", "interpolate", "distill", "distill+int8")
+"""`a+b`: method b applied to the artifact that method a wrote."""
 
 
 def parse_args():
@@ -93,11 +95,13 @@ def main() -> None:
     table, ood_table = write_tables(args)
     artifact, train_s = fine_tune(args, table)
     folders, seconds = {"fp32": artifact}, {}
-    for method in METHODS:
-        shutil.rmtree(args.workdir / method, ignore_errors=True)
+    for name in METHODS:
+        shutil.rmtree(args.workdir / name, ignore_errors=True)
+        first, _, method = name.rpartition("+")
         step = time.perf_counter()
-        compress_artifact(VERTICAL, artifact, args.workdir / method, method, table, measure=False)
-        folders[method], seconds[method] = args.workdir / method, time.perf_counter() - step
+        source = folders[first] if first else artifact
+        compress_artifact(VERTICAL, source, args.workdir / name, method, table, measure=False)
+        folders[name], seconds[name] = args.workdir / name, time.perf_counter() - step
     settings = build_settings(VERTICAL, device="cpu")
     runtimes = {name: load_runtime(VERTICAL, folder, settings) for name, folder in folders.items()}
     val = validation(artifact, table)
@@ -139,6 +143,8 @@ def report(args, artifact, folders, rows, seconds, train_s, ood, total_s) -> Non
             "check_vs_fp32": compression["params"].get("check"),
             "compress_seconds": round(seconds[method], 1),
         }
+    for method in ("distill", "distill+int8"):  # the share of the teacher's test macro-F1 kept
+        metrics[method]["metric_retained"] = rows[method]["test_macro_f1"] / fp32["test_macro_f1"]
     sweep = read_manifest(folders["interpolate"])["compression"]["params"]
     metrics["interpolate"].update(
         alpha=sweep["alpha"], val_macro_f1_by_alpha=sweep["scores"], ood_macro_f1_by_alpha=ood
@@ -149,14 +155,19 @@ def report(args, artifact, folders, rows, seconds, train_s, ood, total_s) -> Non
         protocol=(
             "FinBERT split (random_state=0, 80/10/10); MiniLM fine-tuned by `verticals train` "
             f"({args.epochs} epoch(s), max_length 64, seed {args.seed}, no zero-shot topics); each method by "
-            "`compress_artifact`; all five artifacts measured side by side in one run, torch and ONNX Runtime on "
+            "`compress_artifact` (distill+int8: int8 of the distilled student); all seven artifacts measured side by side in one run, torch and ONNX Runtime on "
             f"1 thread, {args.rounds} interleaved rounds; p50_ms = median single-text latency through "
             "Runtime.predict; speedup = fp32 p50 / p50; metric_delta = val macro-F1 change vs fp32 "
             "(alpha for interpolate chosen on val too: see test_delta); size_mb = the artifact folder on disk"
         ),
         metrics=metrics,
         baselines={"fp32": fp32},
-        anchors={"targets": {"int8": "speedup >= 1.5, loss <= 1 point"}},
+        anchors={
+            "targets": {
+                "int8": "speedup >= 1.5, loss <= 1 point",
+                "distill": "speedup >= 2, metric_retained >= 0.97 (test macro-F1 / teacher's)",
+            }
+        },
         seconds=total_s,
         seed=args.seed,
         notes=f"artifact {artifact}; train_seconds {train_s:.0f} (0: reused)",

@@ -1,8 +1,9 @@
-"""LoRA for finance_sentiment: the adapter artifact, its hash-checked loading, and merging.
+"""LoRA (or IA3) for finance_sentiment: the adapter artifact, its hash-checked loading, merging.
 
-A model trained with `adapter: {method: lora, ...}` is written as an *adapter artifact*:
+A model trained with `adapter: {method: lora, ...}` (or `ia3`) is written as an *adapter
+artifact*:
 
-- `adapter/adapter_model.safetensors`, `adapter/adapter_config.json`: the LoRA weights only, in
+- `adapter/adapter_model.safetensors`, `adapter/adapter_config.json`: the adapter weights only, in
   peft's format (`PeftModel.from_pretrained(base, "ARTIFACT/adapter")` opens them);
 - `adapter/heads.safetensors`: the sentiment head and, with topics, the topic head;
 - `finance.json` as in every artifact, and the manifest's `adapter` section: the method, the
@@ -43,15 +44,16 @@ HEAD_NAMES = ("head", "topic_head")
 
 
 def adapter_section(task: SentimentTask, base_name: str) -> dict[str, Any]:
-    """The manifest's `adapter` section of `task`, whose body carries a LoRA adapter."""
+    """The manifest's `adapter` section of `task`, whose body carries a LoRA or IA3 adapter."""
     body = task.backbone
     config = body.peft_config["default"]
+    method = str(getattr(config.peft_type, "value", config.peft_type)).lower()
+    shape = {"r": config.r, "alpha": config.lora_alpha} if method == "lora" else {}
     return {
-        "method": "lora",
+        "method": method,
         "base_model": base_name,
         "base_sha256": base_weights_hash(body),
-        "r": config.r,
-        "alpha": config.lora_alpha,
+        **shape,
         "target_modules": sorted(config.target_modules),
         "adapter_parameters": sum(v.numel() for v in adapter_state_dict(body).values()),
         "base_parameters": sum(v.numel() for v in base_state_dict(body).values()),

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from shared.adapters import MIXED_BATCH_METHODS
 from shared.artifacts import read_manifest
 from shared.devices import resolve_device
 from shared.engine import InferenceEngine
@@ -87,6 +88,13 @@ class FinanceRuntime:
                 f"VERTICALS_TENANTS_DIR is set, so {artifact} must be an adapter artifact "
                 "(trained with adapter.method=lora), whose base model serves every tenant; "
                 "it is a full model"
+            )
+        if self.adapter["method"] not in MIXED_BATCH_METHODS:
+            raise ArtifactError(
+                f"VERTICALS_TENANTS_DIR is set, but {artifact} is an {self.adapter['method']} "
+                f"adapter: tenants share one base through {', '.join(MIXED_BATCH_METHODS)} "
+                "adapters only (peft batches several of those together); serve it alone or "
+                "train the tenants with adapter.method=lora"
             )
         return TenantPool(
             self.scorer, self.adapter, settings.tenants_dir, settings.tenant_cache_size

@@ -43,16 +43,25 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 BASE_ADAPTER = "__base__"
 """peft's name, in `adapter_names`, of a row that runs the base model without any adapter."""
-LORA_KEY = re.compile(r"\.lora_[A-Za-z_]+\.")
+LORA_KEY = re.compile(r"\.(lora_[A-Za-z_]+|ia3_l)\.")
+"""The names of adapter tensors (LoRA's A, B...; IA3's scaling vectors) in a peft model."""
+MIXED_BATCH_METHODS = ("lora",)
+"""Methods whose adapters peft runs several of in one batch (`adapter_names=`, per row)."""
 T = TypeVar("T")
 
 
 class AdapterConfig(StrictModel):
-    """A LoRA adapter (Hu et al., 2021): W x + (alpha / r) B A x, with A (r, in) and B (out, r)
-    trained and W frozen. Defaults follow peft's and the LoRA paper's for BERT-sized encoders."""
+    """A parameter-efficient adapter on a frozen body, through peft.
 
-    method: Literal["lora"] = "lora"
-    """The adapter kind; LoRA (peft) is the one supported."""
+    `lora` (Hu et al., 2021): W x + (alpha / r) B A x, with A (r, in) and B (out, r) trained and
+    W frozen; defaults follow peft's and the LoRA paper's for BERT-sized encoders. `ia3` (Liu et
+    al., 2022): learned vectors that rescale the keys, values and feed-forward activations,
+    about a tenth of LoRA's parameters (`r`, `alpha` and `dropout` do not apply). Several
+    tenants' adapters run in one batch only for LoRA (`MIXED_BATCH_METHODS`).
+    """
+
+    method: Literal["lora", "ia3"] = "lora"
+    """The adapter kind: lora or ia3."""
     r: int = Field(8, ge=1)
     """Rank of the update: the adapter has r * (in + out) parameters per adapted layer."""
     alpha: float = Field(16.0, gt=0)
@@ -61,13 +70,19 @@ class AdapterConfig(StrictModel):
     """Dropout on the adapter's input during training."""
     target_modules: list[str] | None = None
     """Names of the Linear layers to adapt (`[query, value]`); None: peft's default for the
-    architecture (query and value for BERT)."""
+    architecture (LoRA: query and value for BERT; IA3: key, value and the feed-forward output)."""
 
 
 def lora_config(cfg: AdapterConfig) -> Any:
-    """The `peft.LoraConfig` of `cfg` (no bias trained, no other module saved)."""
-    from peft import LoraConfig
+    """The peft config of `cfg`: a `LoraConfig` (no bias trained, no other module saved) or an
+    `IA3Config` (peft's default layers for the architecture unless `target_modules` says)."""
+    from peft import IA3Config, LoraConfig
 
+    if cfg.method == "ia3":
+        if cfg.target_modules is None:
+            return IA3Config()
+        feedforward = [m for m in cfg.target_modules if "output" in m or "intermediate" in m]
+        return IA3Config(target_modules=cfg.target_modules, feedforward_modules=feedforward)
     return LoraConfig(
         r=cfg.r,
         lora_alpha=cfg.alpha,
@@ -78,7 +93,8 @@ def lora_config(cfg: AdapterConfig) -> Any:
 
 
 def apply_lora(body: nn.Module, cfg: AdapterConfig) -> Any:
-    """`body` (a transformers model) wrapped with a fresh LoRA adapter named `default`.
+    """`body` (a transformers model) wrapped with a fresh adapter (LoRA, or IA3 by
+    `cfg.method`) named `default`.
 
     The returned `PeftModel` takes the body's inputs and returns its outputs; only the adapter's
     matrices require gradients. peft injects the adapter into `body`'s layers in place.
