@@ -18,6 +18,7 @@ test macro-F1 and an out-of-distribution score (the project's generated headline
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ import pandas as pd
 import torch
 from transformers import AutoTokenizer
 
-from bench.common import DATA, bench_parser, write_result
+from bench.common import DATA, RESULTS, bench_parser, write_result
 from bench.finance_phrasebank import FILES, LABELS, protocol_split, read_phrasebank
 from finance_sentiment import VERTICAL
 from finance_sentiment.compress import interpolate, validation, validation_rows
@@ -38,6 +39,7 @@ from shared.artifacts import load_json, read_manifest
 from shared.compression import DEFAULT_ALPHAS, compress_artifact, format_table, measure_runtimes
 from shared.registry import build_settings, load_runtime
 
+RESULT = RESULTS / "compression_finance_sentiment.json"
 METHODS = ("int8", "onnx", "onnx-int8", "interpolate", "distill", "distill+int8")
 """`a+b`: method b applied to the artifact that method a wrote."""
 
@@ -145,6 +147,9 @@ def report(args, artifact, folders, rows, seconds, train_s, ood, total_s) -> Non
         }
     for method in ("distill", "distill+int8"):  # the share of the teacher's test macro-F1 kept
         metrics[method]["metric_retained"] = rows[method]["test_macro_f1"] / fp32["test_macro_f1"]
+    previous = json.loads(RESULT.read_text(encoding="utf-8")) if RESULT.is_file() else {}
+    kept = {k: v for k, v in previous.get("metrics", {}).items() if k not in METHODS}
+    metrics = {**metrics, **kept}  # lora_text.py's entries (lora, lora-merge) stay
     sweep = read_manifest(folders["interpolate"])["compression"]["params"]
     metrics["interpolate"].update(
         alpha=sweep["alpha"], val_macro_f1_by_alpha=sweep["scores"], ood_macro_f1_by_alpha=ood
@@ -164,6 +169,7 @@ def report(args, artifact, folders, rows, seconds, train_s, ood, total_s) -> Non
         baselines={"fp32": fp32},
         anchors={
             "targets": {
+                **previous.get("anchors", {}).get("targets", {}),
                 "int8": "speedup >= 1.5, loss <= 1 point",
                 "distill": "speedup >= 2, metric_retained >= 0.97 (test macro-F1 / teacher's)",
             }
@@ -172,6 +178,10 @@ def report(args, artifact, folders, rows, seconds, train_s, ood, total_s) -> Non
         seed=args.seed,
         notes=f"artifact {artifact}; train_seconds {train_s:.0f} (0: reused)",
     )
+    if "lora_run" in previous:  # the provenance of the kept lora entries
+        result = json.loads(RESULT.read_text(encoding="utf-8"))
+        result["lora_run"] = previous["lora_run"]
+        RESULT.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -6,13 +6,13 @@ trained twice by the vertical's own `train` with the same settings (`--epochs`, 
 in `compression_text.py`, whose fp32 baseline it reproduces; batch 16, max_length 64, seed 0,
 best epoch on val macro-F1, no zero-shot topics): once fully (body lr 5e-5, heads 1e-3), once
 with `adapter: {method: lora}` (r=8, alpha=16, dropout 0.1 on query and value; adapter and
-heads at 1e-3, base frozen). One epoch, not the vertical's default 3, keeps the run near 15
+heads at 1e-3, base frozen), and once with `adapter: {method: ia3}` (peft's default layers). One epoch, not the vertical's default 3, keeps the run near 15
 minutes on one thread of a shared machine (3 epochs of both: about 35 minutes there). The adapter artifact is then merged
 (`verticals compress --method lora-merge`), and the three artifacts are measured side by side
 on one thread (`measure_runtimes`: p50 of one text through `Runtime.predict`).
 
-Results go into `bench/results/compression_finance_sentiment.json` under `metrics.lora` and
-`metrics["lora-merge"]`; the other entries of that file are kept as they are.
+Results go into `bench/results/compression_finance_sentiment.json` under `metrics.lora`,
+`metrics["lora-merge"]` and `metrics.ia3`; the other entries of that file are kept as they are.
 
     OMP_NUM_THREADS=1 python -m bench.lora_text       # about 15 minutes on one thread
 """
@@ -82,56 +82,67 @@ def main() -> None:
     table, _ = write_tables(args)
     full, full_s = fit(args, table, "full", None)
     lora, lora_s = fit(args, table, "lora", AdapterConfig())
+    ia3, ia3_s = fit(args, table, "ia3", AdapterConfig(method="ia3"))
     merged = args.workdir / "lora-merge"
     shutil.rmtree(merged, ignore_errors=True)
     step = time.perf_counter()
     section = compress_artifact(VERTICAL, lora, merged, "lora-merge", table, measure=False)
     merge_s = time.perf_counter() - step
-    folders = {"full": full, "lora": lora, "lora-merge": merged}
+    folders = {"full": full, "lora": lora, "lora-merge": merged, "ia3": ia3}
     settings = build_settings(VERTICAL, device="cpu")
     runtimes = {k: load_runtime(VERTICAL, f, settings) for k, f in folders.items()}
     val = validation(full, table)
     rows = measure_runtimes(runtimes, folders, val, rounds=args.rounds)
     print(format_table(rows, val.metric))
     scores = {
-        k: {s: read_manifest(folders[k])["metrics"][s] for s in SCORES} for k in ("full", "lora")
+        k: {s: read_manifest(folders[k])["metrics"][s] for s in SCORES}
+        for k in ("full", "lora", "ia3")
     }
     scores["lora-merge"] = {}
     for split in ("val", "test"):  # the merged artifact keeps the adapter's recorded metrics
         scoring = validation(full, table, split)
         predicted = runtimes["lora-merge"].predict(scoring.inputs)
         scores["lora-merge"][f"{split}_macro_f1"] = scoring.score(predicted)
-    report(args, folders, rows, scores, section, full_s, lora_s, merge_s, started)
+    seconds = {"full": full_s, "lora": lora_s, "ia3": ia3_s, "lora-merge": merge_s}
+    report(args, folders, rows, scores, section, seconds, started)
 
 
-def report(args, folders, rows, scores, section, full_s, lora_s, merge_s, started) -> None:
-    """Adds `lora` and `lora-merge` to the compression results, keeping every other entry."""
-    adapter = read_manifest(folders["lora"])["adapter"]
-    full = {**rows["full"], **scores["full"], "train_seconds": round(full_s, 1)}
-    lora = {
-        **{k: rows["lora"][k] for k in ("size_mb", "p50_ms", "speedup", "metric_delta")},
-        "throughput": rows["lora"]["throughput"],
-        **scores["lora"],
-        **{f"{s}_delta": scores["lora"][s] - scores["full"][s] for s in SCORES},
-        "adapter_weight_bytes": weight_bytes(folders["lora"]),
+def adapter_entry(name: str, folders, rows, scores, seconds) -> dict:
+    """An adapter artifact's row: size, latency, scores and their change against the full
+    fine-tune, its share of the model's bytes and parameters, and its training time."""
+    adapter = read_manifest(folders[name])["adapter"]
+    full = {**rows["full"], **scores["full"], "train_seconds": round(seconds["full"], 1)}
+    return {
+        **{k: rows[name][k] for k in ("size_mb", "p50_ms", "speedup", "metric_delta")},
+        "throughput": rows[name]["throughput"],
+        **scores[name],
+        **{f"{s}_delta": scores[name][s] - scores["full"][s] for s in SCORES},
+        "adapter_weight_bytes": weight_bytes(folders[name]),
         "full_weight_bytes": weight_bytes(folders["full"]),
-        "adapter_share_of_model": weight_bytes(folders["lora"]) / weight_bytes(folders["full"]),
+        "adapter_share_of_model": weight_bytes(folders[name]) / weight_bytes(folders["full"]),
         "adapter_parameters": adapter["adapter_parameters"],
         "base_parameters": adapter["base_parameters"],
-        "train_seconds": round(lora_s, 1),
-        "train_speedup": full_s / lora_s,
+        "train_seconds": round(seconds[name], 1),
+        "train_speedup": seconds["full"] / seconds[name],
         "baseline_full_finetune": full,
         "protocol": " ".join(__doc__.split("Protocol: ", 1)[1].split("\n\nResults")[0].split()),
     }
+
+
+def report(args, folders, rows, scores, section, seconds, started) -> None:
+    """Adds `lora`, `lora-merge` and `ia3` to the compression results, keeping every other entry."""
+    lora = adapter_entry("lora", folders, rows, scores, seconds)
+    ia3 = adapter_entry("ia3", folders, rows, scores, seconds)
     merge = {
         **{k: rows["lora-merge"][k] for k in ("size_mb", "p50_ms", "speedup", "metric_delta")},
         "throughput": rows["lora-merge"]["throughput"],
         **scores["lora-merge"],
         "check_vs_adapter": section["params"]["check"],
-        "compress_seconds": round(merge_s, 1),
+        "compress_seconds": round(seconds["lora-merge"], 1),
     }
     result = json.loads(RESULT.read_text(encoding="utf-8"))
     result["metrics"]["lora"], result["metrics"]["lora-merge"] = lora, merge
+    result["metrics"]["ia3"] = ia3
     result["anchors"].setdefault("targets", {})["lora"] = (
         "within 1 point of full fine-tuning (test macro-F1), adapter under 5% of the model's size"
     )
@@ -141,12 +152,13 @@ def report(args, folders, rows, scores, section, full_s, lora_s, merge_s, starte
         "versions": library_versions(),
         "commit": git_commit(),
         "seed": args.seed,
-        "note": "metrics.lora and metrics['lora-merge'] compare with the full fine-tune of this "
+        "note": "metrics.lora, metrics.ia3 and metrics['lora-merge'] compare with the full fine-tune of this "
         "run (metrics.lora.baseline_full_finetune: speedup and metric_delta are against it), "
-        "not with baselines.fp32 of the other entries (1 epoch)",
+        f"not with baselines.fp32 of the other entries (compression_text.py's own fine-tune); "
+        f"{args.epochs} epoch(s) each",
     }
     RESULT.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    print(json.dumps({"lora": lora, "lora-merge": merge}, indent=2))
+    print(json.dumps({"lora": lora, "lora-merge": merge, "ia3": ia3}, indent=2))
 
 
 if __name__ == "__main__":
