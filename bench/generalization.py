@@ -524,6 +524,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help=f"result file ({RESULT_PATH})")
     parser.add_argument("--work", type=Path, default=WORK, help="work folder (git-ignored)")
     parser.add_argument("--list", action="store_true", help="print the data sets and exit")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="result files of runs made apart (--only X --out F): their rows replace those of "
+        "--out, and nothing runs",
+    )
     args = parser.parse_args(argv)
     args.work = args.work.resolve()  # the CLI runs from the project root
     args.names = [n.strip() for n in args.only.split(",") if n.strip()] or list(SPECS)
@@ -545,6 +553,12 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(f"{n:30s} {CONVERTERS[n].__doc__.splitlines()[0]}" for n in SPECS))
         return
     started = time.perf_counter()
+    if args.merge:
+        merged = {r["dataset"]: r for path in [args.out, *args.merge] for r in load_rows(path)}
+        rows = list(merged.values())
+        write_results(args.out, rows, args.quick, sum(r["seconds"] for r in rows))
+        print(table(sorted(rows, key=lambda r: list(SPECS).index(r["dataset"]))))
+        return
     keep = [r for r in load_rows(args.out) if r["dataset"] not in args.names] if args.only else []
     rows = list(keep)
     for name in args.names:
