@@ -254,18 +254,24 @@ class CustomerServiceBot:
         return self._search(text, self.engine.run([text])[0], k)
 
     def _search(self, query: str, vector: np.ndarray, k: int) -> dict[str, Any]:
+        """The top-`k` answers by fused retrieval score, except that the answer chat would give
+        (the intent head's pick among the retrieved answers) comes first, marked `chosen`: the
+        search and the chat agree, and the head trained on the paraphrases orders the top."""
         kb, index = self.kb.current()
+        decision = self._decide(vector, query, kb, index, k=max(k, 20))
+        hits = sorted(decision.hits, key=lambda h: h.answer_id != decision.answer_id)[:k]
         results = [
             {
                 "answer_id": h.answer_id,
                 "score": round(h.score, 4),
                 "dense_score": round(h.dense, 4),
+                "chosen": h.answer_id == decision.answer_id,
                 **{
                     key: kb.answers[h.answer_id].get(key, "")
                     for key in ("title", "answer", "intent")
                 },
             }
-            for h in index.search(vector, query, k=k)
+            for h in hits
         ]
         return {"query": query, "results": results}
 

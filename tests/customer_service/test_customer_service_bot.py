@@ -341,3 +341,19 @@ def test_concurrent_chats_of_one_session_from_threads_are_all_remembered(cs_bot,
     assert sorted(t["text"] for t in turns if t["role"] == "user") == sorted(messages)
     assert [t["role"] for t in turns] == ["user", "bot"] * len(messages)
     assert len(cs_bot.locks) == 0
+
+
+def test_search_puts_the_answer_chat_gives_first_and_marks_it(cs_bot, cs_trained):
+    import pandas as pd
+
+    pairs = pd.read_csv(cs_trained[0] / "pairs.csv")
+    moved = 0
+    for i, question in enumerate(pairs["question"].head(40)):
+        reply = cs_bot.chat(f"search-{i}", question)
+        results = cs_bot.search(question, k=5)["results"]
+        assert sum(r["chosen"] for r in results) <= 1
+        if reply["answer_id"] in {r["answer_id"] for r in results}:
+            assert results[0]["answer_id"] == reply["answer_id"] and results[0]["chosen"]
+        scores = [r["score"] for r in results]
+        moved += scores != sorted(scores, reverse=True)  # the head overruled retrieval's order
+    assert moved > 0  # with the 2-step random encoder the head often disagrees with retrieval
