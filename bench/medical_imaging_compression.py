@@ -132,7 +132,10 @@ def main() -> None:
     with Timer() as total:
         runtime = load_runtime(VERTICAL, args.artifact, ServeSettings(device="cpu"))
         size, chans = runtime.cfg.image_size, runtime.cfg.in_chans
-        source = read_source(args.data)
+        cfg = runtime.cfg  # the artifact's names for the file's classes
+        source = read_source(
+            args.data, class_names=cfg.class_names, columns=cfg.columns, label_map=cfg.label_map
+        )
         split = np.asarray(source.splits)
         test_idx, val_idx = np.flatnonzero(split == "test"), np.flatnonzero(split == "val")
         test = load_images(source, test_idx, size, chans)
