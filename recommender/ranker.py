@@ -31,9 +31,22 @@ FEATURES = (
     "log_recent_cooccurrence_rank",
     "last_item_cooccurrence",
     "log_last_item_cooccurrence_rank",
+    "few_users",
+    "few_users_model_score",
+    "few_users_history_similarity",
 )
-TEXT_FEATURES = ("model_score", "log_rank", "max_history_similarity")
+TEXT_FEATURES = (
+    "model_score",
+    "log_rank",
+    "max_history_similarity",
+    "few_users_model_score",
+    "few_users_history_similarity",
+)
 """The features that come from the item text (the towers' embeddings); the rest are behaviour."""
+FEW_USERS = 3
+"""An item with at most this many users so far is `few_users` (what the evaluation calls cold):
+its behaviour features say little, so its text features get their own weights, which a linear
+ranker could not give them otherwise (for a popular item the same text score counts less)."""
 NEIGHBOURS = 100
 RECENCY_DECAY = 0.8
 
@@ -225,6 +238,11 @@ def candidate_features(
         ):
             out[..., col] = _gather(hist_m @ sim, safe)
             out[..., col + 1] = _log_rank(out[..., col])
+    few = (stats.popularity[safe] <= FEW_USERS).astype(np.float32)
+    col = FEATURES.index
+    out[..., col("few_users")] = few
+    out[..., col("few_users_model_score")] = few * out[..., col("model_score")]
+    out[..., col("few_users_history_similarity")] = few * out[..., col("max_history_similarity")]
     return out
 
 
@@ -282,10 +300,18 @@ class Ranker:
         return self
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        """Scores features of shape (..., F); higher ranks first."""
+        """Scores features of shape (..., F); higher ranks first.
+
+        A ranker fitted on fewer features (an artifact of an earlier version) scores on the
+        columns it names, so it keeps ranking as it did.
+        """
         if self.kind == "none" or not self.params:
             return x[..., 0]
         p = self.params
+        x = self._mask(x)
+        names = p.get("features") or list(FEATURES)
+        if names != list(FEATURES) and set(names) <= set(FEATURES):
+            x = x[..., [FEATURES.index(name) for name in names]]
         if len(p["coef"]) != x.shape[-1]:
             from shared.errors import ArtifactError
 
@@ -293,7 +319,6 @@ class Ranker:
                 f"ranker.json has {len(p['coef'])} weights for features {p.get('features')}; this "
                 f"version computes {list(FEATURES)}: retrain the artifact"
             )
-        x = self._mask(x)
         z = (x - np.asarray(p["mean"], np.float32)) / np.asarray(p["scale"], np.float32)
         return z @ np.asarray(p["coef"], np.float32) + p["intercept"]
 

@@ -169,3 +169,30 @@ def test_a_second_writer_process_fails_clearly(tmp_path):
     lock.acquire()  # free once the other process is gone
     WriterLock(tmp_path).acquire()  # runtimes in one process share the lock
     lock.release()
+
+
+def test_items_with_few_users_get_their_own_text_features():
+    from recommender.ranker import FEATURES, FEW_USERS, ItemStats, candidate_features
+
+    popularity = np.asarray([0, FEW_USERS, FEW_USERS + 1, 50], dtype=float)
+    stats = ItemStats(popularity, np.zeros(4), np.zeros(4), np.asarray(list("aaaa"), object))
+    emb = np.eye(4, dtype=np.float32)
+    scores = np.asarray([[0.9, 0.8, 0.7, 0.6]], np.float32)
+    x = candidate_features(np.asarray([[0, 1, 2, 3]]), scores, [np.asarray([0])], emb, stats)[0]
+    col = {name: i for i, name in enumerate(FEATURES)}
+    assert x[:, col["few_users"]].tolist() == [1, 1, 0, 0]
+    np.testing.assert_allclose(x[:, col["few_users_model_score"]], [0.9, 0.8, 0, 0])
+    # the similarity to the history (item 0) only for the items with few users
+    assert x[:, col["few_users_history_similarity"]].tolist() == [1, 0, 0, 0]
+
+
+def test_a_ranker_fitted_on_the_earlier_features_still_scores_as_it_did():
+    from recommender.ranker import FEATURES, Ranker
+
+    old = list(FEATURES[:14])  # the list before the few-users features
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, len(FEATURES))).astype(np.float32)
+    coef = rng.normal(size=len(old))
+    params = {"features": old, "mean": [0.0] * 14, "scale": [1.0] * 14, "coef": coef.tolist()}
+    ranker = Ranker.from_json({"kind": "logistic", "params": {**params, "intercept": 0.5}})
+    np.testing.assert_allclose(ranker.score(x), x[:, :14] @ coef + 0.5, rtol=1e-5)
