@@ -100,20 +100,26 @@ def add_sources(
     extra: int,
     blocked: list[set[int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Adds `extra` co-interaction neighbours and `extra` popular items to each user's candidates.
+    """Adds `extra` co-interaction neighbours, `extra` ALS picks and `extra` popular items to
+    each user's candidates.
 
     Two-tower retrieval finds items by text; these sources add what behaviour says (items often
-    taken together with the user's history, and what is popular now). Returns (B, C + 2*extra)
-    rows (-1 where too few items exist) and their two-tower scores (-inf there).
+    taken together with the user's history, the latent taste of the whole matrix, and what is
+    popular now). Returns (B, C + 3*extra) rows (-1 where too few items exist) and their
+    two-tower scores (-inf there).
     """
     b, c = rows.shape
-    out = np.full((b, c + 2 * extra), -1, dtype=np.int64)
+    out = np.full((b, c + 3 * extra), -1, dtype=np.int64)
     out[:, :c] = rows
     popular = stats.popular_order()
-    cf = None
+    cf = mf = None
     if extra and stats.similarity is not None:  # (B, N) ItemKNN scores, one sparse product
         cf = (history_matrix(hist_rows, stats.similarity.shape[0]) @ stats.similarity).tocsr()
         cf.sort_indices()
+    if extra and stats.factors is not None:  # enough for `extra` after the user's own rows
+        own_most = c + max((len(h) for h in hist_rows), default=0)
+        own_most += max((len(x) for x in blocked or []), default=0)
+        mf = stats.factors.top(hist_rows, extra + own_most)
     taken = np.zeros(len(stats.popularity), dtype=bool)  # reset after each user
     for i in range(b if extra else 0):
         own = [rows[i][rows[i] >= 0], hist_rows[i]]
@@ -128,8 +134,12 @@ def add_sources(
             idx = idx[val > 0][np.argsort(-val[val > 0], kind="stable")]
             picks = idx[~taken[idx]][:extra]
             taken[picks] = True
-        top = popular[: 2 * extra + len(own_rows) + len(picks)]
-        picks = np.concatenate([picks, top[~taken[top]][: 2 * extra - len(picks)]])
+        if mf is not None:
+            latent = mf[i][~taken[mf[i]]][:extra]
+            taken[latent] = True
+            picks = np.concatenate([picks, latent])
+        top = popular[: 3 * extra + len(own_rows) + len(picks)]
+        picks = np.concatenate([picks, top[~taken[top]][: 3 * extra - len(picks)]])
         out[i, c : c + len(picks)] = picks
         taken[own_rows] = False
         taken[picks] = False

@@ -1,5 +1,6 @@
-"""The ranker: combines the two-tower score with popularity, trend, item age, category affinity
-and the item-item co-occurrence (ItemKNN) score against the user's history.
+"""The ranker: combines the two-tower score with popularity, trend, item age, category affinity,
+the item-item co-occurrence (ItemKNN) score against the user's history, and the ALS score of
+the history (`factors.py`).
 
 It is a logistic layer on standardised features, learned on validation interactions (the item
 each user took next after the training period) and stored as JSON numbers, never pickled.
@@ -15,6 +16,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from shared.inputs import parse_timestamps
+
+from .factors import ItemFactors
 
 FEATURES = (
     "model_score",
@@ -34,6 +37,8 @@ FEATURES = (
     "few_users",
     "few_users_model_score",
     "few_users_history_similarity",
+    "mf_score",
+    "log_mf_rank",
 )
 TEXT_FEATURES = (
     "model_score",
@@ -90,6 +95,7 @@ class ItemStats:
     age_days: np.ndarray
     category: np.ndarray
     similarity: sp.csr_matrix | None = None
+    factors: ItemFactors | None = None
     _order: np.ndarray | None = None
 
     def popular_order(self) -> np.ndarray:
@@ -142,7 +148,8 @@ class ItemStats:
         users = past.groupby("user_id")["item_id"].agg(list)
         user_rows = [np.asarray([row_of[i] for i in items], dtype=np.int64) for items in users]
         sim = item_similarity(user_rows, n)
-        return cls(pop, trend, age, np.asarray(categories, dtype=object), sim)
+        factors = ItemFactors.fit(user_rows, n)
+        return cls(pop, trend, age, np.asarray(categories, dtype=object), sim, factors)
 
     def extend(self, n: int, categories: list[str]) -> None:
         """Grows the arrays for `n` new items (no interactions yet, age zero)."""
@@ -150,6 +157,8 @@ class ItemStats:
         self.trending = np.concatenate([self.trending, np.zeros(n)])
         self.age_days = np.concatenate([self.age_days, np.zeros(n)])
         self.category = np.concatenate([self.category, np.asarray(categories, dtype=object)])
+        if self.factors is not None:
+            self.factors.extend(n)
         if self.similarity is not None:
             size = len(self.popularity)
             self.similarity = sp.csr_matrix(
@@ -238,8 +247,12 @@ def candidate_features(
         ):
             out[..., col] = _gather(hist_m @ sim, safe)
             out[..., col + 1] = _log_rank(out[..., col])
-    few = (stats.popularity[safe] <= FEW_USERS).astype(np.float32)
     col = FEATURES.index
+    if stats.factors is not None:
+        mf = np.where(cand_rows >= 0, stats.factors.scores(hist_rows, cand_rows), -1e3)
+        out[..., col("mf_score")] = np.where(cand_rows >= 0, mf, 0.0)
+        out[..., col("log_mf_rank")] = _log_rank(mf)
+    few = (stats.popularity[safe] <= FEW_USERS).astype(np.float32)
     out[..., col("few_users")] = few
     out[..., col("few_users_model_score")] = few * out[..., col("model_score")]
     out[..., col("few_users_history_similarity")] = few * out[..., col("max_history_similarity")]

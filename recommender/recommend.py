@@ -29,6 +29,7 @@ from shared.models import embed_texts
 from shared.settings import ServeSettings
 
 from .data import event_weights, validate_items
+from .factors import ItemFactors
 from .index import ItemIndex
 from .pipeline import add_sources, rerank
 from .ranker import Ranker, item_similarity
@@ -391,15 +392,27 @@ class RecommenderRuntime:
             self.refresh_cooccurrence()
 
     def refresh_cooccurrence(self) -> None:
-        """Recomputes the item-item co-occurrence from every history, logged events included.
+        """Recomputes the item-item co-occurrence and the ALS factors from every history,
+        logged events included.
 
         Popularity, trend and the user's own history change with each event; the co-occurrence
-        (a global sparse matrix) is rebuilt after `cooccurrence_refresh_events` first contacts.
+        (a global sparse matrix) and the factors are rebuilt after `cooccurrence_refresh_events`
+        first contacts (the factors in a background thread).
         """
         with self.lock:
             rows = [np.fromiter(e, dtype=np.int64) for e in self.history.users.values()]
-            self.stats.similarity = item_similarity(rows, len(self.stats.popularity))
+            n = len(self.stats.popularity)
+            self.stats.similarity = item_similarity(rows, n)
             self.new_contacts = 0
+        # ALS takes seconds on a large catalogue: fitted aside, swapped in when done
+        threading.Thread(target=self._refit_factors, args=(rows, n), daemon=True).start()
+
+    def _refit_factors(self, rows: list[np.ndarray], n: int) -> None:
+        factors = ItemFactors.fit(rows, n)
+        with self.lock:
+            if factors is not None and len(self.stats.popularity) > n:  # items added meanwhile
+                factors.extend(len(self.stats.popularity) - n)
+            self.stats.factors = factors
 
     def gauges(self) -> dict[str, float]:
         """Live numbers for `/metrics`: catalogue size and users with a history."""

@@ -104,7 +104,8 @@ def test_item_similarity_and_behavioural_candidate_sources():
     )
     emb = np.eye(5, dtype=np.float32)
     rows, scores = add_sources(np.asarray([[2]]), emb[[2]], emb, [np.asarray([0])], stats, 1)
-    assert rows.tolist() == [[2, 1, 4]]  # retrieved, co-interacted with item 0, most popular
+    # retrieved, co-interacted with item 0, then (no ALS factors here) the most popular ones
+    assert rows.tolist() == [[2, 1, 4, 3]]
     assert scores[0, 0] == 1.0
 
 
@@ -196,3 +197,32 @@ def test_a_ranker_fitted_on_the_earlier_features_still_scores_as_it_did():
     params = {"features": old, "mean": [0.0] * 14, "scale": [1.0] * 14, "coef": coef.tolist()}
     ranker = Ranker.from_json({"kind": "logistic", "params": {**params, "intercept": 0.5}})
     np.testing.assert_allclose(ranker.score(x), x[:, :14] @ coef + 0.5, rtol=1e-5)
+
+
+def test_als_factors_score_a_history_by_its_taste_and_feed_the_ranker():
+    from recommender.factors import ItemFactors
+    from recommender.pipeline import add_sources
+    from recommender.ranker import FEATURES, ItemStats, candidate_features
+
+    rng = np.random.default_rng(0)  # two tastes: items 0-9 and items 10-19
+    users = [rng.choice(10, 4, replace=False) + 10 * (u % 2) for u in range(200)]
+    factors = ItemFactors.fit(users, 20)
+    hist = [np.asarray([0, 1, 2]), np.asarray([12, 13]), np.zeros(0, np.int64)]
+    cands = np.asarray([[5, 15, -1], [5, 15, -1], [5, 15, -1]])
+    scores = factors.scores(hist, cands)
+    assert scores[0, 0] > scores[0, 1] and scores[1, 1] > scores[1, 0]
+    assert scores[:, 2].tolist() == [0, 0, 0] and scores[2].tolist() == [0, 0, 0]
+    assert set(factors.top(hist[:1], 5)[0]) <= set(range(10))  # its own taste first
+    factors.extend(2)
+    assert factors.scores(hist[:1], np.asarray([[20, 21]])).tolist() == [[0, 0]]
+
+    stats = ItemStats(
+        np.full(22, 10.0), np.zeros(22), np.zeros(22), np.asarray(["a"] * 22, object), None, factors
+    )
+    emb = np.eye(22, dtype=np.float32)
+    rows, _ = add_sources(np.asarray([[21]]), emb[[21]], emb, hist[:1], stats, 2)
+    assert set(rows[0, 1:3]) <= set(range(3, 10))  # the ALS picks: unseen items of its taste
+    x = candidate_features(cands[:2], np.zeros((2, 3), np.float32), hist[:2], emb, stats)
+    col = FEATURES.index("mf_score")
+    np.testing.assert_allclose(x[:, :2, col], scores[:2, :2], rtol=1e-5)
+    assert x[0, 0, FEATURES.index("log_mf_rank")] == 0.0  # item 5 is user 0's best candidate

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -156,7 +158,7 @@ def test_logged_events_refresh_the_cooccurrence(served):
     client, _ = served
     runtime = client.app.state.runtime
     a, b = runtime.index.row_of["i0001"], runtime.index.row_of["i0002"]
-    before = runtime.stats.similarity[a, b]
+    before, factors = runtime.stats.similarity[a, b], runtime.stats.factors
     limit = runtime.cfg.cooccurrence_refresh_events
     runtime.cfg.cooccurrence_refresh_events = 4
     try:
@@ -170,6 +172,11 @@ def test_logged_events_refresh_the_cooccurrence(served):
         runtime.cfg.cooccurrence_refresh_events = limit
     assert runtime.new_contacts == 0
     assert runtime.stats.similarity[a, b] > before
+    deadline = time.monotonic() + 30  # the ALS factors are refitted in the background
+    while runtime.stats.factors is factors and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runtime.stats.factors is not factors
+    assert runtime.stats.factors.n == len(runtime.stats.popularity)
 
 
 def test_artifact_records_which_metric_kept_the_weights(served):
