@@ -58,8 +58,11 @@ def fit_implicit(
     from implicit.bpr import BayesianPersonalizedRanking
 
     cls = {"als": AlternatingLeastSquares, "bpr": BayesianPersonalizedRanking}[kind]
+    from threadpoolctl import threadpool_limits
+
     model = cls(**params, random_state=seed, num_threads=threads, use_gpu=False)
-    model.fit(user_items.astype(np.float32).tocsr(), show_progress=False)
+    with threadpool_limits(1, "blas"):  # implicit's own threads; BLAS threads only slow it
+        model.fit(user_items.astype(np.float32).tocsr(), show_progress=False)
     return model
 
 
