@@ -84,7 +84,8 @@ class DataReport:
                 continue
             word = _SPLIT_WORDS[name]
             use = "the epoch choice and calibration" if name == "val" else "the test metrics"
-            if rows == 0 and entry.get("drawn_fraction") == 0:  # the split column left none
+            every_row_fixed = all(e.get("drawn") == 0 for e in self.splits.values())
+            if rows == 0 and (entry.get("drawn_fraction") == 0 or every_row_fixed):
                 self.warn(
                     f"{word} is empty: the split column puts every row in another split, so "
                     f"there are no {use.removeprefix('the ')}; mark some rows `{name}` for them"

@@ -60,3 +60,15 @@ def test_many_classes_are_summarised_by_the_most_and_fewest():
     report = DataReport("d")
     report.add_splits({"train": [f"c{i}" for i in range(20) for _ in range(i + 1)]})
     assert "20 classes; most: c19 20" in report.format() and "fewest:" in report.format()
+
+
+def test_an_empty_test_split_when_the_split_column_fixes_every_row_says_so():
+    report = DataReport("data.csv", rows_read=80)
+    report.add_splits(
+        {"train": ["a"] * 40 + ["b"] * 40, "val": ["a"] * 20 + ["b"] * 20, "test": []},
+        fixed={"train": 80, "val": 40},
+        drawn_fractions={"val": 0.0, "test": 0.15},  # nothing was left to draw a test split from
+    )
+    report.check_heldout_sizes()
+    assert len(report.warnings) == 1 and report.warnings[0].startswith("test is empty")
+    assert "split column" in report.warnings[0] and "test_fraction" not in report.warnings[0]
