@@ -47,7 +47,7 @@ from shared.devices import resolve_device
 from shared.encoder_int8 import is_int8_folder, load_encoder
 from shared.engine import InferenceEngine
 from shared.errors import InputError
-from shared.models import embed_texts, load_model
+from shared.models import embed_texts
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +79,14 @@ class CustomerServiceBot:
         bot = load_json(self.artifact_dir / "bot.json")
         self.device = str(resolve_device(settings.device))
         encoder_dir = self.artifact_dir / "encoder"
-        if is_int8_folder(encoder_dir):  # `verticals compress --method int8`: CPU only
-            self.device, self.precision = "cpu", "int8"
-            self.encoder = load_encoder(encoder_dir)
-        else:
-            self.encoder = load_model(str(encoder_dir), "sentence-encoder", device=self.device)
-            self.encoder.eval()
-            self.precision = set_precision(
-                self.encoder, settings.customer_service_precision, self.device
-            )
+        int8 = is_int8_folder(encoder_dir)  # `verticals compress --method int8`: CPU only
+        self.device = "cpu" if int8 else self.device
+        self.encoder = load_encoder(encoder_dir, self.device).eval()
+        self.precision = (
+            "int8"
+            if int8
+            else set_precision(self.encoder, settings.customer_service_precision, self.device)
+        )
         self.intents: list[str] = bot["intents"]
         self.calibration = Calibration(**bot["calibration"])
         self.slot_values: dict[str, list[str]] = bot.get("slots", {})

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.artifacts import read_manifest
-from shared.compression import CompressJob, UnsupportedMethodError, Validation
+from shared.compression import CompressJob, Validation
 from shared.data_report import DataReport
 from shared.encoder_int8 import embedding_agreement, load_encoder, quantize_encoder_folder
 from shared.errors import DataError
@@ -23,15 +23,12 @@ from shared.models import embed_texts
 
 from .config import CustomerServiceConfig
 
-METHODS = ("int8",)
-
 
 def apply(job: CompressJob) -> dict[str, Any]:
     """`Compressor.apply`: the encoder of `job.out` in int8 and the KB re-embedded by it."""
     from .kb_store import load_current, save_version
 
-    if job.method not in METHODS:
-        raise UnsupportedMethodError(f"customer_service compresses by {METHODS}, not {job.method}")
+    # `int8` is the only method the hook declares; `check_request` refused any other
     encoder_dir = job.out / "encoder"
     original = load_encoder(encoder_dir)
     quantized = quantize_encoder_folder(encoder_dir)

@@ -10,7 +10,9 @@ Every method starts from the original's fp32 task and leaves `model/`'s config a
 - `lora-merge`: an adapter artifact's LoRA folded into its base (`lora.merged_task`), written as
   `model/` like a full fine-tune;
 - `distill`: a student with half the layers, trained against the original (`distill.py`) on
-  the training split of `--data`, written as `model/` like a full fine-tune. Every other method merges an adapter artifact first too.
+  the training split of `--data`, written as `model/` like a full fine-tune.
+
+Every method other than `lora-merge` merges an adapter artifact first too.
 
 Weights the new format replaces are removed, so the folder's size is the compressed model's.
 `model.load_task` reads each back by the manifest's `compression.method`.
@@ -155,7 +157,7 @@ def distilled(job: CompressJob, teacher, tokenizer, cfg, manifest, update) -> tu
     with tempfile.TemporaryDirectory(prefix="verticals-distill-") as run_dir:
         student, params = distill(teacher, tokenizer, cfg, job.data, Path(run_dir))
     scores = params["metrics"]
-    metrics = {k: v for k, v in manifest.get("metrics", {}).items()}
+    metrics = dict(manifest.get("metrics", {}))
     for key in [k for k in metrics if k.startswith(("val_", "test_"))]:
         metrics[key] = scores.get(f"student_{key}", metrics[key])
     record = {"artifact": str(job.source), "model": cfg.model, **params["layers"]}

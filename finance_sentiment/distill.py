@@ -45,8 +45,8 @@ def student_of(teacher: SentimentTask, n_layers: int | None = None) -> Sentiment
 
 
 def student_trainer(cfg: FinanceConfig):
-    """The teacher's loop settings for a student that starts trained: no frozen epochs, at
-    least as many epochs as the teacher had."""
+    """The teacher's loop settings (its epochs, learning rates, seed) for a student that
+    starts trained: no frozen epochs, and a fresh run rather than a resumed one."""
     return cfg.trainer.model_copy(update={"freeze_backbone_epochs": 0, "resume": False})
 
 

@@ -85,10 +85,15 @@ class ItemFactors:
         vecs = np.where(known[..., None], items[np.minimum(safe, self.n - 1)], 0.0)
         return np.einsum("bf,bcf->bc", self.user_vectors(hist_rows), vecs).astype(np.float32)
 
-    def top(self, hist_rows: list[np.ndarray], k: int) -> np.ndarray:
-        """(B, min(k, n)) best rows of each user by score over the whole catalogue."""
-        scores = self.user_vectors(hist_rows) @ np.asarray(self.model.item_factors).T
-        k = min(k, self.n)
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1, kind="stable")
-        return np.take_along_axis(part, order, 1)
+    def top(self, hist_rows: list[np.ndarray], k: int, chunk: int = 1024) -> np.ndarray:
+        """(B, min(k, n)) best rows of each user by score over the whole catalogue, `chunk`
+        users at a time (a (chunk, n) score block in memory, not (B, n))."""
+        items = np.asarray(self.model.item_factors, dtype=np.float32).T
+        users, k = self.user_vectors(hist_rows), min(k, self.n)
+        out = np.empty((len(users), k), dtype=np.int64)
+        for start in range(0, len(users), chunk):
+            scores = users[start : start + chunk] @ items
+            part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1, kind="stable")
+            out[start : start + chunk] = np.take_along_axis(part, order, 1)
+        return out

@@ -49,8 +49,14 @@ def test_the_int8_bot_chats_and_reports_its_precision(compressed):
     reply = bot.chat("t", "I lost my card")
     assert reply["answer"] and "confidence" in reply and "handoff" in reply
     assert bot.info()["precision"] == "int8"
-    added = bot.kb.add([{"answer_id": "new_fee", "answer": "The fee is 2 EUR.", "intent": ""}])
-    assert added  # a KB edit embeds with the int8 encoder too
+    text = "The yearly fee for the platinum card is 95 EUR."
+    bot.kb.add([{"answer_id": "new_fee", "answer": text, "intent": ""}])
+    kb = bot.kb.snapshot()  # a KB edit embeds with the int8 encoder too
+    row = kb.entry_ids.index("new_fee")
+    np.testing.assert_allclose(
+        kb.vectors[row], embed_texts(bot.encoder, [kb.entry_texts[row]])[0], atol=1e-5
+    )
+    assert "new_fee" in [r["answer_id"] for r in bot.search(text, k=5)["results"]]
 
 
 def test_the_measurement_compares_int8_with_the_original_on_val(compressed):
