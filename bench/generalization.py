@@ -214,7 +214,8 @@ def plain_ours(report: Metrics, prepared: Prepared, work: Path) -> Metrics:
 
 def finance_ours(report: Metrics, prepared: Prepared, work: Path) -> Metrics:
     """The evaluate report, plus (for scored data sets) the score metrics of `verticals predict`'s
-    `score` = P(positive) - P(negative) against the gold score."""
+    `score` against the gold score: the score head that `train` fits on the validation rows'
+    gold scores where it kept one (see the manifest's `score_head`), else P(pos) - P(neg)."""
     out = numbers(report)
     test = prepared.tables["test"]
     if "score" not in test.columns:

@@ -324,10 +324,11 @@ def _finance_prepared(
     folder = fresh_folder(work)
     names = {"text": text_col, "sentiment": label_col}
     train = pd.concat([parts["train"].assign(split="train"), parts["val"].assign(split="val")])
-    train[["text", "sentiment", "split"]].rename(columns=names).to_csv(
+    scored = ["score"] if "score" in train.columns else []  # the gold score, as a user has it
+    train[["text", "sentiment", *scored, "split"]].rename(columns=names).to_csv(
         folder / "train.csv", index=False
     )
-    parts["test"][["text", "sentiment"]].rename(columns=names).to_csv(
+    parts["test"][["text", "sentiment", *scored]].rename(columns=names).to_csv(
         folder / "test.csv", index=False
     )
     overrides = [f"columns.{k}={v}" for k, v in names.items() if k != v]
@@ -387,7 +388,7 @@ def fiqa2018_task1(work: Path, caps: Caps) -> Prepared:
     base = (
         f"headlines + posts, one row per scored target ({len(frame)}), text 'target: sentence'; "
         f"seeded 80/10/10 split by sentence (seed {SEED}); score > {NEUTRAL_BAND} positive, "
-        f"< -{NEUTRAL_BAND} negative, else neutral; ours' score = P(positive) - P(negative)"
+        f"< -{NEUTRAL_BAND} negative, else neutral; the gold score is given to train (score head)"
     )
     return _finance_prepared(work, parts, protocol_text(base, notes))
 
@@ -442,7 +443,7 @@ def semeval2017_task5_headlines(work: Path, caps: Caps) -> Prepared:
     base = (
         f"official train ({len(train)}) / test ({len(test)}) rows (headline, company), text "
         f"'company: title'; 10% of the training titles as validation (seed {SEED}); score > "
-        f"{NEUTRAL_BAND} positive, < -{NEUTRAL_BAND} negative, else neutral; ours' score = "
-        "P(positive) - P(negative)"
+        f"{NEUTRAL_BAND} positive, < -{NEUTRAL_BAND} negative, else neutral; the gold score is "
+        "given to train (score head)"
     )
     return _finance_prepared(work, parts, protocol_text(base, notes))

@@ -26,7 +26,8 @@ class TextConfig(StrictModel):
     Long-text rule: a text longer than `long_text_chars` with several sentences is split into
     sentences; each sentence is scored; the text's class probabilities are the average of its
     sentences' probabilities weighted by `1 - P(neutral) + 0.05`, so a strongly opinionated
-    sentence is not diluted by neutral boilerplate. Score = P(positive) - P(negative).
+    sentence is not diluted by neutral boilerplate. Score = P(positive) - P(negative), or the
+    score head of the averaged probabilities when the training table had gold scores.
     """
 
     max_length: int = 64

@@ -22,6 +22,10 @@ DESCRIPTIONS = {
     "ece": "expected calibration error of the top-class probability (15 bins; 0 is perfect)",
     "roc_auc": "one-vs-rest ROC-AUC of the class probabilities, macro-averaged",
     "topic_accuracy": "texts whose predicted topic is the labelled one / texts with a topic",
+    "score_mse": "mean squared error of the score against the gold `score` column",
+    "score_r2": "R^2 of the score against the gold `score` (1 is perfect, 0 the gold mean's)",
+    "score_pearson": "Pearson correlation of the score with the gold `score`",
+    "score_sign_accuracy": "rows with a nonzero gold score whose score has its sign / such rows",
     "n_test": "labelled texts evaluated",
     "n_errors": "texts whose predicted sentiment is wrong (rows of errors.csv)",
 }
@@ -52,6 +56,11 @@ def evaluate(runtime, data_path: Path) -> EvaluationReport:
     topics = _topic_accuracy(df, results)
     if topics is not None:
         metrics["topic_accuracy"] = topics
+    if "score" in df.columns and df["score"].notna().any():
+        from .score_head import score_metrics
+
+        predicted = np.array([r["score"] for r in results], dtype=np.float64)
+        metrics.update(score_metrics(predicted, df["score"].to_numpy(dtype=np.float64)))
     errors = _errors(df, results, y_true, y_pred, probs, labels)
     metrics.update({"n_test": int(len(df)), "n_errors": len(errors)})
     confidence, correct = probs.max(axis=1), y_pred == y_true

@@ -118,7 +118,11 @@ def aggregate(probs: np.ndarray) -> np.ndarray:
 
 
 class Scorer:
-    """Scores texts: class probabilities, score = P(positive) - P(negative), and a topic."""
+    """Scores texts: class probabilities, a score and a topic.
+
+    The score is P(positive) - P(negative), or the artifact's score head (`score_head`, fitted
+    on gold scores when the training table had them) applied to the same probabilities.
+    """
 
     def __init__(
         self,
@@ -129,9 +133,11 @@ class Scorer:
         text_cfg,
         device: torch.device,
         zero_shot=None,
+        score_head=None,
     ) -> None:
         self.tokenizer, self.task, self.labels, self.topics = tokenizer, task.eval(), labels, topics
         self.text_cfg, self.device, self.zero_shot = text_cfg, device, zero_shot
+        self.score_head = score_head
         self._order = [labels.index(name) for name in ("negative", "neutral", "positive")]
 
     def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
@@ -176,6 +182,12 @@ class Scorer:
             owner.extend([i] * len(sentences))
         return pieces, np.asarray(owner)
 
+    def score_of(self, p: np.ndarray) -> float:
+        """The score of one text's negative/neutral/positive probabilities."""
+        if self.score_head is None:
+            return float(p[2] - p[0])
+        return float(self.score_head.predict(p[None])[0])
+
     def score(self, texts: list[str]) -> list[dict[str, Any]]:
         """One result per text; long texts are split into sentences and aggregated (see `aggregate`)."""
         pieces, owner = self.pieces(texts)
@@ -197,7 +209,7 @@ class Scorer:
             p = aggregate(probs[rows]) if len(rows) > 1 else probs[rows[0]]
             item = {
                 "label": ("negative", "neutral", "positive")[int(p.argmax())],
-                "score": float(p[2] - p[0]),
+                "score": self.score_of(p),
                 "probs": {"negative": float(p[0]), "neutral": float(p[1]), "positive": float(p[2])},
                 "topic": None,
                 "sentences": int(len(rows)),
@@ -261,7 +273,14 @@ def build_scorer(
         zero_shot = ZeroShotTopics(
             base_model, meta["topic_descriptions"], device=str(device), encoder=encoder
         )
-    return Scorer(tokenizer, task, meta["labels"], meta["topics"], text_cfg, device, zero_shot)
+    head = None
+    if meta.get("score_head"):
+        from .score_head import ScoreHead
+
+        head = ScoreHead.from_dict(meta["score_head"])
+    return Scorer(
+        tokenizer, task, meta["labels"], meta["topics"], text_cfg, device, zero_shot, head
+    )
 
 
 def load_task(

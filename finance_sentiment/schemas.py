@@ -23,6 +23,8 @@ LABELLED = TableSchema(
         Column("group", required=False, nonempty=False),
         # train|val|test fixes a row's split (empty: drawn); fixed val/test rows turn off that draw
         Column("split", required=False, nonempty=False, choices=("", *SPLITS)),
+        # a gold sentiment score in [-1, 1] (empty: none); with it, train fits a score head
+        Column("score", "float", required=False, nonempty=False),
     ),
     label="sentiment",
 )
@@ -47,7 +49,7 @@ class ScoreRequest(BaseModel):
 
 class ScoreItem(BaseModel):
     label: str
-    score: float
+    score: float = Field(description="in [-1, 1]: P(positive) - P(negative), or the score head's")
     probs: dict[str, float]
     topic: str | None = None
     sentences: int = 1
@@ -108,7 +110,7 @@ class StoredItem(BaseModel):
     entity: str | None = None
     topic: str | None = None
     label: str
-    score: float = Field(description="P(positive) - P(negative), in [-1, 1]")
+    score: float = Field(description="in [-1, 1]: P(positive) - P(negative), or the score head's")
     probs: dict[str, float]
 
 

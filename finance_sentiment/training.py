@@ -44,6 +44,13 @@ def load_labelled(path: Path, cfg: FinanceConfig | None = None) -> pd.DataFrame:
     for column in ("topic", "split"):
         if column in df.columns:
             df[column] = df[column].fillna("").astype(str).str.strip()
+    if "score" in df.columns:
+        outside = np.flatnonzero(~df["score"].between(-1.0, 1.0) & df["score"].notna())
+        if len(outside):
+            shown = ", ".join(f"row {i + 1}: {df['score'].iloc[i]!r}" for i in outside[:5])
+            raise DataError(
+                f"{path}: column 'score' must be a number in [-1, 1] (or empty); {shown}"
+            )
     return df
 
 
@@ -79,15 +86,51 @@ def predict_probs(
     return np.concatenate(probs), (np.concatenate(topic_probs) if topic_probs else None)
 
 
+def heldout_probs(task, collate, rows) -> tuple[np.ndarray, np.ndarray | None]:
+    """`predict_probs` in eval mode without gradients; the task's mode is restored after."""
+    was_training = task.training
+    task.eval()
+    with torch.inference_mode():
+        out = predict_probs(task, collate, rows)
+    task.train(was_training)
+    return out
+
+
+def fit_score_calibration(
+    task, collate, prepared: PreparedData, labels: list[str], seed: int
+) -> tuple[Any, dict[str, Any] | None, dict[str, float]]:
+    """The score head (`score_head.fit_score_head`) on the validation rows' gold scores, its
+    record for the manifest, and the test split's score metrics (the raw reading's beside
+    them as `*_raw`). Without a `score` column: (None, None, {})."""
+    from .score_head import fit_score_head, raw_scores, score_metrics
+
+    if prepared.data.scores is None:
+        return None, None, {}
+    order = [labels.index(name) for name in ("negative", "neutral", "positive")]
+    probs = {
+        split: heldout_probs(task, collate, prepared.rows(split))[0][:, order]
+        for split in ("val", "test")
+        if prepared.rows(split)
+    }
+    val = probs.get("val", np.zeros((0, 3)))
+    head, record = fit_score_head(val, prepared.scores("val")[: len(val)], "val", seed)
+    if head is None:
+        prepared.report.warn(f"no score head was fitted: {record['reason']}")
+    metrics: dict[str, float] = {}
+    if "test" in probs:
+        gold, raw = prepared.scores("test"), raw_scores(probs["test"])
+        chosen = head.predict(probs["test"]) if head is not None else raw
+        metrics |= {f"test_{k}": v for k, v in score_metrics(chosen, gold).items()}
+        if head is not None:
+            metrics |= {f"test_{k}_raw": v for k, v in score_metrics(raw, gold).items()}
+    return head, record, metrics
+
+
 def evaluate_rows(task, collate, rows, labels: list[str]) -> dict[str, float]:
     """Accuracy, macro-F1 and ECE of sentiment (and topic accuracy when there is a topic head)."""
     if not rows:
         return {}
-    was_training = task.training
-    task.eval()
-    with torch.inference_mode():
-        probs, topic_probs = predict_probs(task, collate, rows)
-    task.train(was_training)
+    probs, topic_probs = heldout_probs(task, collate, rows)
     y = np.array([r[1] for r in rows])
     full = classification_metrics(y, probs, labels)
     metrics = {k: float(full[k]) for k in ("accuracy", "macro_f1", "ece")}
@@ -134,6 +177,10 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
             "test_rows": len(te),
         }
     )
+    head, head_record, head_metrics = fit_score_calibration(
+        task, collate, prepared, cfg.labels, cfg.trainer.seed
+    )
+    metrics.update(head_metrics)
     log.info("held-out metrics: %s", metrics)
     artifact = write_finance_artifact(
         out_dir / "artifact",
@@ -147,6 +194,7 @@ def train(cfg: FinanceConfig, data_path: Path, out_dir: Path) -> Path:
         training=result,
         data_report=report.as_dict(),
         recipe=choice.as_dict(),
+        score_head=(head, head_record),
     )
     report.log(log)
     return artifact
@@ -163,6 +211,12 @@ class PreparedData:
     def rows(self, split: str) -> list[tuple[str, int, int]]:
         """The rows `(text, label_id, topic_id)` of `train`, `val` or `test`."""
         return [self.data.rows[i] for i in self.split.indices()[split]]
+
+    def scores(self, split: str) -> np.ndarray | None:
+        """The gold scores of a split's rows (NaN where none), None without a `score` column."""
+        if self.data.scores is None:
+            return None
+        return self.data.scores[self.split.indices()[split]]
 
 
 def prepare_data(cfg: FinanceConfig, data_path: Path) -> PreparedData:
@@ -202,6 +256,8 @@ class LabelledRows:
     topics: list[str]
     has_topics: bool
     groups: list[str] | None
+    scores: np.ndarray | None = None
+    """Gold scores per row (NaN where a row has none); None when the table has no `score`."""
 
 
 def labelled_rows(cfg: FinanceConfig, df: pd.DataFrame, data_path: Path) -> LabelledRows:
@@ -229,7 +285,10 @@ def labelled_rows(cfg: FinanceConfig, df: pd.DataFrame, data_path: Path) -> Labe
         # a row without a group is a group of its own, not one group of all such rows
         named = df["group"].fillna("").astype(str)
         groups = [g if g else f"\x00row{i}" for i, g in enumerate(named)]
-    return LabelledRows(rows, label_ids, topics, has_topics, groups)
+    scores = None
+    if "score" in df.columns and df["score"].notna().any():
+        scores = df["score"].to_numpy(dtype=np.float64)
+    return LabelledRows(rows, label_ids, topics, has_topics, groups, scores)
 
 
 def fit_sentiment(
@@ -276,19 +335,24 @@ def write_finance_artifact(
     training: TrainResult | None = None,
     data_report: dict[str, Any] | None = None,
     recipe: dict[str, Any] | None = None,
+    score_head: tuple[Any, dict[str, Any] | None] = (None, None),
 ) -> Path:
     """Writes the classifier as one transformers folder (`model/`) and `finance.json`, atomically.
 
     A task whose body carries LoRA is written as an adapter artifact instead: the adapter and
     the heads alone, with the base model's name and hash in the manifest (see `lora.py`).
     `data_report` (see `shared.data_report`) goes into the manifest as `data_report`, and
-    `recipe` (`shared.recipes.RecipeChoice.as_dict()`) as `recipe`.
+    `recipe` (`shared.recipes.RecipeChoice.as_dict()`) as `recipe`. `score_head` is the
+    fitted `score_head.ScoreHead` (or None) and its record, which goes in as `score_head`.
     """
     from . import lora
 
     extra = {MANIFEST_KEY: data_report} if data_report is not None else {}
     if recipe is not None:
         extra[RECIPE_KEY] = recipe
+    head, head_record = score_head
+    if head_record is not None:
+        extra["score_head"] = head_record
     adapted = is_adapted(task.backbone)
     if adapted:
         extra[lora.MANIFEST_KEY] = lora.adapter_section(task, cfg.model)
@@ -325,7 +389,8 @@ def write_finance_artifact(
                 "topics": topics if topic_mode != "none" else [],
                 "topic_mode": topic_mode,
                 "topic_descriptions": cfg.topics if topic_mode == "zero-shot" else {},
-                "score": "P(positive) - P(negative)",
+                "score": "P(positive) - P(negative)" if head is None else "score head",
+                "score_head": None if head is None else head.as_dict(),
             },
         )
     task.to(resolve_device(cfg.trainer.device))
