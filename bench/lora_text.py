@@ -6,13 +6,16 @@ trained twice by the vertical's own `train` with the same settings (`--epochs`, 
 in `compression_text.py`, whose fp32 baseline it reproduces; batch 16, max_length 64, seed 0,
 best epoch on val macro-F1, no zero-shot topics): once fully (body lr 5e-5, heads 1e-3), once
 with `adapter: {method: lora}` (r=8, alpha=16, dropout 0.1 on query and value; adapter and
-heads at 1e-3, base frozen), and once with `adapter: {method: ia3}` (peft's default layers). One epoch, not the vertical's default 3, keeps the run near 15
+heads at 1e-3, base frozen), once with LoRA on every Linear layer of the body
+(`target_modules: all-linear`, the same r, alpha and learning rate), and once with
+`adapter: {method: ia3}` (peft's default layers). One epoch, not the vertical's default 3, keeps the run near 15
 minutes on one thread of a shared machine (3 epochs of both: about 35 minutes there). The adapter artifact is then merged
 (`verticals compress --method lora-merge`), and the three artifacts are measured side by side
 on one thread (`measure_runtimes`: p50 of one text through `Runtime.predict`).
 
 Results go into `bench/results/compression_finance_sentiment.json` under `metrics.lora`,
-`metrics["lora-merge"]` and `metrics.ia3`; the other entries of that file are kept as they are.
+`metrics.lora_all_linear`, `metrics["lora-merge"]` and `metrics.ia3` (`--adapters` picks which
+run; the entries of the others are kept, each with the full fine-tune of its own run).
 
     OMP_NUM_THREADS=1 python -m bench.lora_text       # about 15 minutes on one thread
 """
@@ -39,6 +42,13 @@ from shared.registry import build_settings, load_runtime
 
 RESULT = RESULTS / "compression_finance_sentiment.json"
 SCORES = ("val_macro_f1", "test_macro_f1", "test_accuracy")
+ADAPTERS = {
+    "lora": AdapterConfig(),
+    "lora_all_linear": AdapterConfig(target_modules="all-linear"),
+    "ia3": AdapterConfig(method="ia3"),
+}
+"""The adapters compared: LoRA on peft's default layers (query, value), LoRA on every Linear
+layer of the body (as QLoRA adapts), and IA3."""
 
 
 def parse_args():
@@ -50,6 +60,12 @@ def parse_args():
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--adapters",
+        default=",".join(ADAPTERS),
+        help="which adapters to train beside the full fine-tune (comma-separated; the first "
+        "LoRA one is merged); entries of the others in the result file are kept",
+    )
     return parser.parse_args()
 
 
@@ -80,31 +96,34 @@ def main() -> None:
     started = time.perf_counter()
     args.workdir.mkdir(parents=True, exist_ok=True)
     table, _ = write_tables(args)
+    names = [n.strip() for n in args.adapters.split(",") if n.strip()]
     full, full_s = fit(args, table, "full", None)
-    lora, lora_s = fit(args, table, "lora", AdapterConfig())
-    ia3, ia3_s = fit(args, table, "ia3", AdapterConfig(method="ia3"))
+    folders, seconds = {"full": full}, {"full": full_s}
+    for name in names:
+        folders[name], seconds[name] = fit(args, table, name, ADAPTERS[name])
     merged = args.workdir / "lora-merge"
     shutil.rmtree(merged, ignore_errors=True)
     step = time.perf_counter()
-    section = compress_artifact(VERTICAL, lora, merged, "lora-merge", table, measure=False)
-    merge_s = time.perf_counter() - step
-    folders = {"full": full, "lora": lora, "lora-merge": merged, "ia3": ia3}
+    source = next(n for n in names if ADAPTERS[n].method == "lora")
+    section = compress_artifact(
+        VERTICAL, folders[source], merged, "lora-merge", table, measure=False
+    )
+    seconds["lora-merge"] = time.perf_counter() - step
+    folders["lora-merge"] = merged
     settings = build_settings(VERTICAL, device="cpu")
     runtimes = {k: load_runtime(VERTICAL, f, settings) for k, f in folders.items()}
     val = validation(full, table)
     rows = measure_runtimes(runtimes, folders, val, rounds=args.rounds)
     print(format_table(rows, val.metric))
     scores = {
-        k: {s: read_manifest(folders[k])["metrics"][s] for s in SCORES}
-        for k in ("full", "lora", "ia3")
+        k: {s: read_manifest(folders[k])["metrics"][s] for s in SCORES} for k in ["full", *names]
     }
     scores["lora-merge"] = {}
     for split in ("val", "test"):  # the merged artifact keeps the adapter's recorded metrics
         scoring = validation(full, table, split)
         predicted = runtimes["lora-merge"].predict(scoring.inputs)
         scores["lora-merge"][f"{split}_macro_f1"] = scoring.score(predicted)
-    seconds = {"full": full_s, "lora": lora_s, "ia3": ia3_s, "lora-merge": merge_s}
-    report(args, folders, rows, scores, section, seconds, started)
+    report(args, names, source, folders, rows, scores, section, seconds, started)
 
 
 def adapter_entry(name: str, folders, rows, scores, seconds) -> dict:
@@ -129,20 +148,20 @@ def adapter_entry(name: str, folders, rows, scores, seconds) -> dict:
     }
 
 
-def report(args, folders, rows, scores, section, seconds, started) -> None:
-    """Adds `lora`, `lora-merge` and `ia3` to the compression results, keeping every other entry."""
-    lora = adapter_entry("lora", folders, rows, scores, seconds)
-    ia3 = adapter_entry("ia3", folders, rows, scores, seconds)
+def report(args, names, source, folders, rows, scores, section, seconds, started) -> None:
+    """Adds each adapter of `names` and `lora-merge` (of `source`) to the compression results,
+    keeping every other entry."""
+    entries = {n: adapter_entry(n, folders, rows, scores, seconds) for n in names}
     merge = {
         **{k: rows["lora-merge"][k] for k in ("size_mb", "p50_ms", "speedup", "metric_delta")},
         "throughput": rows["lora-merge"]["throughput"],
         **scores["lora-merge"],
+        "merged_from": source,
         "check_vs_adapter": section["params"]["check"],
         "compress_seconds": round(seconds["lora-merge"], 1),
     }
     result = json.loads(RESULT.read_text(encoding="utf-8"))
-    result["metrics"]["lora"], result["metrics"]["lora-merge"] = lora, merge
-    result["metrics"]["ia3"] = ia3
+    result["metrics"] |= entries | {"lora-merge": merge}
     result["anchors"].setdefault("targets", {})["lora"] = (
         "within 1 point of full fine-tuning (test macro-F1), adapter under 5% of the model's size"
     )
@@ -152,13 +171,14 @@ def report(args, folders, rows, scores, section, seconds, started) -> None:
         "versions": library_versions(),
         "commit": git_commit(),
         "seed": args.seed,
-        "note": "metrics.lora, metrics.ia3 and metrics['lora-merge'] compare with the full fine-tune of this "
-        "run (metrics.lora.baseline_full_finetune: speedup and metric_delta are against it), "
+        "adapters": names,
+        "note": f"metrics of {', '.join(names)} and lora-merge compare with the full fine-tune of "
+        "their run (each entry's baseline_full_finetune: speedup and metric_delta are against it), "
         f"not with baselines.fp32 of the other entries (compression_text.py's own fine-tune); "
         f"{args.epochs} epoch(s) each",
     }
     RESULT.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    print(json.dumps({"lora": lora, "lora-merge": merge, "ia3": ia3}, indent=2))
+    print(json.dumps(entries | {"lora-merge": merge}, indent=2))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.config import StrictModel
 from shared.errors import ArtifactError
@@ -68,9 +68,17 @@ class AdapterConfig(StrictModel):
     """Scale of the update (alpha / r); peft's `lora_alpha`."""
     dropout: float = Field(0.1, ge=0, lt=1)
     """Dropout on the adapter's input during training."""
-    target_modules: list[str] | None = None
-    """Names of the Linear layers to adapt (`[query, value]`); None: peft's default for the
-    architecture (LoRA: query and value for BERT; IA3: key, value and the feed-forward output)."""
+    target_modules: list[str] | Literal["all-linear"] | None = None
+    """Names of the Linear layers to adapt (`[query, value]`), `all-linear` (every Linear layer
+    of the body, as QLoRA adapts), or None: peft's default for the architecture (LoRA: query
+    and value for BERT; IA3: key, value and the feed-forward output)."""
+
+    @field_validator("target_modules")
+    @classmethod
+    def _named_for_ia3(cls, value, info):
+        if value == "all-linear" and info.data.get("method") == "ia3":
+            raise ValueError("all-linear applies to lora; ia3 needs layer names (or null)")
+        return value
 
 
 def lora_config(cfg: AdapterConfig) -> Any:

@@ -90,6 +90,32 @@ def test_lora_trains_only_the_adapter_keeps_shapes_and_starts_as_the_base():
     assert base_weights_hash(model) == digest  # wrapping renames, the base hash does not move
 
 
+
+def test_all_linear_lora_adapts_every_linear_layer_and_round_trips(tmp_path):
+    tokenizer, body = _base()
+    linear = sorted(n for n, m in body.named_modules() if isinstance(m, torch.nn.Linear))
+    model = apply_lora(body, AdapterConfig(r=4, target_modules="all-linear"))
+    assert sorted(model.peft_config["default"].target_modules) == linear  # pooler included
+    assert len(linear) == 2 * 6 + 1  # q, k, v, attention out, intermediate, out per layer
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    batch = _batch(tokenizer)
+    want, digest = _hidden(model.eval(), batch), base_weights_hash(model)
+    folder = save_adapter(model, tmp_path / "adapter", base_name="random:bert-tiny")
+    assert len(load_file(folder / ADAPTER_WEIGHTS)) == 2 * len(linear)
+    loaded = load_adapter(_base()[1], folder, digest, "random:bert-tiny")
+    assert (_hidden(loaded, batch) - want).abs().max() <= EXACT
+    assert (_hidden(merge_lora(model), batch) - want).abs().max() <= MERGE_ATOL
+
+
+def test_all_linear_is_refused_for_ia3_and_other_strings_are_refused():
+    with pytest.raises(ValueError, match="all-linear applies to lora"):
+        AdapterConfig(method="ia3", target_modules="all-linear")
+    with pytest.raises(ValueError, match="all-linear"):
+        AdapterConfig(target_modules="everything")
+
 def test_the_weights_hash_is_stable_and_changes_with_any_value():
     (_, a), (_, b) = _base(), _base()
     assert base_weights_hash(a) == base_weights_hash(b)
