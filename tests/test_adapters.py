@@ -90,7 +90,6 @@ def test_lora_trains_only_the_adapter_keeps_shapes_and_starts_as_the_base():
     assert base_weights_hash(model) == digest  # wrapping renames, the base hash does not move
 
 
-
 def test_all_linear_lora_adapts_every_linear_layer_and_round_trips(tmp_path):
     tokenizer, body = _base()
     linear = sorted(n for n, m in body.named_modules() if isinstance(m, torch.nn.Linear))
@@ -115,6 +114,7 @@ def test_all_linear_is_refused_for_ia3_and_other_strings_are_refused():
         AdapterConfig(method="ia3", target_modules="all-linear")
     with pytest.raises(ValueError, match="all-linear"):
         AdapterConfig(target_modules="everything")
+
 
 def test_the_weights_hash_is_stable_and_changes_with_any_value():
     (_, a), (_, b) = _base(), _base()
