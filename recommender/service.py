@@ -24,8 +24,10 @@ class HistoryEvent(BaseModel):
 
 
 class RecommendRequest(BaseModel):
-    """An ad-hoc history (oldest first) and what to recommend for it."""
+    """An ad-hoc history (oldest first), or a user whose stored history to use, and what to
+    recommend. `user_id` here reaches every id, also those no URL path can carry (`.`, `..`)."""
 
+    user_id: Text | None = Field(None, min_length=1)
     history: list[HistoryEvent] = Field(default_factory=list, max_length=1000)
     k: int = Field(10, ge=1, le=MAX_K)
     include_categories: list[Text] | None = None
@@ -89,7 +91,7 @@ def build_router() -> APIRouter:
     """The recommender's routes."""
     router = APIRouter()
 
-    @router.get("/users/{user_id}/recommendations", response_model=RecommendResponse)
+    @router.get("/users/{user_id:path}/recommendations", response_model=RecommendResponse)
     async def user_recommendations(
         user_id: Text,
         k: int = Query(10, ge=1, le=MAX_K),
@@ -102,12 +104,14 @@ def build_router() -> APIRouter:
 
     @router.post("/recommend", response_model=RecommendResponse)
     async def recommend(req: RecommendRequest, runtime=Depends(get_runtime)) -> Any:
-        """Top-k for an ad-hoc history (oldest first)."""
+        """Top-k for an ad-hoc history (oldest first), else for `user_id`'s stored history."""
         history = [h.model_dump() for h in req.history]
-        request = RecRequest(None, history, req.k, req.include_categories, req.exclude_categories)
+        request = RecRequest(
+            req.user_id, history, req.k, req.include_categories, req.exclude_categories
+        )
         return await runtime.recommend_async(request)
 
-    @router.get("/items/{item_id}/similar", responses=error_responses(404))
+    @router.get("/items/{item_id:path}/similar", responses=error_responses(404))
     async def similar(
         item_id: Text, k: int = Query(10, ge=1, le=MAX_K), runtime=Depends(get_runtime)
     ) -> Any:

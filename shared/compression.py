@@ -250,14 +250,22 @@ def export_onnx(
 def quantize_onnx_int8(source: str | Path, target: str | Path) -> Path:
     """ONNX Runtime's dynamic int8 quantization of `source` (int8 weights per channel), after
     the pre-processing it recommends; symbolic shape inference is skipped there, as it cannot
-    follow the dynamo exporter's symbolic sequence length."""
+    follow the dynamo exporter's symbolic sequence length. Without VNNI or AMX
+    (:func:`int8_full_range`) the weights keep 7 bits (`reduce_range`), as ONNX Runtime advises
+    for such CPUs: their 16-bit accumulation of uint8 x int8 products saturates otherwise."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        quantize_dynamic(str(prepared), str(target), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(
+            str(prepared),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=not int8_full_range(),
+        )
     return Path(target)
 
 

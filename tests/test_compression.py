@@ -33,6 +33,7 @@ from shared.compression import (
     compress_artifact,
     export_onnx,
     int8_state_dict,
+    int8_full_range,
     interpolate_state_dicts,
     linear_names,
     load_int8_state_dict,
@@ -96,6 +97,8 @@ def test_int8_quantizes_the_named_linear_layers_and_agrees_with_fp32(features):
 
 @pytest.mark.parametrize("full_range", [True, False])
 def test_int8_activations_over_7_or_8_bits_agree_with_fp32(features, full_range):
+    if full_range and not int8_full_range():
+        pytest.skip("8-bit activations saturate without VNNI or AMX; this CPU gets 7 bits")
     task = TinyTask().eval()
     quantized = quantize_int8(task, full_range=full_range)
     assert isinstance(quantized.body[0], FullRangeDynamicLinear) == full_range

@@ -255,3 +255,21 @@ def test_a_masked_ranker_ignores_the_text_features():
         shuffled[:, FEATURES.index(name)] = rng.normal(size=len(x))
     np.testing.assert_allclose(ablated.score(x), ablated.score(shuffled))  # text has no say
     assert not np.allclose(full.score(x), full.score(shuffled))  # but it has in the full one
+
+
+@pytest.mark.parametrize("user", ["team/a", "..", "50% off?", "ü/ß #1"])
+def test_any_user_id_is_reachable_by_path_and_by_body(served, user):
+    from urllib.parse import quote
+
+    client, _ = served
+    event = {"user_id": user, "item_id": "i0001", "event": "click"}
+    assert client.post(f"{URL}/events", json={"events": [event]}).status_code == 200
+    posted = client.post(f"{URL}/recommend", json={"user_id": user, "k": 3})
+    assert posted.status_code == 200, posted.text
+    body = posted.json()
+    assert body["user_id"] == user and body["cold_start"] is False
+    assert "i0001" not in {i["item_id"] for i in body["items"]}
+    if user != "..":  # a dot segment is normalised out of the URL by the client
+        got = client.get(f"{URL}/users/{quote(user, safe='')}/recommendations", params={"k": 3})
+        assert got.status_code == 200, got.text
+        assert got.json()["user_id"] == user and got.json()["items"] == body["items"]
