@@ -120,13 +120,13 @@ def build_router() -> APIRouter:
         items = [a.model_dump() for a in req.answers]
         return await asyncio.to_thread(runtime.add_answers, items)
 
-    @router.put("/kb/answers/{answer_id}", responses=error_responses(404))
+    @router.put("/kb/answers/{answer_id:id}", responses=error_responses(404))
     async def change_answer(
         answer_id: Text, req: AnswerChange, runtime=Depends(get_runtime)
     ) -> dict[str, Any]:
         return await asyncio.to_thread(runtime.update_answer, answer_id, req.model_dump())
 
-    @router.delete("/kb/answers/{answer_id}", responses=error_responses(404))
+    @router.delete("/kb/answers/{answer_id:id}", responses=error_responses(404))
     async def remove_answer(answer_id: Text, runtime=Depends(get_runtime)) -> dict[str, Any]:
         return await asyncio.to_thread(runtime.remove_answer, answer_id)
 

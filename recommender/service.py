@@ -91,7 +91,7 @@ def build_router() -> APIRouter:
     """The recommender's routes."""
     router = APIRouter()
 
-    @router.get("/users/{user_id:path}/recommendations", response_model=RecommendResponse)
+    @router.get("/users/{user_id:id}/recommendations", response_model=RecommendResponse)
     async def user_recommendations(
         user_id: Text,
         k: int = Query(10, ge=1, le=MAX_K),
@@ -111,7 +111,7 @@ def build_router() -> APIRouter:
         )
         return await runtime.recommend_async(request)
 
-    @router.get("/items/{item_id:path}/similar", responses=error_responses(404))
+    @router.get("/items/{item_id:id}/similar", responses=error_responses(404))
     async def similar(
         item_id: Text, k: int = Query(10, ge=1, le=MAX_K), runtime=Depends(get_runtime)
     ) -> Any:

@@ -29,6 +29,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
@@ -119,6 +120,23 @@ PUBLIC_ROUTE: dict[str, Any] = {"x-verticals-public": True}
 the key itself on the API calls it makes (e.g. a dashboard). Data routes never use it."""
 
 UPLOAD_RESPONSES = error_responses(413, 415, 429)
+
+
+class AnyIdConvertor(Convertor[str]):
+    """A path segment holding a customer's id as it is: slashes and line breaks included
+    (Starlette's `path` stops at a line break). Routes name it as `{item_id:id}`; only the dot
+    segments `.` and `..` stay out of reach, as clients normalise them away."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("id", AnyIdConvertor())
 """`responses=` of a route that takes an upload (with `Depends(upload_slot)`)."""
 
 _SERVER_PATH = re.compile(r"(?<![\w.~/-])(?:/[^\s/'\":,;()\[\]{}<>|]+){2,}/?")

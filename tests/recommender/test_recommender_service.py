@@ -257,7 +257,7 @@ def test_a_masked_ranker_ignores_the_text_features():
     assert not np.allclose(full.score(x), full.score(shuffled))  # but it has in the full one
 
 
-@pytest.mark.parametrize("user", ["team/a", "..", "50% off?", "ü/ß #1"])
+@pytest.mark.parametrize("user", ["team/a", "..", "50% off?", "ü/ß #1", "line\nbreak"])
 def test_any_user_id_is_reachable_by_path_and_by_body(served, user):
     from urllib.parse import quote
 
