@@ -5,9 +5,10 @@ Protocol: Financial PhraseBank Sentences_50Agree with the FinBERT split of `fina
 trained twice by the vertical's own `train` with the same settings (`--epochs`, 1 by default as
 in `compression_text.py`, whose fp32 baseline it reproduces; batch 16, max_length 64, seed 0,
 best epoch on val macro-F1, no zero-shot topics): once fully (body lr 5e-5, heads 1e-3), once
-with `adapter: {method: lora}` (r=8, alpha=16, dropout 0.1 on query and value; adapter and
-heads at 1e-3, base frozen), once with LoRA on every Linear layer of the body
-(`target_modules: all-linear`, the same r, alpha and learning rate), and once with
+with LoRA on query and value (`adapter: {method: lora, target_modules: [query, value]}`, r=8,
+alpha=16, dropout 0.1; adapter and heads at 1e-3, base frozen), once with LoRA on every Linear
+layer of the body (`adapter: {method: lora}`, the default `target_modules: all-linear`, the same
+r, alpha and learning rate), and once with
 `adapter: {method: ia3}` (peft's default layers). One epoch, not the vertical's default 3, keeps the run near 15
 minutes on one thread of a shared machine (3 epochs of both: about 35 minutes there). The adapter artifact is then merged
 (`verticals compress --method lora-merge`), and the three artifacts are measured side by side
@@ -43,8 +44,8 @@ from shared.registry import build_settings, load_runtime
 RESULT = RESULTS / "compression_finance_sentiment.json"
 SCORES = ("val_macro_f1", "test_macro_f1", "test_accuracy")
 ADAPTERS = {
-    "lora": AdapterConfig(),
-    "lora_all_linear": AdapterConfig(target_modules="all-linear"),
+    "lora": AdapterConfig(target_modules=["query", "value"]),
+    "lora_all_linear": AdapterConfig(),  # the default: target_modules all-linear
     "ia3": AdapterConfig(method="ia3"),
 }
 """The adapters compared: LoRA on peft's default layers (query, value), LoRA on every Linear

@@ -50,6 +50,13 @@ MIXED_BATCH_METHODS = ("lora",)
 T = TypeVar("T")
 
 
+LORA_DEFAULT_TARGETS = "all-linear"
+"""LoRA's layers when the config names none: every Linear layer of the body. Chosen on
+validation (PhraseBank 50Agree, `python -m bench.lora_text --adapters lora,lora_all_linear`, seed
+0, one epoch, r=8): validation macro-F1 0.831 against 0.790 for peft's query/value, for an
+adapter of 1.4 MB (1.5% of MiniLM) against 0.3 MB."""
+
+
 class AdapterConfig(StrictModel):
     """A parameter-efficient adapter on a frozen body, through peft.
 
@@ -70,8 +77,9 @@ class AdapterConfig(StrictModel):
     """Dropout on the adapter's input during training."""
     target_modules: list[str] | Literal["all-linear"] | None = None
     """Names of the Linear layers to adapt (`[query, value]`), `all-linear` (every Linear layer
-    of the body, as QLoRA adapts), or None: peft's default for the architecture (LoRA: query
-    and value for BERT; IA3: key, value and the feed-forward output)."""
+    of the body, as QLoRA adapts), or None: the method's default. For LoRA that is `all-linear`
+    (`LORA_DEFAULT_TARGETS`); for IA3 peft's default for the architecture (key, value and the
+    feed-forward output)."""
 
     @field_validator("target_modules")
     @classmethod
@@ -95,7 +103,7 @@ def lora_config(cfg: AdapterConfig) -> Any:
         r=cfg.r,
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,
-        target_modules=cfg.target_modules,
+        target_modules=cfg.target_modules or LORA_DEFAULT_TARGETS,
         bias="none",
     )
 
