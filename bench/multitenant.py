@@ -1,9 +1,9 @@
 """Many customers on one base: memory for 1, 10 and 100 tenants, and the latency of switching.
 
-Protocol: one finance_sentiment adapter artifact on MiniLM (LoRA r=8 on query and value, trained
-by `verticals train` with `adapter.method=lora` for `--steps` steps on the project's generated
-headlines: the figures here are about memory and time, not accuracy), cloned into 100 tenant
-folders whose adapter and heads are redrawn (so that every tenant computes something else).
+Protocol: one finance_sentiment adapter artifact on MiniLM (LoRA r=8 on every Linear layer of the
+body, the default `target_modules`; trained by `verticals train` with `adapter.method=lora` for
+`--steps` steps on the project's generated headlines: the figures here are about memory and
+time, not accuracy), cloned into 100 tenant folders whose adapter and heads are redrawn (so that every tenant computes something else).
 
 - Memory, two measures side by side: `param_mb`, the bytes of the tensors held (one base plus
   every loaded adapter and heads, against one full model per tenant: N x (base + heads)); and
@@ -271,7 +271,7 @@ def main() -> None:
         anchors={"base_param_mb": mem["base_param_mb"], "heads_param_mb": mem["heads_param_mb"]},
         seconds=time.perf_counter() - started,
         seed=0,
-        notes=f"MiniLM body, LoRA r=8 alpha=16 on query/value; cache of {max(COUNTS)} for memory; 1 torch thread; full-model RSS measured for N in {FULL_LOADED}, linear beyond",
+        notes=f"MiniLM body, LoRA r=8 alpha=16 on every Linear layer (all-linear); cache of {max(COUNTS)} for memory; 1 torch thread; full-model RSS measured for N in {FULL_LOADED}, linear beyond",
     )
 
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bench.common import write_result
-from bench.generalization import run_cli, train_and_evaluate
+from bench.generalization import artifact_manifest, run_cli, train_and_evaluate
 from bench.generalization_data import Caps, financial_phrasebank, semeval2017_task5_headlines
 
 DATASETS = {
@@ -31,23 +31,33 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(DATASETS), help="comma-separated data sets")
     parser.add_argument("--work", type=Path, default=Path("runs/tapt"))
     parser.add_argument("--max-texts", type=int, default=None, help="cap on pretraining texts")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep an encoder an earlier run pretrained in --work"
+    )
     return parser.parse_args()
 
 
-def run_one(name: str, work: Path, max_texts: int | None) -> dict:
+def run_one(name: str, work: Path, max_texts: int | None, reuse: bool = False) -> dict:
     """Both trains on one data set; the test metrics of each, the deltas and the seconds."""
     prepared = DATASETS[name](work / "data", Caps())
     texts = prepared.tables["train"]["text"].astype(str).tolist()  # training split only
     unlabelled = work / "unlabelled.txt"
     unlabelled.write_text("\n".join(t.replace("\n", " ") for t in texts) + "\n", encoding="utf-8")
-    started = time.perf_counter()
-    pretrain = ["pretrain", "finance_sentiment", "--data", str(unlabelled), "--overwrite"]
-    extra = [f"max_texts={max_texts}"] if max_texts else []
-    run_cli([*pretrain, "--out", str(work / "tapt"), *extra], work / "pretrain.log")
-    pretrain_seconds = time.perf_counter() - started
-    base, base_manifest, base_time = train_and_evaluate(prepared, work / "base")
-    prepared.overrides = [*prepared.overrides, f"model={(work / 'tapt').resolve()}"]
-    tapt, tapt_manifest, tapt_time = train_and_evaluate(prepared, work / "tapt_run")
+    encoder = work / "tapt"
+    record = encoder / "pretrain.json"
+    if reuse and record.is_file():  # an earlier run's encoder, on the same texts
+        pretrain_seconds = json.loads(record.read_text(encoding="utf-8")).get("seconds")
+    else:
+        started = time.perf_counter()
+        pretrain = ["pretrain", "finance_sentiment", "--data", str(unlabelled), "--overwrite"]
+        extra = [f"max_texts={max_texts}"] if max_texts else []
+        run_cli([*pretrain, "--out", str(encoder), *extra], work / "pretrain.log")
+        pretrain_seconds = time.perf_counter() - started
+    base, base_time = train_and_evaluate(prepared, work / "base")
+    base_manifest = artifact_manifest(work / "base" / "run" / "artifact")
+    prepared.overrides = [*prepared.overrides, f"model={encoder.resolve()}"]
+    tapt, tapt_time = train_and_evaluate(prepared, work / "tapt_run")
+    tapt_manifest = artifact_manifest(work / "tapt_run" / "run" / "artifact")
     return {
         "dataset": name,
         "protocol": prepared.protocol,
@@ -62,7 +72,7 @@ def run_one(name: str, work: Path, max_texts: int | None) -> dict:
             "tapt": tapt_manifest.get("recipe", {}).get("recipe"),
         },
         "seconds": {
-            "pretrain": round(pretrain_seconds, 1),
+            "pretrain": round(pretrain_seconds, 1) if pretrain_seconds else None,
             "train_base": round(base_time["train"], 1),
             "train_tapt": round(tapt_time["train"], 1),
         },
@@ -74,7 +84,7 @@ def main() -> None:
     started = time.perf_counter()
     rows = []
     for name in args.only.split(","):
-        row = run_one(name, args.work / name, args.max_texts)
+        row = run_one(name, args.work / name, args.max_texts, args.reuse)
         rows.append(row)
         m = row["metrics"]
         print(
