@@ -173,6 +173,7 @@ def run_cli(args: list[str], log: Path) -> None:
 def train_and_evaluate(prepared: Prepared, work: Path) -> tuple[Metrics, dict[str, float]]:
     """`verticals train` then `verticals evaluate --json --out`: the report's metrics and the
     seconds of each step. What an earlier run left (artifact, report, logs) is removed first."""
+    work.mkdir(parents=True, exist_ok=True)
     run, report = work / "run", work / "report"
     for path in (run, report):
         shutil.rmtree(path, ignore_errors=True)
