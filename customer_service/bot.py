@@ -27,7 +27,7 @@ import numpy as np
 from customer_service.cleaning import mask_pii
 from customer_service.config import CustomerServiceSettings
 from customer_service.dialogue import after_act, completes_pending, previous_decision, remember
-from customer_service.dialogue_acts import DEFAULT_REPLIES, ActClassifier
+from customer_service.dialogue_acts import DEFAULT_REPLIES, HUMAN, ActClassifier
 from customer_service.kb_store import KnowledgeBase
 from customer_service.live_kb import LiveKnowledgeBase
 from customer_service.ood import Calibration
@@ -159,6 +159,21 @@ class CustomerServiceBot:
             return None, 0.0
         return self.acts.classify(vector)
 
+    def kb_claims(
+        self, decision: Decision, act: str, act_confidence: float, session: Session
+    ) -> bool:
+        """Whether the knowledge base, rather than the built-in dialogue act, answers a message.
+
+        A customer whose KB has its own intents for greetings, thanks or yes/no (CLINC150 has
+        `greeting`, `thank_you`, `yes`...) wants its answers, not ours: an intent of the KB wins
+        when it is in scope and surer than the act classifier. A request for a person always
+        hands off, and any act while the bot waits for a slot value stays an act.
+        """
+        if act == HUMAN or decision.intent is None or session.pending_slots:
+            return False
+        in_scope = decision.handoff_score >= self.calibration.threshold
+        return in_scope and decision.confidence >= act_confidence
+
     def _decide(
         self, vector: np.ndarray, query: str, kb: KnowledgeBase, index: KnowledgeIndex, k: int = 20
     ) -> Decision:
@@ -204,6 +219,8 @@ class CustomerServiceBot:
         mentioned = extract_slots(text, self.slot_values)
         decision, used_context = self._read(session, queries, vectors, mentioned, kb, index)
         act, act_confidence = self.classify_act(text, vectors[0])
+        if act is not None and self.kb_claims(decision, act, act_confidence, session):
+            act = None  # the customer's own intent for "thank you" answers it
         if act is not None:  # before any follow-up reading: "ok thanks" is thanks
             response, used_context = act_reply(act, act_confidence, session, self.replies), False
             after_act(session, act)

@@ -63,6 +63,46 @@ def test_the_minilm_bot_reads_acts_and_leaves_questions_alone(cs_minilm_bot):
     assert {t: read[t] for t in QUESTIONS} == dict.fromkeys(QUESTIONS)
 
 
+@pytest.mark.slow
+def test_the_demo_kb_has_no_intent_for_acts_so_chat_replies_to_each_act(cs_minilm_bot):
+    bot = cs_minilm_bot
+    for i, (text, act) in enumerate(ACTS.items()):
+        out = bot.chat(f"acts-kb-{i}", text)
+        assert out.get("act") == act, (text, out)
+
+
+def _claim(
+    bot, act="thank", act_confidence=0.9, intent="thank_you", confidence=0.95, in_scope=None
+):
+    from customer_service.scoring import Decision
+    from customer_service.session import Session
+
+    threshold = bot.calibration.threshold
+    decision = Decision(
+        "a1",
+        intent,
+        confidence,
+        via="intent",
+        in_scope=threshold + 0.1 if in_scope is None else in_scope,
+    )
+    return bot.kb_claims(decision, act, act_confidence, Session("s"))
+
+
+def test_a_kb_intent_surer_than_the_act_answers_it_but_never_a_request_for_a_person(cs_bot):
+    from customer_service.scoring import Decision
+    from customer_service.session import Session
+
+    assert _claim(cs_bot)  # the customer's own thank_you intent, in scope and surer
+    assert not _claim(cs_bot, confidence=0.8)  # the act classifier is surer
+    assert not _claim(cs_bot, intent=None)  # an answer without an intent: not a trained intent
+    assert not _claim(cs_bot, in_scope=cs_bot.calibration.threshold - 0.01)  # out of scope
+    assert not _claim(cs_bot, act="human", act_confidence=0.1)  # a person is always a person
+    waiting = Session("w")
+    waiting.pending_slots = ["card_type"]
+    decision = Decision("a1", "no", 0.99, via="intent", in_scope=1.0)
+    assert not cs_bot.kb_claims(decision, "deny", 0.5, waiting)  # "no" to the bot's question
+
+
 def _bag_of_words(vocabulary: list[str]):
     """A deterministic stand-in encoder: normalised word counts over a vocabulary."""
 
