@@ -21,6 +21,17 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.modeling_outputs import ModelOutput
 
 
+def _body(config: PretrainedConfig) -> PreTrainedModel:
+    """The `AutoModel` body of `config`; in eager attention where its architecture has no SDPA
+    (MPNet), which the wrapper's flags would otherwise ask of it."""
+    try:
+        return AutoModel.from_config(config)
+    except ValueError as err:
+        if "attention implementation" not in str(err):
+            raise
+        return AutoModel.from_config(config, attn_implementation="eager")
+
+
 @dataclass
 class MeanPooledClassifierOutput(ModelOutput):
     """`logits` (B, num_labels); `topic_logits` (B, K) when the model has a topic head."""
@@ -46,7 +57,7 @@ class MeanPooledForSequenceClassification(PreTrainedModel):
 
     def __init__(self, config: PretrainedConfig) -> None:
         super().__init__(config)
-        self.backbone = AutoModel.from_config(config)
+        self.backbone = _body(config)
         dropout = getattr(config, "classifier_dropout", None)
         self.dropout = nn.Dropout(0.1 if dropout is None else dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
