@@ -19,17 +19,16 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ModelOutput
+from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
 
 def _body(config: PretrainedConfig) -> PreTrainedModel:
     """The `AutoModel` body of `config`; in eager attention where its architecture has no SDPA
     (MPNet), which the wrapper's flags would otherwise ask of it."""
-    try:
-        return AutoModel.from_config(config)
-    except ValueError as err:
-        if "attention implementation" not in str(err):
-            raise
+    body_class = MODEL_MAPPING[type(config)] if type(config) in MODEL_MAPPING else None
+    if body_class is not None and not body_class._supports_sdpa:
         return AutoModel.from_config(config, attn_implementation="eager")
+    return AutoModel.from_config(config)
 
 
 @dataclass

@@ -120,6 +120,7 @@ PUBLIC_ROUTE: dict[str, Any] = {"x-verticals-public": True}
 the key itself on the API calls it makes (e.g. a dashboard). Data routes never use it."""
 
 UPLOAD_RESPONSES = error_responses(413, 415, 429)
+"""`responses=` of a route that takes an upload (with `Depends(upload_slot)`)."""
 
 
 class AnyIdConvertor(Convertor[str]):
@@ -137,7 +138,6 @@ class AnyIdConvertor(Convertor[str]):
 
 
 register_url_convertor("id", AnyIdConvertor())
-"""`responses=` of a route that takes an upload (with `Depends(upload_slot)`)."""
 
 _SERVER_PATH = re.compile(r"(?<![\w.~/-])(?:/[^\s/'\":,;()\[\]{}<>|]+){2,}/?")
 
