@@ -18,6 +18,7 @@ Request models use :data:`Text` and :data:`Timestamp`; table loaders use
 from __future__ import annotations
 
 import re
+import reprlib
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -95,7 +96,7 @@ def parse_timestamp(value: Any, what: str = "timestamp") -> pd.Timestamp:
     """One timestamp in UTC, or :class:`InputError` (422) that names `what` and the rule."""
     times, bad = parse_timestamps([value])
     if bad.iloc[0] or pd.isna(times.iloc[0]):
-        raise InputError(f"{what} {value!r} is not a timestamp: {TIMESTAMP_RULE}")
+        raise InputError(f"{what} {reprlib.repr(value)} is not a timestamp: {TIMESTAMP_RULE}")
     return times.iloc[0]
 
 
@@ -105,10 +106,16 @@ TIMESTAMP_RULE = (
 )
 
 
+EPOCH_ABS_LIMIT = 10**15
+"""Larger integers are no epoch time (2200 is 7.3e12 in milliseconds): not a timestamp."""
+
+
 def _is_epoch(value: Any) -> bool:
     if isinstance(value, bool):
         return False
-    if isinstance(value, int | float | np.integer | np.floating):
+    if isinstance(value, int | np.integer):  # a Python int may be too large for any ufunc
+        return abs(int(value)) < EPOCH_ABS_LIMIT
+    if isinstance(value, float | np.floating):
         return bool(np.isfinite(value))
     return isinstance(value, str) and re.fullmatch(r"[+-]?\d{9,}(\.\d+)?", value) is not None
 

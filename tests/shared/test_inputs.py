@@ -103,6 +103,12 @@ def test_timestamp_field_takes_iso_or_epoch_and_refuses_out_of_range():
         _Req(text="x", when="1600-01-01")
 
 
+@pytest.mark.parametrize("when", [2**70, -(2**70), 10**400, float("inf")])
+def test_an_integer_too_large_for_numpy_is_a_named_error_not_a_crash(when):
+    with pytest.raises(ValidationError, match="is not a timestamp"):
+        _Req(text="x", when=when)
+
+
 def test_large_requests_validate_their_timestamps_in_one_pass_not_per_item():
     import time
 
