@@ -22,22 +22,22 @@ from typing import Any
 
 from torch import nn
 
+from shared.adapters import HEADS_FILE as ADAPTER_HEADS
+from shared.adapters import adapter_section as shared_adapter_section
 from shared.adapters import (
-    adapter_state_dict,
-    base_state_dict,
-    base_weights_hash,
     check_adapter_folder,
+    head_tensors,
     load_adapter,
     merge_lora,
     save_adapter,
 )
-from shared.artifacts import load_weights, save_weights
-from shared.errors import ArtifactError
+from shared.adapters import load_heads as shared_load_heads
+from shared.artifacts import save_weights
 
 from .model import SentimentTask, n_topics
 
 ADAPTER_DIR = "adapter"
-HEADS_FILE = f"{ADAPTER_DIR}/heads.safetensors"
+HEADS_FILE = f"{ADAPTER_DIR}/{ADAPTER_HEADS}"
 MANIFEST_KEY = "adapter"
 """The manifest section of an adapter artifact: method, base model, its hash, sizes."""
 HEAD_NAMES = ("head", "topic_head")
@@ -45,19 +45,7 @@ HEAD_NAMES = ("head", "topic_head")
 
 def adapter_section(task: SentimentTask, base_name: str) -> dict[str, Any]:
     """The manifest's `adapter` section of `task`, whose body carries a LoRA or IA3 adapter."""
-    body = task.backbone
-    config = body.peft_config["default"]
-    method = str(getattr(config.peft_type, "value", config.peft_type)).lower()
-    shape = {"r": config.r, "alpha": config.lora_alpha} if method == "lora" else {}
-    return {
-        "method": method,
-        "base_model": base_name,
-        "base_sha256": base_weights_hash(body),
-        **shape,
-        "target_modules": sorted(config.target_modules),
-        "adapter_parameters": sum(v.numel() for v in adapter_state_dict(body).values()),
-        "base_parameters": sum(v.numel() for v in base_state_dict(body).values()),
-    }
+    return shared_adapter_section(task.backbone, base_name)
 
 
 def peft_format(base_name: str) -> dict[str, str]:
@@ -74,13 +62,7 @@ def peft_format(base_name: str) -> dict[str, str]:
 def write_adapter(folder: Path, task: SentimentTask, base_name: str) -> None:
     """Writes `task`'s adapter and heads into the artifact folder `folder` (no base weight)."""
     save_adapter(task.backbone, folder / ADAPTER_DIR, base_name)
-    heads = {
-        f"{name}.{key}": value
-        for name in HEAD_NAMES
-        if getattr(task, name) is not None
-        for key, value in getattr(task, name).state_dict().items()
-    }
-    save_weights(folder / HEADS_FILE, heads)
+    save_weights(folder / HEADS_FILE, head_tensors({n: getattr(task, n) for n in HEAD_NAMES}))
 
 
 def is_adapter_artifact(manifest: dict[str, Any]) -> bool:
@@ -94,20 +76,8 @@ def load_heads(task: SentimentTask, artifact: Path) -> SentimentTask:
     Raises:
         ArtifactError: when the heads file is missing or does not fit `finance.json`.
     """
-    tensors = load_weights(artifact / HEADS_FILE)
-    for name in HEAD_NAMES:
-        head: nn.Module | None = getattr(task, name)
-        prefix = f"{name}."
-        state = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
-        if head is None and not state:
-            continue
-        try:
-            head.load_state_dict(state)
-        except (AttributeError, RuntimeError) as exc:
-            raise ArtifactError(
-                f"{artifact / HEADS_FILE}: {name} does not fit finance.json's labels and "
-                f"topics ({str(exc).splitlines()[0]})"
-            ) from None
+    heads = {name: getattr(task, name) for name in HEAD_NAMES}
+    shared_load_heads(heads, artifact / HEADS_FILE, "finance.json's labels and topics")
     return task
 
 

@@ -89,6 +89,10 @@ def evaluate(runtime, data_path: Path) -> EvaluationReport:
 
 
 def _compress_apply(job) -> dict[str, Any]:
+    if job.method == "lora-merge":
+        from medical_imaging.lora import compress_merge
+
+        return compress_merge(job)
     from medical_imaging.distill import compress_apply
 
     return compress_apply(job)
@@ -115,6 +119,6 @@ VERTICAL = Vertical(
     evaluate=evaluate,
     schemas={"manifest": MANIFEST_SCHEMA, "predict": PREDICT_SCHEMA},
     compress=Compressor(
-        methods=("distill",), apply=_compress_apply, validation=_compress_validation
+        methods=("distill", "lora-merge"), apply=_compress_apply, validation=_compress_validation
     ),
 )

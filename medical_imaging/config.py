@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from medical_imaging.schemas import MANIFEST_SCHEMA
+from shared.adapters import AdapterConfig
 from shared.config import StrictModel, TrainerConfig
 from shared.data_import import ColumnMap, LabelMap, check_column_map
 
@@ -77,6 +78,10 @@ class MedicalImagingConfig(StrictModel):
         val_fraction, test_fraction: Held-out shares of the images without a split of their
             own; fixed `val` (or `test`) rows in a `split` column turn that drawn split off.
         max_images: Optional cap on training images (quick experiments; val/test untouched).
+        adapter: Fine-tune through a LoRA (or IA3) adapter instead of the whole backbone
+            (`{method: lora, r: 8}`; see `medical_imaging.lora`): the artifact then holds the
+            adapter, the head and the base model's hash, not the backbone. It is the
+            `finetune` recipe through the adapter: `recipe` must be `finetune` or `auto`.
     """
 
     model: str = "efficientnet_lite0"
@@ -113,6 +118,10 @@ class MedicalImagingConfig(StrictModel):
     augment: AugmentConfig = AugmentConfig()
     calibration: CalibrationConfig = CalibrationConfig()
     trainer: ImagingTrainerConfig = ImagingTrainerConfig()
+    adapter: AdapterConfig | None = None
+    """Fine-tune through a peft adapter ({method: lora, r: 8, alpha: 16, dropout: 0.1,
+    target_modules: null}: the ungrouped convolutions and Linear layers, with the norm layers
+    trained whole inside the adapter), or None: the whole backbone."""
 
     @field_validator("positive_label", mode="before")
     @classmethod
@@ -134,6 +143,21 @@ class MedicalImagingConfig(StrictModel):
     @classmethod
     def _columns_are_manifest_columns(cls, columns: dict[str, str]) -> dict[str, str]:
         return check_column_map(columns, [MANIFEST_SCHEMA])
+
+    @model_validator(mode="after")
+    def _adapter_trains_by_finetune(self) -> MedicalImagingConfig:
+        if self.adapter is not None and self.recipe == "frozen":
+            raise ValueError(
+                "adapter (LoRA) fine-tunes the backbone, which recipe frozen does not: set "
+                "recipe=finetune (or auto) with an adapter, or drop the adapter"
+            )
+        if self.adapter is not None and self.adapter.target_modules == "all-linear":
+            raise ValueError(
+                "adapter.target_modules=all-linear adapts Linear layers only, and a timm CNN "
+                "has almost none: leave it null (the convolutions and Linear layers) or name "
+                "the layers"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_way_to_name_classes(self) -> MedicalImagingConfig:

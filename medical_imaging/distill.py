@@ -15,11 +15,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from shared.artifacts import load_weights, read_manifest
+from shared.artifacts import read_manifest
 from shared.distill import DistillationTask
 
 from .config import MedicalImagingConfig
-from .model import build_task
+from .lora import ADAPTER_DIR, load_task
+from .lora import MANIFEST_KEY as ADAPTER_KEY
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ def student_config(
     """The teacher's config with the student's backbone, all of it trained from the start.
 
     A student from scratch has nothing to freeze, so it trains at one learning rate (the head's)
-    from the first epoch, for at least twice the teacher's epochs (it starts from nothing).
+    from the first epoch, for at least twice the teacher's epochs (it starts from nothing);
+    all of it trains, so a teacher's adapter is not carried over.
     """
     cfg = MedicalImagingConfig.model_validate(teacher["config"])
     trainer = cfg.trainer.model_copy(
@@ -44,7 +46,8 @@ def student_config(
             "resume": False,
         }
     )
-    return cfg.model_copy(update={"model": student, "recipe": "finetune", "trainer": trainer})
+    update = {"model": student, "recipe": "finetune", "trainer": trainer, "adapter": None}
+    return cfg.model_copy(update=update)
 
 
 def distill(
@@ -64,8 +67,7 @@ def distill(
     manifest = read_manifest(teacher_dir, vertical="medical_imaging")
     teacher_cfg = MedicalImagingConfig.model_validate(manifest["config"])
     labels = list(manifest["label_map"])
-    teacher = build_task(teacher_cfg.model, len(labels), teacher_cfg.in_chans, pretrained=False)
-    teacher.load_state_dict(load_weights(teacher_dir / "model.safetensors"))
+    teacher = load_task(teacher_dir, manifest, teacher_cfg, labels)
     cfg = student_config(manifest, student, epochs)
     record = {
         "artifact": str(teacher_dir),
@@ -109,9 +111,11 @@ def compress_apply(job) -> dict[str, Any]:
         manifest = read_manifest(student_dir)
         for old in [*MODEL_FILES, *(p.name for p in job.out.glob("confusion_*.png"))]:
             (job.out / old).unlink(missing_ok=True)
+        shutil.rmtree(job.out / ADAPTER_DIR, ignore_errors=True)  # a teacher's adapter
         for new in [*MODEL_FILES, *(p.name for p in student_dir.glob("confusion_*.png"))]:
             shutil.copy2(student_dir / new, job.out / new)
     update = {k: v for k, v in manifest.items() if k not in KEPT_FROM_TEACHER}
+    update.setdefault(ADAPTER_KEY, None)  # a teacher's adapter section
     return {
         "student": DEFAULT_STUDENT,
         "teacher": manifest["distilled_from"]["model"],

@@ -16,9 +16,9 @@ from medical_imaging.config import MedicalImagingConfig
 from medical_imaging.explain import gradcam, overlay_png
 from medical_imaging.io import decode_image, read_image_file
 from medical_imaging.labels import decision_rule
-from medical_imaging.model import build_task
+from medical_imaging.lora import load_task
 from medical_imaging.transforms import to_model_input, tta_views
-from shared.artifacts import load_json, load_weights, read_manifest
+from shared.artifacts import load_json, read_manifest
 from shared.calibration import softmax
 from shared.devices import resolve_device
 from shared.engine import InferenceEngine
@@ -48,10 +48,7 @@ class MedicalImagingRuntime:
             self.labels, self.calibration
         )
         self.device = resolve_device(settings.device)
-        self.task = build_task(
-            self.cfg.model, len(self.labels), self.cfg.in_chans, pretrained=False
-        )
-        self.task.load_state_dict(load_weights(artifact_dir / "model.safetensors"))
+        self.task = load_task(artifact_dir, self.manifest, self.cfg, self.labels)
         self.task.to(self.device).eval()
         blank = torch.zeros(self.cfg.in_chans, self.cfg.image_size, self.cfg.image_size)
         self.engine = InferenceEngine.from_settings(self._batch, settings, warmup_items=[blank])

@@ -23,6 +23,7 @@ from medical_imaging.model import ImagingTask, balanced_class_weights, build_tas
 from medical_imaging.recipes import fit_by_recipe, resolve_input
 from medical_imaging.timm_format import TIMM_USAGE, save_timm, timm_summary
 from medical_imaging.transforms import build_augment
+from shared.adapters import is_adapted, training_view
 from shared.artifacts import save_json, write_artifact
 from shared.calibration import softmax
 from shared.data_report import MANIFEST_KEY
@@ -143,9 +144,24 @@ def train(
 
 
 def _fit_by_recipe(cfg, build, finetune, pixels, labels, n_classes, run_dir):
-    """The default `FitModel`: `cfg.recipe` (`auto` chooses), recorded as the manifest's `recipe`."""
+    """The default `FitModel`: `cfg.recipe` (`auto` chooses), recorded as the manifest's `recipe`.
+
+    With `cfg.adapter` the recipe is `finetune` through the adapter: `auto` weighs no recipe
+    then, since an adapter is asked for its size (a base shared, a small artifact), not its score.
+    """
+    if cfg.adapter is not None:
+        cfg = cfg.model_copy(update={"recipe": "finetune"})
+        build = _adapted(build, cfg.adapter)
     fitted, choice = fit_by_recipe(cfg, build, finetune, pixels, labels, n_classes, run_dir)
+    if cfg.adapter is not None:
+        choice.reason = f"adapter.method={cfg.adapter.method}: fine-tuned through the adapter"
     return fitted, {RECIPE_KEY: choice.as_dict()}
+
+
+def _adapted(build: Callable[[], ImagingTask], adapter) -> Callable[[], ImagingTask]:
+    from medical_imaging.lora import adapt
+
+    return lambda: adapt(build(), adapter)
 
 
 def _fit(
@@ -157,7 +173,11 @@ def _fit(
     *,
     n_classes: int,
 ) -> TrainResult:
-    """Fits `task` on the training pixels with the shared loop, scored on validation each epoch."""
+    """Fits `task` on the training pixels with the shared loop, scored on validation each epoch.
+
+    A task whose backbone carries an adapter trains behind `shared.adapters.training_view`: the
+    adapter, its norm layers and the head at `trainer.lr`, the base frozen throughout.
+    """
     sampler = (
         balanced_sampler(labels["train"], cfg.trainer.seed)
         if cfg.class_balance == "sampler"
@@ -170,7 +190,7 @@ def _fit(
         augment=build_augment(cfg.augment),
     )
     return fit(
-        task,
+        training_view(task) if is_adapted(task.backbone) else task,
         list(range(len(labels["train"]))),
         collate,
         cfg.trainer,
@@ -221,6 +241,7 @@ def validation_evaluator(
 def _validation_metrics(
     task: ImagingTask, *, pixels: torch.Tensor, labels: torch.Tensor
 ) -> dict[str, float]:
+    task = getattr(task, "task", task)  # an adapter's training view holds the task
     logits = predict_logits(task, pixels)
     out = heldout_metrics(
         logits, labels.numpy(), temperature=1.0, threshold=None, positive_index=None
@@ -297,9 +318,15 @@ def _write(
 ) -> Path:
     """Writes the artifact; `manifest` holds further manifest keys (the label semantics and the
     data report)."""
+    from medical_imaging import lora
+
     logits, y, split = scored
     probs = softmax(logits, calibration["temperature"])
     predicted = decide(probs, calibration["threshold"], calibration["positive_index"])
+    adapted = is_adapted(task.backbone)
+    formats = [lora.peft_format(cfg.model)] if adapted else [TIMM_USAGE]
+    if adapted:
+        manifest = {**manifest, lora.MANIFEST_KEY: lora.section(task, cfg.model)}
     with write_artifact(
         out_dir / "artifact",
         vertical="medical_imaging",
@@ -312,11 +339,15 @@ def _write(
         extra={
             "metrics_split": split,
             "timm": timm_summary(task, cfg.image_size),
-            "formats": [TIMM_USAGE],
+            "formats": formats,
             **manifest,
         },
     ) as tmp:
-        save_timm(task, tmp, names, cfg.image_size)  # model.safetensors, config.json
+        task.to("cpu")
+        if adapted:  # the adapter and the head only; the base comes back by its name and hash
+            lora.write_adapter(tmp, task, cfg.model)
+        else:
+            save_timm(task, tmp, names, cfg.image_size)  # model.safetensors, config.json
         save_json(tmp / "calibration.json", calibration)
         plot_confusion_matrix(y, predicted, names, tmp / f"confusion_{split}.png")
     log.info("artifact written to %s; %s metrics %s", out_dir / "artifact", split, metrics)

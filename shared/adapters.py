@@ -43,8 +43,11 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 BASE_ADAPTER = "__base__"
 """peft's name, in `adapter_names`, of a row that runs the base model without any adapter."""
-LORA_KEY = re.compile(r"\.(lora_[A-Za-z_]+|ia3_l)\.")
-"""The names of adapter tensors (LoRA's A, B...; IA3's scaling vectors) in a peft model."""
+LORA_KEY = re.compile(r"\.(lora_[A-Za-z_]+|ia3_l|modules_to_save)\.")
+"""The names of adapter tensors in a peft model: LoRA's A, B...; IA3's scaling vectors; the
+adapter's own copies of layers it trains whole (`modules_to_save`, e.g. a CNN's norm layers)."""
+HEADS_FILE = "heads.safetensors"
+"""Inside an artifact's adapter folder: the task's heads, trained beside the adapter."""
 MIXED_BATCH_METHODS = ("lora",)
 """Methods whose adapters peft runs several of in one batch (`adapter_names=`, per row)."""
 T = TypeVar("T")
@@ -89,36 +92,63 @@ class AdapterConfig(StrictModel):
         return value
 
 
-def lora_config(cfg: AdapterConfig) -> Any:
-    """The peft config of `cfg`: a `LoraConfig` (no bias trained, no other module saved) or an
-    `IA3Config` (peft's default layers for the architecture unless `target_modules` says)."""
+def lora_config(
+    cfg: AdapterConfig,
+    default_targets: list[str] | None = None,
+    modules_to_save: list[str] | None = None,
+) -> Any:
+    """The peft config of `cfg`: a `LoraConfig` (no bias trained) or an `IA3Config`.
+
+    Args:
+        cfg: The adapter the config asks for.
+        default_targets: The layers to adapt when `cfg.target_modules` is None, for a body
+            whose architecture peft has no default for (a timm CNN's convolutions); None: the
+            method's own default (`LORA_DEFAULT_TARGETS`, or peft's IA3 layers for the
+            architecture).
+        modules_to_save: Layers trained whole, their copies stored in the adapter (a CNN's
+            norm layers, whose statistics the adapter carries; the base's stay as loaded).
+    """
     from peft import IA3Config, LoraConfig
 
+    targets = cfg.target_modules or default_targets
     if cfg.method == "ia3":
-        if cfg.target_modules is None:
-            return IA3Config()
-        feedforward = [m for m in cfg.target_modules if "output" in m or "intermediate" in m]
-        return IA3Config(target_modules=cfg.target_modules, feedforward_modules=feedforward)
+        if targets is None:
+            return IA3Config(modules_to_save=modules_to_save)
+        named = [m for m in targets if "output" in m or "intermediate" in m]
+        feedforward = named if cfg.target_modules is not None else []
+        return IA3Config(
+            target_modules=targets,
+            feedforward_modules=feedforward,
+            modules_to_save=modules_to_save,
+        )
     return LoraConfig(
         r=cfg.r,
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,
-        target_modules=cfg.target_modules or LORA_DEFAULT_TARGETS,
+        target_modules=targets or LORA_DEFAULT_TARGETS,
+        modules_to_save=modules_to_save,
         bias="none",
     )
 
 
-def apply_lora(body: nn.Module, cfg: AdapterConfig) -> Any:
-    """`body` (a transformers model) wrapped with a fresh adapter (LoRA, or IA3 by
-    `cfg.method`) named `default`.
+def apply_lora(
+    body: nn.Module,
+    cfg: AdapterConfig,
+    *,
+    default_targets: list[str] | None = None,
+    modules_to_save: list[str] | None = None,
+) -> Any:
+    """`body` (a transformers model or any torch module, a timm backbone say) wrapped with a
+    fresh adapter (LoRA, or IA3 by `cfg.method`) named `default`; see :func:`lora_config` for
+    `default_targets` and `modules_to_save`.
 
     The returned `PeftModel` takes the body's inputs and returns its outputs; only the adapter's
-    matrices require gradients. peft injects the adapter into `body`'s layers in place.
+    tensors require gradients. peft injects the adapter into `body`'s layers in place.
     """
     from peft import get_peft_model
 
     with _quiet_peft():
-        return get_peft_model(body, lora_config(cfg))
+        return get_peft_model(body, lora_config(cfg, default_targets, modules_to_save))
 
 
 @contextlib.contextmanager
@@ -184,14 +214,15 @@ def adapter_state_dict(model: Any, adapter: str = "default") -> dict[str, torch.
 def base_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The base model's tensors under their own names, for a plain or a peft-wrapped model.
 
-    peft renames an adapted layer's weight `<layer>.weight` to `<layer>.base_layer.weight` and
-    adds `<layer>.lora_A.<adapter>.weight`, ...; those are dropped and the names restored, so
-    the base hashes the same before and after wrapping.
+    peft renames an adapted layer's weight `<layer>.weight` to `<layer>.base_layer.weight` (a
+    layer trained whole: `<layer>.original_module.weight`) and adds `<layer>.lora_A.<adapter>.weight`
+    (`<layer>.modules_to_save.<adapter>.weight`), ...; those are dropped and the names restored,
+    so the base hashes the same before and after wrapping.
     """
     if is_adapted(model):
         model = model.get_base_model()
     return {
-        k.replace(".base_layer.", "."): v
+        k.replace(".base_layer.", ".").replace(".original_module.", "."): v
         for k, v in model.state_dict().items()
         if not LORA_KEY.search(k)
     }
@@ -290,6 +321,61 @@ def merge_lora(model: Any) -> nn.Module:
     `model` is consumed: peft merges in place and returns the unwrapped base.
     """
     return model.merge_and_unload(safe_merge=True)
+
+
+# --- an adapter artifact's parts --------------------------------------------------------------
+
+
+def adapter_section(body: Any, base_name: str, adapter: str = "default") -> dict[str, Any]:
+    """The manifest's `adapter` section for the peft model `body`: the method, the base model's
+    name and weights hash (checked on loading), the adapted layers and the sizes."""
+    config = body.peft_config[adapter]
+    method = str(getattr(config.peft_type, "value", config.peft_type)).lower()
+    shape = {"r": config.r, "alpha": config.lora_alpha} if method == "lora" else {}
+    saved = sorted(config.modules_to_save or [])
+    return {
+        "method": method,
+        "base_model": base_name,
+        "base_sha256": base_weights_hash(body),
+        **shape,
+        "target_modules": sorted(config.target_modules),
+        **({"modules_to_save": saved} if saved else {}),
+        "adapter_parameters": sum(v.numel() for v in adapter_state_dict(body, adapter).values()),
+        "base_parameters": sum(v.numel() for v in base_state_dict(body).values()),
+    }
+
+
+def head_tensors(heads: Mapping[str, nn.Module | None]) -> dict[str, torch.Tensor]:
+    """The tensors of the task's heads (`name.key`), the ones that are not None."""
+    return {
+        f"{name}.{key}": value
+        for name, head in heads.items()
+        if head is not None
+        for key, value in head.state_dict().items()
+    }
+
+
+def load_heads(heads: Mapping[str, nn.Module | None], path: Path, fits: str) -> None:
+    """Loads the heads saved by :func:`head_tensors` in `path` into `heads`, strictly.
+
+    Raises:
+        ArtifactError: when the file is missing, or a head's tensors do not fit `fits` (what
+            sized the heads: the labels of the artifact, say).
+    """
+    from shared.artifacts import load_weights
+
+    tensors = load_weights(path)
+    for name, head in heads.items():
+        prefix = f"{name}."
+        state = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+        if head is None and not state:
+            continue
+        try:
+            head.load_state_dict(state)
+        except (AttributeError, RuntimeError) as exc:
+            raise ArtifactError(
+                f"{path}: {name} does not fit {fits} ({str(exc).splitlines()[0]})"
+            ) from None
 
 
 # --- many tenants on one base ----------------------------------------------------------------

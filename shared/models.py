@@ -6,7 +6,8 @@ A name can be
   mapped onto timm's `efficientnet_lite0`);
 - a local folder (a saved sentence-transformer, transformers model, or an artifact's model);
 - a Hugging Face hub id or a timm model name (the real hub path; needs the network);
-- `random:bert-tiny` or `random:<timm name>`: small randomly initialised models for tests.
+- `random:bert-tiny` or `random:<timm name>`: small randomly initialised models for tests (seed
+  0: the same weights at every load).
 """
 
 from __future__ import annotations
@@ -206,14 +207,19 @@ def _tiny_bert_folder() -> Path:
 
 def _load_timm(name: str, num_classes: int = 1000, in_chans: int = 3, **_: Any):
     import timm
+    import torch
 
     if name.startswith("random:"):
-        return timm.create_model(
-            name.removeprefix("random:"),
-            pretrained=False,
-            num_classes=num_classes,
-            in_chans=in_chans,
-        )
+        # seed 0 at every load, the global generator untouched: a named base is one set of
+        # weights (an adapter trained on it checks their hash), as a packaged model is
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return timm.create_model(
+                name.removeprefix("random:"),
+                pretrained=False,
+                num_classes=num_classes,
+                in_chans=in_chans,
+            )
     if name.lower() in EFFICIENTNET_ALIASES:
         model = timm.create_model(EFFICIENTNET_TIMM_ARCH, pretrained=False, num_classes=1000)
         model.load_state_dict(map_efficientnet_lite0(efficientnet_lite0_weights_path()))
