@@ -132,7 +132,9 @@ def merged(task: ImagingTask) -> ImagingTask:
     task = copy.deepcopy(task)
     if is_adapted(task.backbone):
         task.backbone = merge_lora(task.backbone)
-    return task.eval()
+    # peft froze the base; a plain classifier's weights take gradients again (Grad-CAM needs
+    # them to reach the activations it hooks)
+    return task.requires_grad_(True).eval()
 
 
 def load_task(artifact: Path, manifest: dict[str, Any], cfg, labels: list[str]) -> ImagingTask:

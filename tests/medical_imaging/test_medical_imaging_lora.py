@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
 
 import medical_imaging
 from medical_imaging.config import MedicalImagingConfig
+from medical_imaging.explain import gradcam
 from medical_imaging.lora import adapt, adapted_layers, adapter_task, norm_layers
 from medical_imaging.model import build_task
 from shared.adapters import AdapterConfig, base_weights_hash
@@ -58,7 +60,9 @@ def test_only_the_adapter_norms_and_head_train_and_the_base_stays_as_loaded():
     assert trainable and all(
         ".lora_" in n or ".modules_to_save." in n or n.startswith("head.") for n in trainable
     )
-    assert any(".lora_A." in n for n in trainable) and any(".modules_to_save." in n for n in trainable)
+    assert any(".lora_A." in n for n in trainable) and any(
+        ".modules_to_save." in n for n in trainable
+    )
     task.train()
     optimizer = torch.optim.SGD([p for p in task.parameters() if p.requires_grad], lr=0.1)
     out = task({"pixels": torch.rand(4, 1, 32, 32), "labels": torch.tensor([0, 1, 0, 1])})
@@ -92,6 +96,8 @@ def test_the_service_runs_the_adapter_on_its_base_and_it_changes_the_outputs(ada
     adapted = adapter_task(artifact, cfg, labels, manifest["adapter"])
     served = _runtime(artifact).task  # the adapter folded in
     torch.testing.assert_close(_logits(served), _logits(adapted), atol=1e-4, rtol=1e-4)
+    heatmap = gradcam(served, torch.rand(1, 32, 32), 1, 32)  # the explain endpoint's path
+    assert heatmap.shape == (32, 32) and np.isfinite(heatmap).all() and heatmap.max() > 0
     without = build_task(TINY, len(labels), cfg.in_chans)  # the same base and head, no adapter
     without.head.load_state_dict(adapted.head.state_dict())
     assert (_logits(without) - _logits(adapted)).abs().max() > 1e-3
