@@ -30,6 +30,8 @@ def parse_window(window: str) -> pd.Timedelta:
         raise InputError(
             f"window {window!r} is not a duration such as '1h', '6h' or '1D'", 400
         ) from None
+    if pd.isna(delta):  # "nat", "nan" and "" parse as NaT: not a duration either
+        raise InputError(f"window {window!r} is not a duration such as '1h', '6h' or '1D'", 400)
     if delta < pd.Timedelta("1min"):
         raise InputError(f"window {window!r} is shorter than one minute", 400)
     return delta

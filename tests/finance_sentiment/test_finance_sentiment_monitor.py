@@ -194,9 +194,10 @@ def test_webhook_receives_each_alert_and_a_dead_webhook_does_not_raise():
     assert dispatch([alert], "http://127.0.0.1:9/nothing-listens", timeout_s=0.5) == 0
 
 
-def test_bad_window_is_a_400_naming_the_value():
-    with pytest.raises(InputError, match="'fortnightly' is not a duration") as err:
-        parse_window("fortnightly")
+@pytest.mark.parametrize("window", ["fortnightly", "NaT", "nan", ""])
+def test_bad_window_is_a_400_naming_the_value(window):
+    with pytest.raises(InputError, match=f"{window!r} is not a duration") as err:
+        parse_window(window)
     assert err.value.status_code == 400
 
 
