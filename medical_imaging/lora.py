@@ -128,8 +128,7 @@ def adapter_task(artifact: Path, cfg, labels: list[str], record: dict[str, Any])
 
 
 def merged(task: ImagingTask) -> ImagingTask:
-    """A copy of `task` with its adapter folded into the backbone: a plain `ImagingTask`."""
-    task = copy.deepcopy(task)
+    """`task` with its adapter folded into the backbone, in place: a plain `ImagingTask`."""
     if is_adapted(task.backbone):
         task.backbone = merge_lora(task.backbone)
     # peft froze the base; a plain classifier's weights take gradients again (Grad-CAM needs
@@ -173,7 +172,7 @@ def compress_merge(job) -> dict[str, Any]:
 
     from .config import MedicalImagingConfig
     from .datasets import load_images, read_source, resolve_source_splits
-    from .timm_format import TIMM_USAGE, save_timm
+    from .timm_format import TIMM_USAGE, save_timm, timm_summary
 
     manifest = read_manifest(job.source, vertical="medical_imaging")
     if not is_adapter_artifact(manifest):
@@ -185,7 +184,7 @@ def compress_merge(job) -> dict[str, Any]:
     labels = list(manifest["label_map"])
     record = manifest[MANIFEST_KEY]
     adapted = adapter_task(job.source, cfg, labels, record)
-    plain = merged(adapted)
+    plain = merged(copy.deepcopy(adapted))
     source = read_source(
         job.data, class_names=cfg.class_names, columns=cfg.columns, label_map=cfg.label_map
     )
@@ -201,5 +200,9 @@ def compress_merge(job) -> dict[str, Any]:
     return {
         "merged_adapter": {k: record[k] for k in keys if k in record},
         "check": check,
-        MANIFEST_UPDATE: {MANIFEST_KEY: None, "formats": [TIMM_USAGE]},
+        MANIFEST_UPDATE: {
+            MANIFEST_KEY: None,
+            "formats": [TIMM_USAGE],
+            "timm": timm_summary(plain, cfg.image_size),
+        },
     }

@@ -324,9 +324,13 @@ def _write(
     probs = softmax(logits, calibration["temperature"])
     predicted = decide(probs, calibration["threshold"], calibration["positive_index"])
     adapted = is_adapted(task.backbone)
-    formats = [lora.peft_format(cfg.model)] if adapted else [TIMM_USAGE]
-    if adapted:
-        manifest = {**manifest, lora.MANIFEST_KEY: lora.section(task, cfg.model)}
+    if adapted:  # no timm-format file: the `timm` section comes with `lora-merge`
+        formats, layout = (
+            [lora.peft_format(cfg.model)],
+            {lora.MANIFEST_KEY: lora.section(task, cfg.model)},
+        )
+    else:
+        formats, layout = [TIMM_USAGE], {"timm": timm_summary(task, cfg.image_size)}
     with write_artifact(
         out_dir / "artifact",
         vertical="medical_imaging",
@@ -338,7 +342,7 @@ def _write(
         training=training,
         extra={
             "metrics_split": split,
-            "timm": timm_summary(task, cfg.image_size),
+            **layout,
             "formats": formats,
             **manifest,
         },

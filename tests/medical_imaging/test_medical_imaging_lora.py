@@ -83,7 +83,7 @@ def test_an_adapter_artifact_holds_the_adapter_and_head_and_no_backbone(adapter_
     assert section["norm_layers_trained"] == len(norm_layers(base)) > 0
     assert set(section["target_modules"]) == set(adapted_layers(base))  # peft may shorten names
     assert manifest["recipe"]["reason"].startswith("adapter.method=lora")
-    assert not (artifact / "model.safetensors").exists()
+    assert not (artifact / "model.safetensors").exists() and "timm" not in manifest
     files = {p.name for p in (artifact / "adapter").iterdir()}
     assert files == {"adapter_model.safetensors", "adapter_config.json", "heads.safetensors"}
 
@@ -122,6 +122,7 @@ def test_lora_merge_writes_a_plain_artifact_with_the_same_outputs(adapter_artifa
     compress_artifact(medical_imaging.VERTICAL, artifact, out, "lora-merge", data, measure=False)
     manifest = read_manifest(out)
     assert manifest.get("adapter") is None and (out / "model.safetensors").is_file()
+    assert manifest["timm"]["architecture"] == "test_efficientnet"  # how timm opens it
     assert not (out / "adapter").exists()
     check = manifest["compression"]["params"]["check"]
     assert check["label_agreement"] == 1.0 and check["max_abs_logit_diff"] < 1e-4
