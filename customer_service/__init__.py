@@ -127,5 +127,5 @@ VERTICAL = Vertical(
     chat=_chat,
     schemas=_schemas(),
     settings_cls=CustomerServiceSettings,
-    compress=Compressor(("int8",), _compress_apply, _compress_validation),
+    compress=Compressor(("int8", "lora-merge"), _compress_apply, _compress_validation),
 )

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from customer_service import adapter
 from customer_service.cleaning import mask_pii
 from customer_service.config import CustomerServiceSettings
 from customer_service.dialogue import after_act, completes_pending, previous_decision, remember
@@ -81,7 +82,10 @@ class CustomerServiceBot:
         encoder_dir = self.artifact_dir / "encoder"
         int8 = is_int8_folder(encoder_dir)  # `verticals compress --method int8`: CPU only
         self.device = "cpu" if int8 else self.device
-        self.encoder = load_encoder(encoder_dir, self.device).eval()
+        if adapter.is_adapter_artifact(self.manifest):  # its base by name, hash-checked, merged
+            self.encoder = adapter.load_encoder(self.artifact_dir, self.manifest, self.device)
+        else:
+            self.encoder = load_encoder(encoder_dir, self.device).eval()
         self.precision = (
             "int8"
             if int8
@@ -301,6 +305,7 @@ class CustomerServiceBot:
         return {
             "model": self.manifest["model_name"],
             "precision": self.precision,
+            "adapter": _adapter_info(self.manifest),
             "metrics": self.manifest["metrics"],
             "calibration": self.calibration.as_dict(),
             "intents": len(self.intents),
@@ -323,3 +328,12 @@ class CustomerServiceBot:
 
     def remove_answer(self, answer_id: str) -> dict[str, Any]:
         return self.kb.remove(answer_id)
+
+
+def _adapter_info(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """What `info` says of an adapter artifact's adapter (merged into its base at load)."""
+    if not adapter.is_adapter_artifact(manifest):
+        return None
+    record = manifest[adapter.MANIFEST_KEY]
+    keys = ("method", "r", "base_model", "base_sha256", "adapter_parameters")
+    return {k: record[k] for k in keys if k in record}

@@ -3,7 +3,8 @@
 Besides the shared manifest and model card: `encoder/` (a sentence-transformers folder),
 `head.safetensors` (intent head), `acts.safetensors` (dialogue-act classifier), `kb/` (the
 first KB version) and `bot.json` (intents, calibration, slots, session limits, act labels and
-the dialogue replies).
+the dialogue replies). A bot trained through an adapter has `adapter/` in place of `encoder/`
+(`customer_service.adapter`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from customer_service import adapter
 from customer_service.config import CustomerServiceConfig
 from customer_service.dialogue_acts import ActClassifier
 from customer_service.kb_store import KnowledgeBase, save_version
@@ -59,6 +61,11 @@ def write_bot_artifact(
             "replies": cfg.dialogue.replies,
         },
     }
+    adapted = adapter.is_adapted_encoder(task.backbone)
+    extra: dict[str, Any] = {}
+    if adapted:
+        extra[adapter.MANIFEST_KEY] = adapter.section(task.backbone, cfg.model)
+        extra["formats"] = [adapter.peft_format(cfg.model)]
     with write_artifact(
         Path(out_dir) / "artifact",
         vertical="customer_service",
@@ -72,9 +79,13 @@ def write_bot_artifact(
             "calibration": bot["calibration"],
             **({MANIFEST_KEY: data_report} if data_report is not None else {}),
             **({RECIPE_KEY: recipe} if recipe is not None else {}),
+            **extra,
         },
     ) as tmp:
-        task.backbone.save(str(tmp / "encoder"))
+        if adapted:
+            adapter.write_adapter(tmp, task.backbone, cfg.model)
+        else:
+            task.backbone.save(str(tmp / adapter.ENCODER_DIR))
         if task.head is not None:
             save_weights(tmp / "head.safetensors", task.head.state_dict())
         if acts is not None:

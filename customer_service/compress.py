@@ -1,4 +1,5 @@
-"""The `verticals compress customer_service` hook: the sentence encoder in int8.
+"""The `verticals compress customer_service` hook: the sentence encoder in int8, or an adapter
+merged.
 
 `int8` rewrites the artifact's `encoder/` as an int8 encoder (`shared.encoder_int8`) and
 re-embeds the knowledge base with it, as a new KB version: queries and answers are then
@@ -6,6 +7,11 @@ embedded by the same network, and nothing else changes (intent head, dialogue ac
 calibration). The bot loads an int8 encoder on the CPU. The validation split is the
 artifact's own (the pairs split as `train` split them), scored as `evaluate` scores an answer:
 the right intent (or answer id) and no handoff.
+
+`lora-merge` rewrites an adapter artifact (trained with `adapter.method=lora`) as a plain one:
+the adapter folded into its base, saved as `encoder/`; the KB is kept, since the merged encoder
+embeds as the adapter on its base does (the check says how closely). `int8` of an adapter
+artifact merges it first.
 """
 
 from __future__ import annotations
@@ -15,24 +21,46 @@ from pathlib import Path
 from typing import Any
 
 from shared.artifacts import read_manifest
-from shared.compression import CompressJob, Validation
+from shared.compression import MANIFEST_UPDATE, CompressJob, Validation
 from shared.data_report import DataReport
 from shared.encoder_int8 import embedding_agreement, load_encoder, quantize_encoder_folder
-from shared.errors import DataError
+from shared.errors import ArtifactError, DataError
 from shared.models import embed_texts
 
+from .adapter import ENCODER_DIR, is_adapter_artifact, merge_into_folder
+from .adapter import MANIFEST_KEY as ADAPTER_KEY
+from .adapter import load_encoder as load_adapter_encoder
 from .config import CustomerServiceConfig
 
 
 def apply(job: CompressJob) -> dict[str, Any]:
-    """`Compressor.apply`: the encoder of `job.out` in int8 and the KB re-embedded by it."""
+    """`Compressor.apply`: the encoder of `job.out` in int8 and the KB re-embedded by it, or
+    (`lora-merge`) the adapter of an adapter artifact folded into its base."""
     from .kb_store import load_current, save_version
 
-    # `int8` is the only method the hook declares; `check_request` refused any other
-    encoder_dir = job.out / "encoder"
-    original = load_encoder(encoder_dir)
-    quantized = quantize_encoder_folder(encoder_dir)
+    # `int8` and `lora-merge` are the methods the hook declares; `check_request` refused others
+    manifest = read_manifest(job.source, vertical="customer_service")
     kb = load_current(job.out)
+    update: dict[str, Any] = {}
+    if is_adapter_artifact(manifest):
+        adapted = load_adapter_encoder(job.source, manifest, merge=False)
+        original = merge_into_folder(job.out, manifest)
+        update = {
+            MANIFEST_UPDATE: {ADAPTER_KEY: None, "formats": None},
+            "merge_check": embedding_agreement(
+                embed_texts(adapted, kb.entry_texts), embed_texts(original, kb.entry_texts)
+            ),
+        }
+    elif job.method == "lora-merge":
+        raise ArtifactError(
+            f"{job.source} is a full model, not an adapter artifact: lora-merge folds the "
+            "adapter of a bot trained with adapter.method=lora into its base"
+        )
+    else:
+        original = load_encoder(job.out / ENCODER_DIR)
+    if job.method == "lora-merge":
+        return {"layers": "the adapter folded into the encoder (W + alpha/r B A)", **update}
+    quantized = quantize_encoder_folder(job.out / ENCODER_DIR)
     before = embed_texts(original, kb.entry_texts)
     vectors = embed_texts(quantized, kb.entry_texts)
     saved = save_version(job.out, replace(kb, vectors=vectors))
@@ -40,6 +68,7 @@ def apply(job: CompressJob) -> dict[str, Any]:
         "layers": "every Linear layer of the encoder (dynamic int8, per output channel)",
         "kb_version": saved.version,
         "kb_embedding_agreement": embedding_agreement(before, vectors),
+        **update,
     }
 
 

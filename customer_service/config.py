@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from customer_service.dialogue_acts import DEFAULT_ACT_EXAMPLES, DEFAULT_REPLIES
+from shared.adapters import AdapterConfig
 from shared.config import StrictModel, TrainerConfig
 from shared.data_import import ColumnMap, LabelMap, check_column_map
 from shared.settings import ServeSettings
@@ -106,6 +107,11 @@ class CustomerServiceConfig(StrictModel):
             (`columns.question=utterance`; empty: the names of the module doc of `schemas`).
         label_map: Your intent labels -> intent names, applied to the KB and the pairs
             (`label_map.0=card_lost`); labels not in it are kept.
+        adapter: Fine-tune through a LoRA (or IA3) adapter on the encoder instead of the
+            whole encoder (`customer_service.adapter`): the artifact then holds the adapter,
+            the heads and the base model's hash, not the encoder. It is the `finetune` recipe
+            through the adapter: `recipe` must be `finetune` or `auto` (which then weighs no
+            recipe: an adapter is asked for its size, not its score).
     """
 
     model: str = "minilm"
@@ -130,6 +136,18 @@ class CustomerServiceConfig(StrictModel):
     label_map: LabelMap = Field(default_factory=dict)
     """Your intent label -> the intent name, in the KB and the pairs, e.g. {"0": card_lost}."""
     trainer: CustomerServiceTrainerConfig = CustomerServiceTrainerConfig()
+    adapter: AdapterConfig | None = None
+    """Fine-tune through a peft adapter ({method: lora, r: 8, alpha: 16, dropout: 0.1,
+    target_modules: all-linear}), or None: the whole encoder."""
+
+    @model_validator(mode="after")
+    def _adapter_trains_by_finetune(self) -> CustomerServiceConfig:
+        if self.adapter is not None and self.recipe == "frozen":
+            raise ValueError(
+                "adapter (LoRA) fine-tunes the encoder, which recipe frozen does not: set "
+                "recipe=finetune (or auto) with an adapter, or drop the adapter"
+            )
+        return self
 
     @field_validator("columns")
     @classmethod

@@ -23,12 +23,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from shared.adapters import training_view
 from shared.devices import seed_everything
 from shared.models import embed_texts, load_model
 from shared.recipes import RecipeChoice, choose_recipe, fit_chosen, fit_logistic_head
 from shared.training import TrainResult, fit
 
 from . import evaluation as ev
+from .adapter import adapt
 from .config import CustomerServiceConfig
 from .ood import Calibration
 from .retrieval import (
@@ -78,8 +80,10 @@ def fit_recipe(
     """Fits one recipe on the `train` pairs; `val` picks the best epoch of `finetune`."""
     encoder = load_model(cfg.model, "sentence-encoder")
     encoder.max_seq_length = cfg.max_seq_length
+    if cfg.adapter is not None:  # only `finetune` comes here with one (see `fit_by_recipe`)
+        adapt(encoder, cfg.adapter)
     task = BotTask(encoder, len(bot.intents), cfg.mnrl_scale, cfg.intent_loss_weight).eval()
-    head_only = cfg.trainer.freeze_backbone_epochs >= cfg.trainer.epochs
+    head_only = cfg.adapter is None and cfg.trainer.freeze_backbone_epochs >= cfg.trainer.epochs
     if recipe == "frozen" or (head_only and task.head is not None):
         # The encoder stays as loaded: embed every question once, for all runs of the process.
         task.frozen_cache = _FROZEN_CACHES.setdefault((cfg.model, cfg.max_seq_length), {})
@@ -97,7 +101,9 @@ def fit_recipe(
     if task.head is not None:
         init_head_from_prototypes(task, train, bot.intent_id)
     evaluator = epoch_evaluator(task, bot.data, val, bot.intent_id)
-    result = fit(task, rows, collate, cfg.trainer, run_dir, evaluator=evaluator)
+    # through an adapter the loop trains the adapter and head at trainer.lr, the base frozen
+    trained = training_view(task) if cfg.adapter is not None else task
+    result = fit(trained, rows, collate, cfg.trainer, run_dir, evaluator=evaluator)
     return task.eval(), result
 
 
@@ -200,15 +206,22 @@ def fit_by_recipe(
     val: pd.DataFrame,
     run_dir: Path,
 ) -> tuple[BotTask, TrainResult | None, RecipeChoice]:
-    """`cfg.recipe`'s bot model, or `auto`'s choice, and the record (`shared.recipes.fit_chosen`)."""
+    """`cfg.recipe`'s bot model, or `auto`'s choice, and the record (`shared.recipes.fit_chosen`).
+
+    With `cfg.adapter` the recipe is `finetune` through the adapter: `auto` weighs no recipe then,
+    since an adapter is asked for its size (one base shared by many), not for its score.
+    """
+    recipe = "finetune" if cfg.adapter is not None else cfg.recipe
     fitted, choice = fit_chosen(
-        cfg.recipe,
+        recipe,
         lambda recipe: fit_recipe(recipe, cfg, bot, train, val, run_dir),
         lambda: choose(cfg, bot, train, val, run_dir),
         train_rows=len(train),
         val_rows=len(val),
         seed=cfg.trainer.seed,
     )
+    if cfg.adapter is not None:
+        choice.reason = f"adapter.method={cfg.adapter.method}: fine-tuned through the adapter"
     return (*fitted, choice)
 
 
