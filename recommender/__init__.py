@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shared.registry import Vertical
+from shared.registry import Compressor, Vertical
 from shared.settings import ServeSettings
 
 from .schemas import INTERACTIONS, ITEMS, RecommenderConfig
@@ -66,6 +66,18 @@ def _evaluate(runtime: Any, data_path: Path) -> EvaluationReport:
     return evaluate_runtime(runtime, data_path)
 
 
+def _compress_apply(job: Any) -> dict[str, Any]:
+    from .compress import apply
+
+    return apply(job)
+
+
+def _compress_validation(artifact_dir: Path, data_path: Path) -> Any:
+    from .compress import validation
+
+    return validation(artifact_dir, data_path)
+
+
 VERTICAL = Vertical(
     name="recommender",
     summary="Text-based two-tower recommender with a ranker, rules and cold start.",
@@ -84,4 +96,5 @@ VERTICAL = Vertical(
     smoke_request=_smoke_request,
     evaluate=_evaluate,
     schemas={"items": ITEMS, "interactions": INTERACTIONS},
+    compress=Compressor(("int8",), _compress_apply, _compress_validation),
 )

@@ -22,6 +22,8 @@ import pandas as pd
 
 from shared.artifacts import atomic_folder, load_json, load_weights, read_manifest, recover_folder
 from shared.devices import resolve_device
+from shared.encoder_int8 import is_int8_folder
+from shared.encoder_int8 import load_encoder as load_int8_encoder
 from shared.engine import InferenceEngine
 from shared.errors import DataError, InputError
 from shared.inputs import TIMESTAMP_RULE, parse_timestamps
@@ -68,9 +70,14 @@ class RecommenderRuntime:
         self.manifest = read_manifest(artifact_dir, vertical="recommender")
         self.cfg = RecommenderConfig.model_validate(self.manifest["config"])
         self.device = str(resolve_device(settings.device))
-        self.encoder = load_encoder(
-            str(artifact_dir / "encoder"), self.cfg.max_seq_length, self.device
-        )
+        encoder_dir = artifact_dir / "encoder"
+        self.precision = "int8" if is_int8_folder(encoder_dir) else "fp32"
+        if self.precision == "int8":  # `verticals compress --method int8`: CPU only
+            self.device = "cpu"
+            self.encoder = load_int8_encoder(encoder_dir)
+            self.encoder.max_seq_length = self.cfg.max_seq_length
+        else:
+            self.encoder = load_encoder(str(encoder_dir), self.cfg.max_seq_length, self.device)
         self.tower = UserTower(int(self.manifest["dim"]), self.cfg.max_history)
         self.tower.load_state_dict(load_weights(artifact_dir / "user_tower.safetensors"))
         self.tower.to(self.device).eval()
@@ -421,6 +428,7 @@ class RecommenderRuntime:
     def info(self) -> dict[str, Any]:
         return {
             "model": self.manifest["model_name"],
+            "precision": self.precision,
             "metrics": self.manifest["metrics"],
             "items": len(self.index),
             "index": self.index.kind,
