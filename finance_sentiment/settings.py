@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
-
-from shared.settings import ServeSettings
+from shared.settings import TenantSettings
 
 
-class FinanceSettings(ServeSettings):
-    """`ServeSettings` plus the monitor's store, watched folder and webhook.
+class FinanceSettings(TenantSettings):
+    """`ServeSettings` plus the tenants (`TenantSettings`; see `tenants.py`) and the monitor's
+    store, watched folder and webhook.
 
     Each field reads exactly one variable, `VERTICALS_` plus its name.
 
@@ -22,19 +21,12 @@ class FinanceSettings(ServeSettings):
         finance_poll_s: Seconds between polls of the watched folder (`VERTICALS_FINANCE_POLL_S`).
         finance_webhook_url: Where alerts are POSTed (`VERTICALS_FINANCE_WEBHOOK_URL`); overrides
             the artifact's `alerts.webhook.url`.
-        tenants_dir: One adapter artifact folder per tenant, named by the tenant, served on the
-            artifact's base with the header `X-Tenant` (`VERTICALS_TENANTS_DIR`; see
-            `tenants.py`); the served artifact must then be an adapter artifact.
-        tenant_cache_size: Most tenant adapters loaded at once, least recently used evicted
-            (`VERTICALS_TENANT_CACHE_SIZE`).
     """
 
     finance_db: Path | None = None
     finance_watch_dir: Path | None = None
     finance_poll_s: float = 2.0
     finance_webhook_url: str | None = None
-    tenants_dir: Path | None = None
-    tenant_cache_size: int = Field(32, ge=1)
 
     def db_path(self, artifact: Path) -> Path:
         """The monitor database for the artifact at `artifact`."""

@@ -21,7 +21,6 @@ artifact folder in that directory, named by the tenant (`tenants/acme/`, trained
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from shared.adapters import AdapterCache, check_base
+from shared.adapters import AdapterCache, check_base, tenant_folder, tenants_on_disk
 from shared.artifacts import MANIFEST, load_json, read_manifest
 from shared.errors import ArtifactError, InputError
 
@@ -40,8 +39,6 @@ from .model import Scorer, build_scorer
 
 log = logging.getLogger(__name__)
 
-TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-"""A tenant's name: its folder's name and the `X-Tenant` header's value."""
 BATCH_PIECES = 64
 """Most texts or sentences in one forward pass."""
 TenantText = tuple[str, str | None]
@@ -78,22 +75,17 @@ class TenantPool:
         self.main = Tenant(None, next(iter(self.cache.pinned)), main)
 
     def path(self, name: str) -> Path:
-        """The folder of tenant `name`.
+        """The folder of tenant `name` (`shared.adapters.tenant_folder`).
 
         Raises:
             InputError: 422 for a name that is not a tenant name, 404 when no such tenant.
         """
-        if not TENANT_NAME.fullmatch(name):
-            raise InputError(
-                f"tenant {name!r} is not a valid tenant name (letters, digits, '_' and '-', "
-                "at most 64, starting with a letter or digit)",
-                422,
-            )
-        path = self.folder / name
-        if not (path / MANIFEST).is_file():
-            self.cache.remove(name)
-            raise InputError(f"tenant {name!r} not found: no adapter artifact named {name}", 404)
-        return path
+        try:
+            return tenant_folder(self.folder, name)
+        except InputError as exc:
+            if exc.status_code == 404:
+                self.cache.remove(name)
+            raise
 
     def resolve(self, name: str | None) -> Tenant:
         """Tenant `name` loaded (from its folder unless cached and unchanged), or the served
@@ -164,13 +156,7 @@ class TenantPool:
 
     def available(self) -> list[str]:
         """The tenants on disk (folders holding a manifest), by name."""
-        if not self.folder.is_dir():
-            return []
-        return sorted(
-            p.name
-            for p in self.folder.iterdir()
-            if TENANT_NAME.fullmatch(p.name) and (p / MANIFEST).is_file()
-        )
+        return tenants_on_disk(self.folder)
 
     def info(self) -> dict[str, Any]:
         """`/tenants`: on disk, loaded (least recently used first), capacity and counters."""

@@ -46,3 +46,18 @@ class ServeSettings(BaseSettings):
     upload_wait_s: float = Field(30.0, ge=0)
     docs: bool = True
     log_format: Literal["text", "json"] = "text"
+
+
+class TenantSettings(ServeSettings):
+    """`ServeSettings` of a vertical that serves many tenants' adapters on one base model.
+
+    Attributes:
+        tenants_dir: One adapter artifact folder per tenant, named by the tenant, served on the
+            artifact's base with the header `X-Tenant` (`VERTICALS_TENANTS_DIR`); the served
+            artifact must then be an adapter artifact.
+        tenant_cache_size: Most tenant adapters loaded at once, the least recently used
+            evicted first (`VERTICALS_TENANT_CACHE_SIZE`).
+    """
+
+    tenants_dir: Path | None = None
+    tenant_cache_size: int = Field(32, ge=1)
