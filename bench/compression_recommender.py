@@ -7,7 +7,8 @@ tower, seed 0) unless `--artifact` names one trained so, then `verticals compres
 (the item tower in int8, the catalogue re-embedded by it). The command measures both
 side by side on the validation split (`measure_runtimes`: p50 of one request through
 `Runtime.predict`, throughput, Recall@10 of the validation users); then both are scored by
-`verticals evaluate` on the test split (NDCG@10 and Recall@10, as the generalization row).
+`verticals evaluate` on the test split (NDCG@10 and Recall@10 of the served, ranked order, as
+the generalization row).
 
 A recommendation does not run the item tower (the user vector pools indexed embeddings), so
 no speed-up is expected there; what int8 buys is the artifact's size and the speed of embedding
@@ -31,7 +32,7 @@ from recommender import VERTICAL
 from shared.compression import compress_artifact, format_table
 from shared.registry import build_settings, load_runtime
 
-TEST_KEYS = ("ndcg_at_10", "recall_at_10")
+TEST_KEYS = ("ranked_ndcg_at_10", "ranked_recall_at_10")
 
 
 def parse_args():

@@ -43,6 +43,13 @@ from customer_service.session import (
     extract_slots,
     is_follow_up,
 )
+from customer_service.tenants import (
+    BotTenants,
+    TenantEmbedder,
+    TenantText,
+    check_servable,
+    no_tenants,
+)
 from shared.artifacts import load_json, load_weights, read_manifest
 from shared.devices import resolve_device
 from shared.encoder_int8 import is_int8_folder, load_encoder
@@ -66,6 +73,10 @@ class CustomerServiceBot:
             knobs.
         sessions: A session store; in memory with the artifact's TTL when omitted.
         kb_root: Where live KB versions are kept; the artifact folder when omitted.
+        encoder: A tenant's view of a shared encoder (`tenants.TenantEncoder`), in place of
+            the artifact's own; with it, `embedder` queues the tenant's texts in the served
+            bot's engine. With `settings.tenants_dir` (and neither of these) the bot serves
+            the tenants of that folder beside itself (`customer_service.tenants`).
     """
 
     def __init__(
@@ -74,23 +85,16 @@ class CustomerServiceBot:
         settings: CustomerServiceSettings,
         sessions: SessionStore | None = None,
         kb_root: Path | None = None,
+        encoder: Any = None,
+        embedder: Any = None,
     ) -> None:
         self.artifact_dir = Path(artifact_dir)
         self.manifest = read_manifest(self.artifact_dir, vertical="customer_service")
         bot = load_json(self.artifact_dir / "bot.json")
         self.device = str(resolve_device(settings.device))
-        encoder_dir = self.artifact_dir / "encoder"
-        int8 = is_int8_folder(encoder_dir)  # `verticals compress --method int8`: CPU only
-        self.device = "cpu" if int8 else self.device
-        if adapter.is_adapter_artifact(self.manifest):  # its base by name, hash-checked, merged
-            self.encoder = adapter.load_encoder(self.artifact_dir, self.manifest, self.device)
-        else:
-            self.encoder = load_encoder(encoder_dir, self.device).eval()
-        self.precision = (
-            "int8"
-            if int8
-            else set_precision(self.encoder, settings.customer_service_precision, self.device)
-        )
+        serves_tenants = encoder is None and settings.tenants_dir is not None
+        section = check_servable(self.artifact_dir, self.manifest) if serves_tenants else None
+        self._load_encoder(encoder, settings, merge=not serves_tenants)
         self.intents: list[str] = bot["intents"]
         self.calibration = Calibration(**bot["calibration"])
         self.slot_values: dict[str, list[str]] = bot.get("slots", {})
@@ -118,11 +122,80 @@ class CustomerServiceBot:
             bot.get("session_ttl_s", 1800), bot.get("max_sessions", 10_000)
         )
         self.locks = SessionLocks()
-        # Without a batching wait (the default) a lone message runs at once; concurrent ones
-        # batch while one runs.
-        self.engine = InferenceEngine.from_settings(
-            self.encode_batch, settings, warmup_items=["hello"]
-        )
+        self.tenants: BotTenants | None = None
+        self.engine: InferenceEngine | None = None
+        if embedder is not None:  # a tenant's bot: its texts batch in the served bot's engine
+            self.embedder = embedder
+        elif section is not None:  # the served bot, with tenants: (tenant, text) items
+            self.engine = InferenceEngine.from_settings(
+                self._encode_items, settings, warmup_items=[(None, "hello")]
+            )
+            self.embedder = TenantEmbedder(self.engine, None)
+            self.tenants = BotTenants(self, section, settings)
+        else:
+            # Without a batching wait (the default) a lone message runs at once; concurrent
+            # ones batch while one runs.
+            self.engine = InferenceEngine.from_settings(
+                self.encode_batch, settings, warmup_items=["hello"]
+            )
+            self.embedder = self.engine
+
+    def _load_encoder(self, encoder: Any, settings: CustomerServiceSettings, merge: bool) -> None:
+        """The artifact's encoder (or the tenant's view `encoder`) and its precision."""
+        if encoder is not None:
+            self.encoder, self.precision = encoder, "fp32"
+            return
+        encoder_dir = self.artifact_dir / "encoder"
+        int8 = is_int8_folder(encoder_dir)  # `verticals compress --method int8`: CPU only
+        self.device = "cpu" if int8 else self.device
+        if adapter.is_adapter_artifact(self.manifest):  # its base by name, hash-checked
+            self.encoder = adapter.load_encoder(
+                self.artifact_dir, self.manifest, self.device, merge=merge
+            )
+        else:
+            self.encoder = load_encoder(encoder_dir, self.device).eval()
+        if int8:
+            self.precision = "int8"
+        elif not merge:  # tenants' adapters load in float32 beside the served one
+            self.precision = set_precision(self.encoder, "fp32", self.device)
+        else:
+            self.precision = set_precision(
+                self.encoder, settings.customer_service_precision, self.device
+            )
+
+    def _encode_items(self, items: list[TenantText]) -> list[np.ndarray]:
+        """The engine's batch function with tenants: each (tenant, text) by its adapter."""
+        assert self.tenants is not None
+        return self.tenants.encode_items(items)
+
+    def bot_for(self, tenant: str | None) -> CustomerServiceBot:
+        """The bot that answers for `tenant` (`X-Tenant`): this one for None.
+
+        Raises:
+            InputError: 404 (no such tenant, or no tenants here), 422 (bad name), 409 (it does
+                not fit this base).
+        """
+        if tenant is None:
+            return self
+        if self.tenants is None:
+            raise no_tenants(tenant)
+        return self.tenants.bot(tenant)
+
+    def tenants_info(self) -> dict[str, Any]:
+        """`/tenants`: the tenants on disk and in memory (404 when this service has none)."""
+        if self.tenants is None:
+            raise InputError(
+                "this service serves no tenants: set VERTICALS_TENANTS_DIR to a folder of "
+                "adapter bot artifacts, one per tenant",
+                404,
+            )
+        return self.tenants.info()
+
+    def rescan_tenants(self) -> dict[str, Any]:
+        """`/tenants/rescan`: drops the tenants removed or replaced on disk."""
+        self.tenants_info()  # 404 without tenants
+        assert self.tenants is not None
+        return self.tenants.rescan()
 
     def _load_head(self) -> tuple[np.ndarray, np.ndarray] | None:
         path = self.artifact_dir / "head.safetensors"
@@ -141,14 +214,14 @@ class CustomerServiceBot:
         async with self.locks.hold_async(session_id):
             session = self.sessions.get(session_id) or Session(session_id)
             queries = self.plan(session, message)
-            return self.reply(session, queries, await self.engine.submit_many(queries))
+            return self.reply(session, queries, await self.embedder.submit_many(queries))
 
     def chat(self, session_id: str, message: str) -> dict[str, Any]:
         """`chat_async` for synchronous callers (CLI, `predict`, tests): embeds inline."""
         with self.locks.hold(session_id):
             session = self.sessions.get(session_id) or Session(session_id)
             queries = self.plan(session, message)
-            return self.reply(session, queries, self.engine.run(queries))
+            return self.reply(session, queries, self.embedder.run(queries))
 
     def plan(self, session: Session, message: str) -> list[str]:
         """Queries to embed for a message: itself, plus itself in context when it reads as a follow-up."""
@@ -266,12 +339,12 @@ class CustomerServiceBot:
     async def search_async(self, query: str, k: int = 5) -> dict[str, Any]:
         """The top-`k` answers for a query with their fused scores (the service path)."""
         text = mask_pii(query.strip())
-        return self._search(text, (await self.engine.submit_many([text]))[0], k)
+        return self._search(text, (await self.embedder.submit_many([text]))[0], k)
 
     def search(self, query: str, k: int = 5) -> dict[str, Any]:
         """`search_async` for synchronous callers."""
         text = mask_pii(query.strip())
-        return self._search(text, self.engine.run([text])[0], k)
+        return self._search(text, self.embedder.run([text])[0], k)
 
     def _search(self, query: str, vector: np.ndarray, k: int) -> dict[str, Any]:
         """The top-`k` answers by fused retrieval score, except that the answer chat would give
@@ -306,6 +379,7 @@ class CustomerServiceBot:
             "model": self.manifest["model_name"],
             "precision": self.precision,
             "adapter": _adapter_info(self.manifest),
+            "tenants": self.tenants.info() if self.tenants is not None else None,
             "metrics": self.manifest["metrics"],
             "calibration": self.calibration.as_dict(),
             "intents": len(self.intents),

@@ -10,7 +10,7 @@ from customer_service.dialogue_acts import DEFAULT_ACT_EXAMPLES, DEFAULT_REPLIES
 from shared.adapters import AdapterConfig
 from shared.config import StrictModel, TrainerConfig
 from shared.data_import import ColumnMap, LabelMap, check_column_map
-from shared.settings import ServeSettings
+from shared.settings import TenantSettings
 
 
 class CustomerServiceTrainerConfig(TrainerConfig):
@@ -157,8 +157,9 @@ class CustomerServiceConfig(StrictModel):
         return check_column_map(columns, SCHEMAS)
 
 
-class CustomerServiceSettings(ServeSettings):
-    """Deployment knobs of the running bot: the shared ones (`VERTICALS_*`) plus its own.
+class CustomerServiceSettings(TenantSettings):
+    """Deployment knobs of the running bot: the shared ones (`VERTICALS_*`), the tenants'
+    (`tenants_dir`, `tenant_cache_size`: `customer_service.tenants`) plus its own.
 
     Attributes:
         customer_service_precision: Encoder weights at inference. `auto` uses bfloat16 on a CPU that computes it

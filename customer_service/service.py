@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, Field, field_validator
 
 from shared.inputs import Text
@@ -93,21 +93,37 @@ class AddAnswersRequest(BaseModel):
     answers: list[AnswerIn] = Field(min_length=1, max_length=2000)
 
 
+async def get_bot(
+    runtime=Depends(get_runtime),
+    x_tenant: str | None = Header(
+        None,
+        description="the tenant whose bot answers (VERTICALS_TENANTS_DIR); none: the served one",
+    ),
+) -> Any:
+    """FastAPI dependency: the bot of the request's tenant (`X-Tenant`), the served one without.
+
+    A tenant that is not there is a 404 naming it; one whose adapter does not fit this base, 409.
+    """
+    if x_tenant is None:
+        return runtime
+    return await asyncio.to_thread(runtime.bot_for, x_tenant)
+
+
 def build_router() -> APIRouter:
     router = APIRouter()
 
-    @router.post("/chat", response_model=ChatResponse)
-    async def chat(req: ChatRequest, runtime=Depends(get_runtime)) -> dict[str, Any]:
+    @router.post("/chat", response_model=ChatResponse, responses=error_responses(404, 409))
+    async def chat(req: ChatRequest, runtime=Depends(get_bot)) -> dict[str, Any]:
         """Answers a message in its session (an unknown session starts a new one)."""
         return await runtime.chat_async(req.session_id, req.message)
 
-    @router.post("/search")
-    async def search(req: SearchRequest, runtime=Depends(get_runtime)) -> dict[str, Any]:
+    @router.post("/search", responses=error_responses(404, 409))
+    async def search(req: SearchRequest, runtime=Depends(get_bot)) -> dict[str, Any]:
         """The top-k knowledge-base answers for a query, with scores."""
         return await runtime.search_async(req.query, req.k)
 
     @router.get("/kb")
-    def kb_summary(runtime=Depends(get_runtime)) -> dict[str, Any]:
+    def kb_summary(runtime=Depends(get_bot)) -> dict[str, Any]:
         kb = runtime.kb_snapshot()
         return {
             "version": kb.version,
@@ -115,19 +131,32 @@ def build_router() -> APIRouter:
         }
 
     @router.post("/kb/answers", responses=error_responses(409))
-    async def add_answers(req: AddAnswersRequest, runtime=Depends(get_runtime)) -> dict[str, Any]:
+    async def add_answers(req: AddAnswersRequest, runtime=Depends(get_bot)) -> dict[str, Any]:
         """Adds answers; the index updates without retraining and is persisted atomically."""
         items = [a.model_dump() for a in req.answers]
         return await asyncio.to_thread(runtime.add_answers, items)
 
     @router.put("/kb/answers/{answer_id:id}", responses=error_responses(404))
     async def change_answer(
-        answer_id: Text, req: AnswerChange, runtime=Depends(get_runtime)
+        answer_id: Text, req: AnswerChange, runtime=Depends(get_bot)
     ) -> dict[str, Any]:
         return await asyncio.to_thread(runtime.update_answer, answer_id, req.model_dump())
 
     @router.delete("/kb/answers/{answer_id:id}", responses=error_responses(404))
-    async def remove_answer(answer_id: Text, runtime=Depends(get_runtime)) -> dict[str, Any]:
+    async def remove_answer(answer_id: Text, runtime=Depends(get_bot)) -> dict[str, Any]:
         return await asyncio.to_thread(runtime.remove_answer, answer_id)
+
+    @router.get("/tenants", responses=error_responses(404))
+    def get_tenants(runtime=Depends(get_runtime)) -> dict[str, Any]:
+        """The tenants on disk and in memory, the cache's capacity and its counters."""
+        return runtime.tenants_info()
+
+    @router.post("/tenants/rescan", responses=error_responses(404))
+    def rescan_tenants(runtime=Depends(get_runtime)) -> dict[str, Any]:
+        """Unloads the tenants removed or replaced on disk (a replaced one reloads when used).
+
+        Needed only to free memory at once: each request checks its tenant's folder anyway.
+        """
+        return runtime.rescan_tenants()
 
     return router
