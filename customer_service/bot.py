@@ -48,7 +48,6 @@ from customer_service.tenants import (
     TenantEmbedder,
     TenantText,
     check_servable,
-    no_tenants,
 )
 from shared.artifacts import load_json, load_weights, read_manifest
 from shared.devices import resolve_device
@@ -56,6 +55,7 @@ from shared.encoder_int8 import is_int8_folder, load_encoder
 from shared.engine import InferenceEngine
 from shared.errors import InputError
 from shared.models import embed_texts
+from shared.tenants import no_tenants
 
 log = logging.getLogger(__name__)
 

@@ -28,16 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shared.adapters import (
-    MIXED_BATCH_METHODS,
-    AdapterCache,
-    check_base,
-    tenant_folder,
-    tenants_on_disk,
-)
-from shared.artifacts import MANIFEST, read_manifest
-from shared.errors import ArtifactError, InputError
+from shared.adapters import MIXED_BATCH_METHODS
+from shared.errors import ArtifactError
 from shared.models import embed_features, embed_texts, tokenize
+from shared.tenants import TenantPool
 
 from . import adapter as bot_adapter
 
@@ -49,15 +43,6 @@ log = logging.getLogger(__name__)
 
 TenantText = tuple[str | None, str]
 """What the engine batches in a service with tenants: the tenant (None: the served bot), a text."""
-
-
-def no_tenants(name: str) -> InputError:
-    """The 404 of a tenant asked for where the service serves none."""
-    return InputError(
-        f"tenant {name!r} not found: this service serves no tenants (VERTICALS_TENANTS_DIR "
-        "is unset); send no X-Tenant header",
-        404,
-    )
 
 
 def check_servable(artifact: Path, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -146,9 +131,9 @@ class TenantEncoder:
         return np.concatenate(parts) if parts else np.zeros((0, self.get_embedding_dimension()))
 
 
-class BotTenants:
-    """The tenants of one bot service: looked up in `folder`, their adapters in an LRU cache on
-    the encoder of `main` (the served bot, whose own adapter is pinned).
+class BotTenants(TenantPool["CustomerServiceBot"]):
+    """The tenants of one bot service (`shared.tenants.TenantPool`): their adapters on the
+    encoder of `main` (the served bot, whose own adapter is pinned), each a whole bot.
 
     Args:
         main: The served bot (an adapter artifact's, its encoder left unmerged).
@@ -157,35 +142,21 @@ class BotTenants:
             bots are built with them).
     """
 
+    vertical = "customer_service"
+    adapter_dir = bot_adapter.ADAPTER_DIR
+    adapter_key = bot_adapter.MANIFEST_KEY
+
     def __init__(
         self, main: CustomerServiceBot, section: dict[str, Any], settings: CustomerServiceSettings
     ) -> None:
         self.main, self.settings = main, settings
-        self.folder = Path(settings.tenants_dir)
-        self.base_name, self.base_hash = section["base_model"], section["base_sha256"]
         self.encoder = main.encoder
         self.model = bot_adapter.transformer_of(self.encoder).model
-        self.cache: AdapterCache[CustomerServiceBot] = AdapterCache(
-            self.model, settings.tenant_cache_size
+        super().__init__(
+            self.model, section, Path(settings.tenants_dir), settings.tenant_cache_size
         )
-        self.main_adapter = next(iter(self.cache.pinned))
         self.max_seq_length = int(self.encoder.max_seq_length)
         self.sessions: dict[str, Any] = {}
-        self.stamps: dict[str, int] = {}
-
-    # -- lookup -----------------------------------------------------------------------------
-    def path(self, name: str) -> Path:
-        """The folder of tenant `name`; a tenant gone from disk also leaves memory.
-
-        Raises:
-            InputError: 422 for a name that is not a tenant name, 404 when no such tenant.
-        """
-        try:
-            return tenant_folder(self.folder, name)
-        except InputError as exc:
-            if exc.status_code == 404:
-                self.cache.remove(name)
-            raise
 
     def bot(self, name: str) -> CustomerServiceBot:
         """Tenant `name`'s bot, loaded from its folder unless cached and unchanged.
@@ -193,39 +164,11 @@ class BotTenants:
         Raises:
             InputError: 404 (no such tenant), 422 (bad name), 409 (its adapter does not fit).
         """
-        path = self.path(name)
-        stamp = (path / MANIFEST).stat().st_mtime_ns
-        with self.cache.lock:
-            bot = self.cache.get(name)
-            if bot is not None and self.stamps.get(name) == stamp:
-                return bot
-            try:
-                bot = self._load(name, path)
-            except (ArtifactError, KeyError, ValueError) as exc:  # or a config that fails
-                raise InputError(f"tenant {name!r} cannot be served: {exc}", 409) from None
-            self.stamps[name] = stamp
-            log.info("tenant %s loaded (%d in memory)", name, len(self.cache))
-            return bot
+        return self.get(name)
 
-    def adapter_of(self, tenant: str | None) -> str:
-        """peft's name of the adapter that embeds `tenant`'s texts, loading it if evicted."""
-        if tenant is None:
-            return self.main_adapter
-        if tenant not in self.cache:
-            self.bot(tenant)
-        return self.cache.adapter_name(tenant)
-
-    def _load(self, name: str, path: Path) -> CustomerServiceBot:
+    def load(self, name: str, path: Path, manifest: dict[str, Any]) -> CustomerServiceBot:
         from .bot import CustomerServiceBot
 
-        manifest = read_manifest(path, vertical="customer_service")
-        section = manifest.get(bot_adapter.MANIFEST_KEY)
-        if not section:
-            raise ArtifactError(
-                "it is a full model, not an adapter artifact: train it with "
-                "adapter.method=lora on this service's base"
-            )
-        check_base(self.base_hash, section["base_sha256"], section["base_model"], name)
         length = manifest["config"].get("max_seq_length")
         if length != self.max_seq_length:
             raise ArtifactError(
@@ -241,8 +184,10 @@ class BotTenants:
             embedder=TenantEmbedder(self.main.engine, name),
         )
         self.sessions[name] = bot.sessions  # conversations outlive an eviction
-        self.cache.put(name, path / bot_adapter.ADAPTER_DIR, bot)
         return bot
+
+    def forget(self, name: str) -> None:
+        self.sessions.pop(name, None)
 
     # -- the engine's batches ---------------------------------------------------------------
     def encode_items(self, items: Sequence[TenantText]) -> list[np.ndarray]:
@@ -252,7 +197,7 @@ class BotTenants:
         tenants, so that no part evicts an adapter it uses.
         """
         out: list[np.ndarray | None] = [None] * len(items)
-        for part in self._parts(items):
+        for part in self.parts([name for name, _ in items]):
             with self.cache.lock:  # no eviction while the part's adapters are in use
                 names = {t: self.adapter_of(t) for t in {items[i][0] for i in part}}
                 rows = [names[items[i][0]] for i in part]
@@ -264,46 +209,3 @@ class BotTenants:
             for i, vector in zip(part, vectors, strict=True):
                 out[i] = np.ascontiguousarray(vector, dtype=np.float32)
         return out
-
-    def _parts(self, items: Sequence[TenantText]) -> list[list[int]]:
-        """Item indices in order, cut wherever one more tenant would exceed the capacity."""
-        parts: list[list[int]] = [[]]
-        seen: set[str] = set()
-        for i, (name, _) in enumerate(items):
-            if name is not None and name not in seen:
-                if len(seen) == self.cache.capacity:
-                    parts, seen = [*parts, []], set()
-                seen.add(name)
-            parts[-1].append(i)
-        return [part for part in parts if part]
-
-    # -- management -------------------------------------------------------------------------
-    def rescan(self) -> dict[str, list[str]]:
-        """Drops the loaded tenants whose folder is gone (`removed`) or changed (`changed`:
-        reloaded on their next request); lists the tenants on disk (`available`)."""
-        removed, changed = [], []
-        for name, _ in self.cache.items():
-            manifest = self.folder / name / MANIFEST
-            if not manifest.is_file():
-                removed.append(name)
-                self.sessions.pop(name, None)
-            elif manifest.stat().st_mtime_ns != self.stamps.get(name):
-                changed.append(name)
-            else:
-                continue
-            self.cache.remove(name)
-        return {"available": tenants_on_disk(self.folder), "removed": removed, "changed": changed}
-
-    def info(self) -> dict[str, Any]:
-        """`/tenants`: on disk, loaded (least recently used first), capacity and counters."""
-        cache = self.cache
-        return {
-            "available": tenants_on_disk(self.folder),
-            "loaded": cache.keys(),
-            "capacity": cache.capacity,
-            "loads": cache.loads,
-            "evictions": cache.evictions,
-            "adapter_bytes": cache.adapter_bytes(),
-            "base_model": self.base_name,
-            "base_sha256": self.base_hash,
-        }

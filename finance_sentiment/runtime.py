@@ -16,6 +16,7 @@ from shared.artifacts import read_manifest
 from shared.devices import resolve_device
 from shared.engine import InferenceEngine
 from shared.errors import ArtifactError, InputError
+from shared.tenants import no_tenants
 
 from .config import FinanceConfig
 from .ingest import (
@@ -106,16 +107,8 @@ class FinanceRuntime:
             return self.tenants.score(items)
         named = sorted({tenant for _, tenant in items if tenant is not None})
         if named:
-            raise self._no_tenants(named[0])
+            raise no_tenants(named[0])
         return self.scorer.score([text for text, _ in items])
-
-    @staticmethod
-    def _no_tenants(name: str) -> InputError:
-        return InputError(
-            f"tenant {name!r} not found: this service serves no tenants (VERTICALS_TENANTS_DIR "
-            "is unset); send no X-Tenant header",
-            404,
-        )
 
     def _score(self, texts: list[str]) -> list[dict[str, Any]]:
         """Scores texts with the served artifact (the CLI, ingest and recovery path)."""
@@ -129,7 +122,7 @@ class FinanceRuntime:
                 adapter is not for this base).
         """
         if self.tenants is None:
-            raise self._no_tenants(name)
+            raise no_tenants(name)
         self.tenants.resolve(name)
 
     def tenants_info(self) -> dict[str, Any]:

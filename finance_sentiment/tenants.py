@@ -29,9 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from shared.adapters import AdapterCache, check_base, tenant_folder, tenants_on_disk
-from shared.artifacts import MANIFEST, load_json, read_manifest
-from shared.errors import ArtifactError, InputError
+from shared.artifacts import load_json
+from shared.tenants import TenantPool as SharedTenantPool
 
 from .config import FinanceConfig
 from .lora import ADAPTER_DIR, MANIFEST_KEY, tenant_task
@@ -47,18 +46,17 @@ TenantText = tuple[str, str | None]
 
 @dataclass(frozen=True)
 class Tenant:
-    """A loaded tenant: its scorer (own heads and labels, the shared body), its adapter's name
-    in the shared `PeftModel`, and its manifest's modification time (a change reloads it)."""
+    """A loaded tenant: its scorer (own heads and labels, the shared body) and its adapter's
+    name in the shared `PeftModel`."""
 
     name: str | None
     adapter: str
     scorer: Scorer
-    stamp: int = 0
 
 
-class TenantPool:
-    """The tenants of one service: looked up in `folder`, their adapters in an LRU cache on the
-    body of `main` (the served artifact's scorer, whose own adapter is pinned).
+class TenantPool(SharedTenantPool[Tenant]):
+    """The tenants of one service (`shared.tenants.TenantPool`): their adapters on the body of
+    `main` (the served artifact's scorer, whose own adapter is pinned), each with its heads.
 
     Args:
         main: Scorer of the served adapter artifact.
@@ -67,25 +65,14 @@ class TenantPool:
         capacity: Most tenant adapters loaded at once.
     """
 
+    vertical = "finance_sentiment"
+    adapter_dir = ADAPTER_DIR
+    adapter_key = MANIFEST_KEY
+
     def __init__(self, main: Scorer, section: dict[str, Any], folder: Path, capacity: int) -> None:
-        self.folder = Path(folder)
-        self.base_name, self.base_hash = section["base_model"], section["base_sha256"]
         self.body = main.task.backbone
-        self.cache: AdapterCache[Tenant] = AdapterCache(self.body, capacity)
-        self.main = Tenant(None, next(iter(self.cache.pinned)), main)
-
-    def path(self, name: str) -> Path:
-        """The folder of tenant `name` (`shared.adapters.tenant_folder`).
-
-        Raises:
-            InputError: 422 for a name that is not a tenant name, 404 when no such tenant.
-        """
-        try:
-            return tenant_folder(self.folder, name)
-        except InputError as exc:
-            if exc.status_code == 404:
-                self.cache.remove(name)
-            raise
+        super().__init__(self.body, section, folder, capacity)
+        self.main = Tenant(None, self.main_adapter, main)
 
     def resolve(self, name: str | None) -> Tenant:
         """Tenant `name` loaded (from its folder unless cached and unchanged), or the served
@@ -94,30 +81,9 @@ class TenantPool:
         Raises:
             InputError: 404 (no such tenant), 422 (bad name), 409 (its adapter does not fit).
         """
-        if name is None:
-            return self.main
-        path = self.path(name)
-        stamp = (path / MANIFEST).stat().st_mtime_ns
-        with self.cache.lock:
-            tenant = self.cache.get(name)
-            if tenant is not None and tenant.stamp == stamp:
-                return tenant
-            try:
-                tenant = self._load(name, path, stamp)
-            except (ArtifactError, KeyError, ValueError) as exc:  # or a config that fails
-                raise InputError(f"tenant {name!r} cannot be served: {exc}", 409) from None
-            log.info("tenant %s loaded (%d in memory)", name, len(self.cache))
-            return tenant
+        return self.main if name is None else self.get(name)
 
-    def _load(self, name: str, path: Path, stamp: int) -> Tenant:
-        manifest = read_manifest(path, vertical="finance_sentiment")
-        section = manifest.get(MANIFEST_KEY)
-        if not section:
-            raise ArtifactError(
-                "it is a full model, not an adapter artifact: train it with "
-                "adapter.method=lora on this service's base"
-            )
-        check_base(self.base_hash, section["base_sha256"], section["base_model"], name)
+    def load(self, name: str, path: Path, manifest: dict[str, Any]) -> Tenant:
         cfg = FinanceConfig.model_validate(manifest["config"])
         meta = load_json(path / "finance.json")
         task = tenant_task(self.body, path, meta).to(self.main.scorer.device)
@@ -130,47 +96,12 @@ class TenantPool:
             cfg.model,
             encoder=self._encoder(),
         )
-        tenant = Tenant(name, self.cache.adapter_name(name), scorer, stamp)
-        self.cache.put(name, path / ADAPTER_DIR, tenant)
-        return tenant
+        return Tenant(name, self.cache.adapter_name(name), scorer)
 
     def _encoder(self):
         """The zero-shot topic encoder already loaded, shared by every tenant that uses one."""
         loaded = [t.scorer.zero_shot for t in (self.main, *(t for _, t in self.cache.items()))]
         return next((z.encoder for z in loaded if z is not None), None)
-
-    def rescan(self) -> dict[str, list[str]]:
-        """Drops the loaded tenants whose folder is gone (`removed`) or changed (`changed`:
-        reloaded on their next request); lists the tenants on disk (`available`)."""
-        removed, changed = [], []
-        for name, tenant in self.cache.items():
-            manifest = self.folder / name / MANIFEST
-            if not manifest.is_file():
-                removed.append(name)
-            elif manifest.stat().st_mtime_ns != tenant.stamp:
-                changed.append(name)
-            else:
-                continue
-            self.cache.remove(name)
-        return {"available": self.available(), "removed": removed, "changed": changed}
-
-    def available(self) -> list[str]:
-        """The tenants on disk (folders holding a manifest), by name."""
-        return tenants_on_disk(self.folder)
-
-    def info(self) -> dict[str, Any]:
-        """`/tenants`: on disk, loaded (least recently used first), capacity and counters."""
-        cache = self.cache
-        return {
-            "available": self.available(),
-            "loaded": cache.keys(),
-            "capacity": cache.capacity,
-            "loads": cache.loads,
-            "evictions": cache.evictions,
-            "adapter_bytes": cache.adapter_bytes(),
-            "base_model": self.base_name,
-            "base_sha256": self.base_hash,
-        }
 
     def score(self, items: Sequence[TenantText]) -> list[dict[str, Any]]:
         """One result per (text, tenant), in order; different tenants' rows share forwards.
@@ -179,7 +110,7 @@ class TenantPool:
         tenants, so that no part evicts an adapter it uses.
         """
         results: list[dict[str, Any] | None] = [None] * len(items)
-        for part in self._parts(items):
+        for part in self.parts([name for _, name in items]):
             with self.cache.lock:  # no eviction while the part's adapters are in use
                 tenants = {name: self.resolve(name) for name in {items[i][1] for i in part}}
                 scored = score_mixed(
@@ -188,18 +119,6 @@ class TenantPool:
             for i, result in zip(part, scored, strict=True):
                 results[i] = result
         return results
-
-    def _parts(self, items: Sequence[TenantText]) -> list[list[int]]:
-        """Item indices in order, cut wherever one more tenant would exceed the capacity."""
-        parts: list[list[int]] = [[]]
-        seen: set[str] = set()
-        for i, (_, name) in enumerate(items):
-            if name is not None and name not in seen:
-                if len(seen) == self.cache.capacity:
-                    parts, seen = [*parts, []], set()
-                seen.add(name)
-            parts[-1].append(i)
-        return [part for part in parts if part]
 
 
 @dataclass

@@ -380,44 +380,6 @@ def load_heads(heads: Mapping[str, nn.Module | None], path: Path, fits: str) -> 
 
 # --- many tenants on one base ----------------------------------------------------------------
 
-TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-"""A tenant's name: its folder's name in the tenants folder and the `X-Tenant` header's value."""
-
-
-def tenant_folder(folder: str | Path, name: str) -> Path:
-    """The adapter artifact folder of tenant `name` in the tenants folder `folder`.
-
-    Raises:
-        InputError: 422 for a name that is not a tenant name, 404 when there is no such tenant.
-    """
-    from shared.artifacts import MANIFEST
-    from shared.errors import InputError
-
-    if not TENANT_NAME.fullmatch(name):
-        raise InputError(
-            f"tenant {name!r} is not a valid tenant name (letters, digits, '_' and '-', "
-            "at most 64, starting with a letter or digit)",
-            422,
-        )
-    path = Path(folder) / name
-    if not (path / MANIFEST).is_file():
-        raise InputError(f"tenant {name!r} not found: no adapter artifact named {name}", 404)
-    return path
-
-
-def tenants_on_disk(folder: str | Path) -> list[str]:
-    """The tenants in the tenants folder `folder` (folders holding a manifest), by name."""
-    from shared.artifacts import MANIFEST
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(
-        p.name
-        for p in folder.iterdir()
-        if TENANT_NAME.fullmatch(p.name) and (p / MANIFEST).is_file()
-    )
-
 
 class AdapterCache(Generic[T]):
     """Named adapters on one `PeftModel`, at most `capacity` loaded, least recently used out.
