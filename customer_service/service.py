@@ -109,20 +109,24 @@ async def get_bot(
     return await asyncio.to_thread(runtime.bot_for, x_tenant)
 
 
+TENANT_ERRORS = error_responses(404, 409)
+"""What a route of the tenant's bot (`get_bot`) can answer for its `X-Tenant`, beside its own."""
+
+
 def build_router() -> APIRouter:
     router = APIRouter()
 
-    @router.post("/chat", response_model=ChatResponse, responses=error_responses(404, 409))
+    @router.post("/chat", response_model=ChatResponse, responses=TENANT_ERRORS)
     async def chat(req: ChatRequest, runtime=Depends(get_bot)) -> dict[str, Any]:
         """Answers a message in its session (an unknown session starts a new one)."""
         return await runtime.chat_async(req.session_id, req.message)
 
-    @router.post("/search", responses=error_responses(404, 409))
+    @router.post("/search", responses=TENANT_ERRORS)
     async def search(req: SearchRequest, runtime=Depends(get_bot)) -> dict[str, Any]:
         """The top-k knowledge-base answers for a query, with scores."""
         return await runtime.search_async(req.query, req.k)
 
-    @router.get("/kb")
+    @router.get("/kb", responses=TENANT_ERRORS)
     def kb_summary(runtime=Depends(get_bot)) -> dict[str, Any]:
         kb = runtime.kb_snapshot()
         return {
@@ -130,19 +134,19 @@ def build_router() -> APIRouter:
             "answers": [{"answer_id": k, **v} for k, v in kb.answers.items()],
         }
 
-    @router.post("/kb/answers", responses=error_responses(409))
+    @router.post("/kb/answers", responses=TENANT_ERRORS)
     async def add_answers(req: AddAnswersRequest, runtime=Depends(get_bot)) -> dict[str, Any]:
         """Adds answers; the index updates without retraining and is persisted atomically."""
         items = [a.model_dump() for a in req.answers]
         return await asyncio.to_thread(runtime.add_answers, items)
 
-    @router.put("/kb/answers/{answer_id:id}", responses=error_responses(404))
+    @router.put("/kb/answers/{answer_id:id}", responses=TENANT_ERRORS)
     async def change_answer(
         answer_id: Text, req: AnswerChange, runtime=Depends(get_bot)
     ) -> dict[str, Any]:
         return await asyncio.to_thread(runtime.update_answer, answer_id, req.model_dump())
 
-    @router.delete("/kb/answers/{answer_id:id}", responses=error_responses(404))
+    @router.delete("/kb/answers/{answer_id:id}", responses=TENANT_ERRORS)
     async def remove_answer(answer_id: Text, runtime=Depends(get_bot)) -> dict[str, Any]:
         return await asyncio.to_thread(runtime.remove_answer, answer_id)
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from customer_service import SMOKE_OVERRIDES, VERTICAL
 from customer_service import adapter as cs_adapter
-from customer_service.config import CustomerServiceConfig
+from customer_service.config import CustomerServiceConfig, CustomerServiceSettings
 from shared.adapters import base_weights_hash
 from shared.artifacts import MANIFEST
 from shared.compression import compress_artifact
@@ -19,7 +19,9 @@ from shared.config import load_config
 from shared.errors import ArtifactError
 from shared.models import embed_texts, load_model
 from shared.registry import load_runtime
-from shared.settings import ServeSettings
+
+# float32 serving: these compare embeddings at 1e-5 (`auto` is bf16 on a CPU with native bf16)
+FP32 = CustomerServiceSettings(device="cpu", customer_service_precision="fp32")
 
 TEXTS = ["I lost my card", "what does the platinum card cost per year", "Überweisung? 🙂"]
 
@@ -69,7 +71,7 @@ def test_the_artifact_holds_the_adapter_and_heads_not_the_encoder(adapter_bot):
 def test_the_bot_serves_the_adapter_on_its_base_and_the_adapter_matters(adapter_bot):
     _, artifact = adapter_bot
     manifest = _manifest(artifact)
-    bot = load_runtime(VERTICAL, artifact, ServeSettings(device="cpu"))
+    bot = load_runtime(VERTICAL, artifact, FP32)
     served = embed_texts(bot.encoder, TEXTS)
     unmerged = cs_adapter.load_encoder(artifact, manifest, merge=False)
     np.testing.assert_allclose(served, embed_texts(unmerged, TEXTS), atol=1e-5)
@@ -88,10 +90,10 @@ def test_the_bot_serves_the_adapter_on_its_base_and_the_adapter_matters(adapter_
 def test_a_kb_write_survives_a_restart_of_an_adapter_bot(adapter_bot, tmp_path):
     _, trained = adapter_bot
     artifact = shutil.copytree(trained, tmp_path / "artifact")
-    bot = load_runtime(VERTICAL, artifact, ServeSettings(device="cpu"))
+    bot = load_runtime(VERTICAL, artifact, FP32)
     text = "Our branch in Leeds opens at 9 on Saturdays."
     bot.kb.add([{"answer_id": "leeds_hours", "answer": text, "intent": ""}])
-    again = load_runtime(VERTICAL, artifact, ServeSettings(device="cpu"))
+    again = load_runtime(VERTICAL, artifact, FP32)
     assert "leeds_hours" in [r["answer_id"] for r in again.search(text, k=5)["results"]]
 
 
@@ -103,7 +105,7 @@ def test_a_base_with_other_weights_is_refused_naming_both_hashes(adapter_bot, tm
     manifest["adapter"]["base_sha256"] = "0" * 64
     (artifact / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="0{64}") as info:
-        load_runtime(VERTICAL, artifact, ServeSettings(device="cpu"))
+        load_runtime(VERTICAL, artifact, FP32)
     assert expected in str(info.value)
 
 
@@ -114,8 +116,8 @@ def test_lora_merge_writes_a_plain_bot_that_answers_alike(adapter_bot, tmp_path)
     assert (out / "encoder" / "modules.json").is_file() and not (out / "adapter").exists()
     assert not _manifest(out).get("adapter")
     assert section["params"]["merge_check"]["mean_cosine"] > 0.9999
-    merged = load_runtime(VERTICAL, out, ServeSettings(device="cpu"))
-    served = load_runtime(VERTICAL, artifact, ServeSettings(device="cpu"))
+    merged = load_runtime(VERTICAL, out, FP32)
+    served = load_runtime(VERTICAL, artifact, FP32)
     np.testing.assert_allclose(
         embed_texts(merged.encoder, TEXTS), embed_texts(served.encoder, TEXTS), atol=1e-5
     )
@@ -132,7 +134,7 @@ def test_int8_of_an_adapter_bot_merges_it_first(adapter_bot, tmp_path):
     section = compress_artifact(VERTICAL, artifact, out, "int8", data, measure=False)
     assert is_int8_folder(out / "encoder") and not (out / "adapter").exists()
     assert section["params"]["kb_embedding_agreement"]["mean_cosine"] > 0.95
-    bot = load_runtime(VERTICAL, out, ServeSettings(device="cpu"))
+    bot = load_runtime(VERTICAL, out, FP32)
     assert bot.info()["precision"] == "int8"
 
 

@@ -16,6 +16,9 @@ from shared.models import embed_texts
 from shared.registry import load_runtime
 from shared.serving import create_app
 
+# float32 serving: these compare embeddings at 1e-5 (`auto` is bf16 on a CPU with native bf16)
+FP32 = CustomerServiceSettings(device="cpu", customer_service_precision="fp32")
+
 URL = "/v1/customer_service"
 TEXTS = ["I lost my card", "how much is the yearly fee", "Überweisung 🙂"]
 
@@ -48,7 +51,12 @@ def tenants(trained, tmp_path):
 
 
 def _settings(folder, capacity: int = 8) -> CustomerServiceSettings:
-    return CustomerServiceSettings(device="cpu", tenants_dir=folder, tenant_cache_size=capacity)
+    return CustomerServiceSettings(
+        device="cpu",
+        tenants_dir=folder,
+        tenant_cache_size=capacity,
+        customer_service_precision="fp32",
+    )
 
 
 def test_each_tenant_embeds_as_its_own_bot_alone_even_in_one_mixed_batch(trained, tenants):
@@ -56,7 +64,7 @@ def test_each_tenant_embeds_as_its_own_bot_alone_even_in_one_mixed_batch(trained
     served = load_runtime(VERTICAL, main, _settings(tenants))
     items = [(t, text) for text in TEXTS for t in (None, "acme", "globex")]
     mixed = np.stack(served.tenants.encode_items(items))
-    settings = CustomerServiceSettings(device="cpu")
+    settings = FP32
     alone = {None: load_runtime(VERTICAL, main, settings)}
     alone.update({name: load_runtime(VERTICAL, path, settings) for name, path in bots.items()})
     for row, (tenant, text) in zip(mixed, items, strict=True):
@@ -145,7 +153,7 @@ def test_a_full_model_tenant_is_a_409_and_a_full_served_artifact_is_refused(
 
 def test_without_tenants_an_x_tenant_is_a_404_naming_it(trained):
     _, main, _ = trained
-    with TestClient(create_app(VERTICAL, main, CustomerServiceSettings(device="cpu"))) as client:
+    with TestClient(create_app(VERTICAL, main, FP32)) as client:
         reply = client.post(
             f"{URL}/chat", json={"session_id": "s", "message": "hi"}, headers={"X-Tenant": "acme"}
         )
