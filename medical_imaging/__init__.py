@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medical_imaging.config import MedicalImagingConfig
+from medical_imaging.config import MedicalImagingConfig, MedicalImagingSettings
 from medical_imaging.schemas import MANIFEST_SCHEMA, PREDICT_SCHEMA
 from shared.registry import Compressor, Vertical
-from shared.settings import ServeSettings
 
 if TYPE_CHECKING:
     from shared.reports import EvaluationReport
@@ -38,7 +37,7 @@ def train(cfg: MedicalImagingConfig, data_path: Path, out_dir: Path) -> Path:
     return _train(cfg, data_path, out_dir)
 
 
-def load(artifact_dir: Path, settings: ServeSettings):
+def load(artifact_dir: Path, settings: MedicalImagingSettings):
     from medical_imaging.runtime import MedicalImagingRuntime
 
     return MedicalImagingRuntime(artifact_dir, settings)
@@ -108,6 +107,7 @@ VERTICAL = Vertical(
     name="medical_imaging",
     summary="Calibrated, explainable image classifier (X-ray, ultrasound, dermoscopy) with a sensitivity threshold.",
     config_cls=MedicalImagingConfig,
+    settings_cls=MedicalImagingSettings,
     train=train,
     load=load,
     build_router=build_router,

@@ -10,6 +10,7 @@ from medical_imaging.schemas import MANIFEST_SCHEMA
 from shared.adapters import AdapterConfig
 from shared.config import StrictModel, TrainerConfig
 from shared.data_import import ColumnMap, LabelMap, check_column_map
+from shared.settings import TenantSettings
 
 
 class AugmentConfig(StrictModel):
@@ -168,3 +169,9 @@ class MedicalImagingConfig(StrictModel):
                 f"{ {str(i): n for i, n in enumerate(self.class_names)} })"
             )
         return self
+
+
+class MedicalImagingSettings(TenantSettings):
+    """`ServeSettings` plus the tenants (`TenantSettings`): with `VERTICALS_TENANTS_DIR`, the
+    served adapter artifact's base also serves each tenant's adapter artifact in that folder,
+    picked per request by `X-Tenant` (see `medical_imaging.tenants`)."""

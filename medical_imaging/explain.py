@@ -79,8 +79,10 @@ def gradcam(
         torch.enable_grad(),
         HiResCAM(model=view, target_layers=[layer]) as cam,
     ):
+        # the input takes a gradient, so the hooked activations do even where every weight is
+        # frozen (an adapter's base, a tenant's shared backbone)
         heatmap = cam(
-            input_tensor=pixels[None].float().clone().to(device),
+            input_tensor=pixels[None].float().clone().to(device).requires_grad_(True),
             targets=[ClassifierOutputTarget(int(class_index))],
         )
     task.zero_grad(set_to_none=True)  # the backward pass filled parameter gradients: drop them

@@ -1,4 +1,5 @@
-"""HTTP routes: multipart upload -> calibrated prediction (`/predict`) or Grad-CAM PNG (`/explain`).
+"""HTTP routes: multipart upload -> calibrated prediction (`/predict`) or Grad-CAM PNG (`/explain`),
+by the served classifier or, with `X-Tenant`, a tenant's (`/tenants` lists them).
 
 Uploads are decoded in memory and dropped; they are written to disk only when the deployment
 sets `VERTICALS_KEEP_UPLOADS=true` and `VERTICALS_DATA_DIR`.
@@ -8,14 +9,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, UploadFile
+from fastapi import APIRouter, Depends, File, Header, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from shared.serving import UPLOAD_RESPONSES, get_runtime, upload_slot
+from shared.serving import UPLOAD_RESPONSES, error_responses, get_runtime, upload_slot
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,14 @@ async def _read(file: UploadFile) -> tuple[bytes, str]:
     return data, Path(file.filename or "upload").name
 
 
+TENANT_HEADER = Header(
+    None,
+    description="the tenant whose classifier answers (VERTICALS_TENANTS_DIR); none: the served one",
+)
+ROUTE_ERRORS = {**UPLOAD_RESPONSES, **error_responses(404, 409)}
+"""An upload route's errors, and the 404/409 of a tenant that is missing or does not fit."""
+
+
 def build_router() -> APIRouter:
     """The `/v1/medical_imaging/` routes."""
     router = APIRouter()
@@ -52,34 +61,54 @@ def build_router() -> APIRouter:
         "/predict",
         response_model=PredictResponse,
         dependencies=[Depends(upload_slot)],
-        responses=UPLOAD_RESPONSES,
+        responses=ROUTE_ERRORS,
     )
     async def predict(
         file: UploadFile = File(..., description="PNG, JPEG or DICOM image"),
         runtime=Depends(get_runtime),
+        x_tenant: str | None = TENANT_HEADER,
     ):
-        """Label, calibrated probabilities, the operating threshold and a low-confidence flag."""
-        return await runtime.predict_upload(*await _read(file))
+        """Label, calibrated probabilities, the operating threshold and a low-confidence flag.
+
+        With `X-Tenant`, the tenant's classifier (its adapter on the shared base, its head and
+        calibration) answers: 404 for a tenant that is not there, 409 for one that does not fit.
+        """
+        return await runtime.predict_upload(*await _read(file), x_tenant)
 
     @router.post(
         "/explain",
         response_class=Response,
         responses={
             200: {"content": {"image/png": {}}, "description": "Grad-CAM overlay"},
-            **UPLOAD_RESPONSES,
+            **ROUTE_ERRORS,
         },
         dependencies=[Depends(upload_slot)],
     )
     async def explain(
         file: UploadFile = File(..., description="PNG, JPEG or DICOM image"),
         runtime=Depends(get_runtime),
+        x_tenant: str | None = TENANT_HEADER,
     ):
-        """Grad-CAM overlay PNG of the predicted label; the prediction is in `X-Prediction-*` headers."""
-        png, result = await runtime.explain_upload(*await _read(file))
+        """Grad-CAM overlay PNG of the predicted label (the tenant's with `X-Tenant`); the
+        prediction is in `X-Prediction-*` headers."""
+        png, result = await runtime.explain_upload(*await _read(file), x_tenant)
         headers = {
             "X-Prediction-Label": quote(result["label"]),
             "X-Prediction-Low-Confidence": str(result["low_confidence"]).lower(),
         }
         return Response(content=png, media_type="image/png", headers=headers)
+
+    @router.get("/tenants", responses=error_responses(404))
+    def get_tenants(runtime=Depends(get_runtime)) -> dict[str, Any]:
+        """The tenants on disk and in memory, the cache's capacity and its counters."""
+        return runtime.tenants_info()
+
+    @router.post("/tenants/rescan", responses=error_responses(404))
+    def rescan_tenants(runtime=Depends(get_runtime)) -> dict[str, Any]:
+        """Unloads the tenants removed or replaced on disk (a replaced one reloads when used).
+
+        Needed only to free memory at once: each request checks its tenant's folder anyway.
+        """
+        return runtime.rescan_tenants()
 
     return router

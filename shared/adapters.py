@@ -438,7 +438,7 @@ class AdapterCache(Generic[T]):
             evicted = []
             while len(self._entries) > self.capacity:
                 old, _ = self._entries.popitem(last=False)
-                self.model.delete_adapter(self.adapter_name(old))
+                self._delete(self.adapter_name(old))
                 self.evictions += 1
                 evicted.append(old)
             if evicted:
@@ -450,8 +450,15 @@ class AdapterCache(Generic[T]):
         with self.lock:
             if self._entries.pop(key, None) is None:
                 return False
-            self.model.delete_adapter(self.adapter_name(key))
+            self._delete(self.adapter_name(key))
             return True
+
+    def _delete(self, name: str) -> None:
+        """Deletes adapter `name` from the model; if it was the active one (a vertical that
+        switches adapters, such as imaging's), a pinned adapter becomes active first."""
+        if self.pinned and getattr(self.model, "active_adapter", None) == name:
+            self.model.set_adapter(sorted(self.pinned)[0], inference_mode=True)
+        self.model.delete_adapter(name)
 
     def __contains__(self, key: object) -> bool:
         return key in self._entries
