@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from customer_service.dialogue_acts import DEFAULT_ACT_EXAMPLES, DEFAULT_REPLIES
-from shared.adapters import AdapterConfig
+from shared.adapters import AdapterConfig, lora_recipe
 from shared.config import StrictModel, TrainerConfig
 from shared.data_import import ColumnMap, LabelMap, check_column_map
 from shared.settings import TenantSettings
@@ -82,7 +82,8 @@ class CustomerServiceConfig(StrictModel):
             encoder as loaded with a logistic-regression intent head; `finetune` tunes both;
             `auto` scores both on validation, or by `recipe_folds`-fold CV on the training pairs
             when validation is small (and training has at most 3,000 pairs), and records the
-            choice and the scores in the manifest under `recipe`.
+            choice and the scores in the manifest under `recipe`. `lora` is `finetune`
+            through a LoRA adapter (`adapter`, default r=8).
         recipe_folds: k of `auto`'s cross-validation.
         max_seq_length: Tokens kept per text; support questions are short.
         mnrl_scale: Inverse temperature of the in-batch-negatives loss.
@@ -139,6 +140,11 @@ class CustomerServiceConfig(StrictModel):
     adapter: AdapterConfig | None = None
     """Fine-tune through a peft adapter ({method: lora, r: 8, alpha: 16, dropout: 0.1,
     target_modules: all-linear}), or None: the whole encoder."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_lora(cls, data: Any) -> Any:
+        return lora_recipe(data)  # recipe=lora: finetune through a LoRA adapter
 
     @model_validator(mode="after")
     def _adapter_trains_by_finetune(self) -> CustomerServiceConfig:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, field_validator, model_validator
 
-from shared.adapters import AdapterConfig
+from shared.adapters import AdapterConfig, lora_recipe
 from shared.config import StrictModel, TrainerConfig
 from shared.data_import import ColumnMap, LabelMap, check_column_map
 from shared.recipes import FewShotConfig, Recipe
@@ -127,7 +129,8 @@ class FinanceConfig(StrictModel):
     """
 
     recipe: Recipe = "auto"
-    """auto (chosen by the data), frozen (body kept, logistic heads), fewshot, or finetune."""
+    """auto (chosen by the data), frozen (body kept, logistic heads), fewshot, or finetune;
+    `lora` is finetune through a LoRA adapter (`adapter`, default r=8)."""
     recipe_folds: int = Field(5, ge=2)
     """k of the stratified k-fold CV that `auto` uses when validation is small."""
     fewshot: FewShotConfig = FewShotConfig()
@@ -135,6 +138,11 @@ class FinanceConfig(StrictModel):
     adapter: AdapterConfig | None = None
     """Fine-tune through a LoRA adapter ({method: lora, r: 8, alpha: 16, dropout: 0.1,
     target_modules: null}); null: the whole body trains."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_lora(cls, data: Any) -> Any:
+        return lora_recipe(data)  # recipe=lora: finetune through a LoRA adapter
 
     model: str = "minilm"
     """Pretrained body: minilm (packaged, offline), a hub id, or a local transformers folder."""

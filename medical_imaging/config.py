@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from medical_imaging.schemas import MANIFEST_SCHEMA
-from shared.adapters import AdapterConfig
+from shared.adapters import AdapterConfig, lora_recipe
 from shared.config import StrictModel, TrainerConfig
 from shared.data_import import ColumnMap, LabelMap, check_column_map
 from shared.settings import TenantSettings
@@ -66,6 +66,7 @@ class MedicalImagingConfig(StrictModel):
         recipe: `frozen` (a linear probe on the pretrained backbone), `finetune`, or `auto`:
             both scored by validation AUC, or by `recipe_folds`-fold CV on the training images
             when validation is small (see `medical_imaging.recipes`); the choice is recorded.
+            `lora` is `finetune` through a LoRA adapter (`adapter`, default r=8).
         image_size: Side of the square model input; images are resized to it. `auto`: the
             median short side of the images rounded up to 32, within [64, 224].
         in_chans: 1 folds the pretrained RGB stem for grayscale input; 3 repeats gray to RGB.
@@ -123,6 +124,11 @@ class MedicalImagingConfig(StrictModel):
     """Fine-tune through a peft adapter ({method: lora, r: 8, alpha: 16, dropout: 0.1,
     target_modules: null}: the ungrouped convolutions and Linear layers, with the norm layers
     trained whole inside the adapter), or None: the whole backbone."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_lora(cls, data: Any) -> Any:
+        return lora_recipe(data)  # recipe=lora: finetune through a LoRA adapter
 
     @field_validator("positive_label", mode="before")
     @classmethod

@@ -92,6 +92,23 @@ class AdapterConfig(StrictModel):
         return value
 
 
+def lora_recipe(data: Any) -> Any:
+    """A vertical config's raw values with `recipe: lora` read as what it means: `recipe:
+    finetune` through the adapter given (`adapter: {...}`), or a default LoRA one. For a
+    config's `model_validator(mode="before")`; the artifact records `finetune` and the adapter.
+
+    Raises:
+        ValueError: `recipe: lora` beside an adapter of another method.
+    """
+    if not isinstance(data, dict) or data.get("recipe") != "lora":
+        return data
+    adapter = data.get("adapter") or {"method": "lora"}
+    method = adapter.get("method", "lora") if isinstance(adapter, dict) else adapter.method
+    if method != "lora":
+        raise ValueError(f"recipe=lora asks for a LoRA adapter, but adapter.method is {method!r}")
+    return {**data, "recipe": "finetune", "adapter": adapter}
+
+
 def lora_config(
     cfg: AdapterConfig,
     default_targets: list[str] | None = None,

@@ -19,8 +19,11 @@ from fastapi.testclient import TestClient
 from safetensors.torch import load_file, save_file
 
 import finance_sentiment as fs
+from customer_service.config import CustomerServiceConfig
+from finance_sentiment.config import FinanceConfig
 from finance_sentiment.settings import FinanceSettings
 from finance_sentiment.tenants import score_mixed
+from medical_imaging.config import MedicalImagingConfig
 from shared.adapters import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
@@ -36,7 +39,7 @@ from shared.adapters import (
 )
 from shared.compression import compress_artifact
 from shared.config import load_config
-from shared.errors import ArtifactError
+from shared.errors import ArtifactError, VerticalsError
 from shared.models import load_model
 from shared.registry import build_settings, load_runtime
 from shared.serving import create_app
@@ -114,6 +117,20 @@ def test_all_linear_is_refused_for_ia3_and_other_strings_are_refused():
         AdapterConfig(method="ia3", target_modules="all-linear")
     with pytest.raises(ValueError, match="all-linear"):
         AdapterConfig(target_modules="everything")
+
+
+@pytest.mark.parametrize(
+    "config_cls",
+    [FinanceConfig, CustomerServiceConfig, MedicalImagingConfig],
+    ids=lambda c: c.__name__,
+)
+def test_recipe_lora_is_finetune_through_a_lora_adapter(config_cls):
+    cfg = load_config(config_cls, overrides=["recipe=lora"])
+    assert cfg.recipe == "finetune" and cfg.adapter == AdapterConfig()
+    ranked = load_config(config_cls, overrides=["recipe=lora", "adapter.r=4"])
+    assert ranked.recipe == "finetune" and ranked.adapter.r == 4
+    with pytest.raises(VerticalsError, match="recipe=lora asks for a LoRA adapter"):
+        load_config(config_cls, overrides=["recipe=lora", "adapter.method=ia3"])
 
 
 def test_the_weights_hash_is_stable_and_changes_with_any_value():
