@@ -181,22 +181,6 @@ class CustomerServiceBot:
             raise no_tenants(tenant)
         return self.tenants.bot(tenant)
 
-    def tenants_info(self) -> dict[str, Any]:
-        """`/tenants`: the tenants on disk and in memory (404 when this service has none)."""
-        if self.tenants is None:
-            raise InputError(
-                "this service serves no tenants: set VERTICALS_TENANTS_DIR to a folder of "
-                "adapter bot artifacts, one per tenant",
-                404,
-            )
-        return self.tenants.info()
-
-    def rescan_tenants(self) -> dict[str, Any]:
-        """`/tenants/rescan`: drops the tenants removed or replaced on disk."""
-        self.tenants_info()  # 404 without tenants
-        assert self.tenants is not None
-        return self.tenants.rescan()
-
     def _load_head(self) -> tuple[np.ndarray, np.ndarray] | None:
         path = self.artifact_dir / "head.safetensors"
         if not path.exists():

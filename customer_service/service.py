@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, Field, field_validator
 
 from shared.inputs import Text
-from shared.serving import error_responses, get_runtime
+from shared.serving import add_tenant_routes, error_responses, get_runtime
 
 MAX_MESSAGE_CHARS = 2000
 
@@ -150,17 +150,5 @@ def build_router() -> APIRouter:
     async def remove_answer(answer_id: Text, runtime=Depends(get_bot)) -> dict[str, Any]:
         return await asyncio.to_thread(runtime.remove_answer, answer_id)
 
-    @router.get("/tenants", responses=error_responses(404))
-    def get_tenants(runtime=Depends(get_runtime)) -> dict[str, Any]:
-        """The tenants on disk and in memory, the cache's capacity and its counters."""
-        return runtime.tenants_info()
-
-    @router.post("/tenants/rescan", responses=error_responses(404))
-    def rescan_tenants(runtime=Depends(get_runtime)) -> dict[str, Any]:
-        """Unloads the tenants removed or replaced on disk (a replaced one reloads when used).
-
-        Needed only to free memory at once: each request checks its tenant's folder anyway.
-        """
-        return runtime.rescan_tenants()
-
+    add_tenant_routes(router)
     return router

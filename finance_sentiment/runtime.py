@@ -125,17 +125,6 @@ class FinanceRuntime:
             raise no_tenants(name)
         self.tenants.resolve(name)
 
-    def tenants_info(self) -> dict[str, Any]:
-        """`/tenants`: the tenants on disk and in memory (404 when this service has none)."""
-        if self.tenants is None:
-            raise InputError("this service serves no tenants (VERTICALS_TENANTS_DIR is unset)", 404)
-        return self.tenants.info()
-
-    def rescan_tenants(self) -> dict[str, Any]:
-        """`/tenants/rescan`: drops loaded tenants removed or changed on disk."""
-        self.tenants_info()
-        return self.tenants.rescan()
-
     @property
     def store(self) -> Store:
         """The monitor's store, crash-recovered (see `recover`) before its first use."""

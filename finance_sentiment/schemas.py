@@ -140,24 +140,3 @@ class CatalogResponse(BaseModel):
     items: int
     topics: list[KeyCount]
     entities: list[EntityCount]
-
-
-class TenantsResponse(BaseModel):
-    """The tenants of a service with `VERTICALS_TENANTS_DIR`: on disk and loaded."""
-
-    available: list[str] = Field(description="tenant folders in the tenants directory")
-    loaded: list[str] = Field(description="tenants whose adapter is in memory, least recent first")
-    capacity: int = Field(description="most tenant adapters in memory at once")
-    loads: int = Field(description="adapters loaded since the start (first use, after eviction)")
-    evictions: int = Field(description="adapters evicted since the start")
-    adapter_bytes: int = Field(description="bytes of the adapters in memory, the served one too")
-    base_model: str
-    base_sha256: str = Field(description="sha256 of the base weights every tenant must match")
-
-
-class RescanResponse(BaseModel):
-    """What a rescan of the tenants directory found."""
-
-    available: list[str]
-    removed: list[str] = Field(description="loaded tenants whose folder is gone: unloaded")
-    changed: list[str] = Field(description="loaded tenants replaced on disk: reloaded when used")

@@ -17,6 +17,7 @@ from shared.inputs import Text, Timestamp
 from shared.serving import (
     PUBLIC_ROUTE,
     UPLOAD_RESPONSES,
+    add_tenant_routes,
     error_responses,
     get_runtime,
     upload_slot,
@@ -33,10 +34,8 @@ from .schemas import (
     IngestRequest,
     IngestResponse,
     ItemsResponse,
-    RescanResponse,
     ScoreRequest,
     ScoreResponse,
-    TenantsResponse,
     TrendsResponse,
 )
 
@@ -67,19 +66,6 @@ def build_router() -> APIRouter:
         for a tenant that is not there, 409 for one whose adapter is not for this base.
         """
         return await runtime.score_async(req.texts, x_tenant)
-
-    @router.get("/tenants", response_model=TenantsResponse, responses=error_responses(404))
-    def get_tenants(runtime: FinanceRuntime = Depends(get_runtime)) -> dict:
-        """The tenants on disk and in memory, the cache's capacity and its counters."""
-        return runtime.tenants_info()
-
-    @router.post("/tenants/rescan", response_model=RescanResponse, responses=error_responses(404))
-    def rescan_tenants(runtime: FinanceRuntime = Depends(get_runtime)) -> dict:
-        """Unloads the tenants removed or replaced on disk (a replaced one reloads when used).
-
-        Needed only to free memory at once: each request checks its tenant's folder anyway.
-        """
-        return runtime.rescan_tenants()
 
     @router.post("/ingest", response_model=IngestResponse)
     async def ingest(req: IngestRequest, runtime: FinanceRuntime = Depends(get_runtime)) -> dict:
@@ -179,4 +165,5 @@ def build_router() -> APIRouter:
         parse_window(window)
         return render_page(window, refresh)
 
+    add_tenant_routes(router)
     return router

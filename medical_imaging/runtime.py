@@ -217,17 +217,6 @@ class MedicalImagingRuntime:
             self.tenants.activate(served)
             yield served
 
-    def tenants_info(self) -> dict[str, Any]:
-        """`/tenants`: the tenants on disk and in memory (404 when this service has none)."""
-        if self.tenants is None:
-            raise InputError("this service serves no tenants (VERTICALS_TENANTS_DIR is unset)", 404)
-        return self.tenants.info()
-
-    def rescan_tenants(self) -> dict[str, Any]:
-        """`/tenants/rescan`: drops loaded tenants removed or changed on disk."""
-        self.tenants_info()
-        return self.tenants.rescan()
-
     def info(self) -> dict[str, Any]:
         """`/v1/info`: the labels, how one is chosen (`decision_rule`), the positive class, the
         class each class-dependent metric is about (`metric_classes`), and the calibration."""

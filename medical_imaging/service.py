@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Header, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from shared.serving import UPLOAD_RESPONSES, error_responses, get_runtime, upload_slot
+from shared.serving import (
+    UPLOAD_RESPONSES,
+    add_tenant_routes,
+    error_responses,
+    get_runtime,
+    upload_slot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,17 +104,5 @@ def build_router() -> APIRouter:
         }
         return Response(content=png, media_type="image/png", headers=headers)
 
-    @router.get("/tenants", responses=error_responses(404))
-    def get_tenants(runtime=Depends(get_runtime)) -> dict[str, Any]:
-        """The tenants on disk and in memory, the cache's capacity and its counters."""
-        return runtime.tenants_info()
-
-    @router.post("/tenants/rescan", responses=error_responses(404))
-    def rescan_tenants(runtime=Depends(get_runtime)) -> dict[str, Any]:
-        """Unloads the tenants removed or replaced on disk (a replaced one reloads when used).
-
-        Needed only to free memory at once: each request checks its tenant's folder anyway.
-        """
-        return runtime.rescan_tenants()
-
+    add_tenant_routes(router)
     return router

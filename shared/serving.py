@@ -25,7 +25,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -89,6 +89,25 @@ def get_runtime(request: Request) -> Any:
         reason = getattr(request.app.state, "load_error", None) or "model is still loading"
         raise HTTPException(status_code=503, detail=f"model not ready: {reason}")
     return runtime
+
+
+def add_tenant_routes(router: APIRouter) -> None:
+    """`GET /tenants` and `POST /tenants/rescan` on a vertical's router, for a runtime whose
+    `tenants` is its `shared.tenants.TenantPool` (None where it serves no tenants: a 404)."""
+    from shared.tenants import RescanResponse, TenantsResponse, served_pool
+
+    @router.get("/tenants", response_model=TenantsResponse, responses=error_responses(404))
+    def get_tenants(runtime=Depends(get_runtime)) -> dict[str, Any]:
+        """The tenants on disk and in memory, the cache's capacity and its counters."""
+        return served_pool(runtime.tenants).info()
+
+    @router.post("/tenants/rescan", response_model=RescanResponse, responses=error_responses(404))
+    def rescan_tenants(runtime=Depends(get_runtime)) -> dict[str, Any]:
+        """Unloads the tenants removed or replaced on disk (a replaced one reloads when used).
+
+        Needed only to free memory at once: each request checks its tenant's folder anyway.
+        """
+        return served_pool(runtime.tenants).rescan()
 
 
 async def upload_slot(request: Request):

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
+from pydantic import BaseModel, Field
+
 from shared.adapters import AdapterCache, check_base
 from shared.artifacts import MANIFEST, read_manifest
 from shared.errors import ArtifactError, InputError
@@ -75,6 +77,42 @@ def no_tenants(name: str) -> InputError:
         "is unset); send no X-Tenant header",
         404,
     )
+
+
+def served_pool(pool: TenantPool | None) -> TenantPool:
+    """`pool`, the tenants of a service; a 404 where the service serves none.
+
+    Raises:
+        InputError: 404 when `pool` is None (`VERTICALS_TENANTS_DIR` unset).
+    """
+    if pool is None:
+        raise InputError(
+            "this service serves no tenants: set VERTICALS_TENANTS_DIR to a folder of adapter "
+            "artifacts, one per tenant",
+            404,
+        )
+    return pool
+
+
+class TenantsResponse(BaseModel):
+    """`GET /tenants` of a service with `VERTICALS_TENANTS_DIR`: on disk and loaded."""
+
+    available: list[str] = Field(description="tenant folders in the tenants directory")
+    loaded: list[str] = Field(description="tenants whose adapter is in memory, least recent first")
+    capacity: int = Field(description="most tenant adapters in memory at once")
+    loads: int = Field(description="adapters loaded since the start (first use, after eviction)")
+    evictions: int = Field(description="adapters evicted since the start")
+    adapter_bytes: int = Field(description="bytes of the adapters in memory, the served one too")
+    base_model: str
+    base_sha256: str = Field(description="sha256 of the base weights every tenant must match")
+
+
+class RescanResponse(BaseModel):
+    """`POST /tenants/rescan`: what a rescan of the tenants directory found."""
+
+    available: list[str]
+    removed: list[str] = Field(description="loaded tenants whose folder is gone: unloaded")
+    changed: list[str] = Field(description="loaded tenants replaced on disk: reloaded when used")
 
 
 class TenantPool(Generic[T]):
