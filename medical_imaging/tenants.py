@@ -162,10 +162,9 @@ class TenantPool(SharedTenantPool[Classifier]):
     def activate(self, served: Classifier) -> None:
         """Makes `served`'s adapter the one the shared backbone runs (hold `cache.lock`)."""
         if self.model.active_adapter != served.adapter:
-            self.model.set_adapter(served.adapter)
-        # peft's `set_adapter` marks the adapter trainable; serving wants the norms' running
-        # statistics frozen (eval) whatever it did
-        self.model.eval()
+            # frozen (`inference_mode`): nothing here trains, and Grad-CAM's gradient comes
+            # through its input; the model stays in eval mode (the cache loads adapters so)
+            self.model.set_adapter(served.adapter, inference_mode=True)
 
     def logits(self, names: list[str | None], run) -> list[Any]:
         """`run(classifier, indices)` for each tenant's rows of `names` (None: the served

@@ -112,6 +112,8 @@ def test_a_tenant_leaves_the_base_and_the_served_adapter_untouched(trained, tena
     for name in ("acme", "globex", "acme"):  # loads, evictions, reloads
         served._batch([(pixels, name)])
     assert served.tenants.cache.evictions >= 2
+    # switching adapters kept the shared model in eval mode: no request moves its norms' stats
+    assert not any(m.training for m in served.tenants.model.modules())
     after = served._batch([(pixels, None)])[0]["probabilities"]
     np.testing.assert_allclose(list(after.values()), list(before.values()), atol=1e-6)
 
